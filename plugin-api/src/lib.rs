@@ -295,18 +295,13 @@ impl<P: Plugin> Monitor for Guarded<P> {
 
 /// The text of a panic payload.
 pub fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(panic payload is not text)".to_string()
-    }
+    panic_message_of(payload.as_ref())
 }
 
 /// Used by [`export_plugin!`]: builds the monitor, containing panics.
 #[doc(hidden)]
 pub fn new_monitor_guarded<P: Plugin>(options: RStr<'_>) -> RResult<MonitorBox, RString> {
+    quiet_panics::<P>();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let options = Options::from_json(options.as_str())?;
         P::new(&options)
@@ -325,6 +320,32 @@ pub fn new_monitor_guarded<P: Plugin>(options: RStr<'_>) -> RResult<MonitorBox, 
     }
 }
 
+/// Replaces this library's panic hook (each plugin carries its own std) with one that
+/// prints a single line: the host reports the panic as an error value anyway.
+fn quiet_panics<P: Plugin>() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let msg = panic_message_of(info.payload());
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            eprintln!("hbc plugin {}: panicked{at}: {msg}", P::NAME);
+        }));
+    });
+}
+
+fn panic_message_of(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(panic payload is not text)".to_string()
+    }
+}
+
 /// Used by [`export_plugin!`]: the plugin's metadata.
 #[doc(hidden)]
 pub fn info_of<P: Plugin>(version: &str) -> PluginInfo {
@@ -336,27 +357,49 @@ pub fn info_of<P: Plugin>(version: &str) -> PluginInfo {
     }
 }
 
+/// The symbol abi_stable looks up in a plugin library; checked against abi_stable's own
+/// constant by a test, because `export_plugin!` needs it as a literal.
+#[doc(hidden)]
+pub const ROOT_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
+
 /// Exports a [`Plugin`] type as this library's root module:
 /// `hbc_plugin_api::export_plugin!(MyPlugin);`
+///
+/// This is what abi_stable's `#[export_root_module]` expands to, written with `$crate`
+/// paths so that a plugin needs no dependency but this crate.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
-        #[$crate::abi_stable::export_root_module]
-        pub fn hbc_plugin_root_module() -> $crate::PluginMod_Ref {
-            use $crate::abi_stable::prefix_type::PrefixTypeTrait;
-            extern "C" fn info() -> $crate::PluginInfo {
-                $crate::info_of::<$plugin>(env!("CARGO_PKG_VERSION"))
+        #[doc(hidden)]
+        #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
+        pub static HBC_PLUGIN_ROOT_MODULE: $crate::abi_stable::library::LibHeader = {
+            fn root_module() -> $crate::PluginMod_Ref {
+                use $crate::abi_stable::prefix_type::PrefixTypeTrait;
+                extern "C" fn info() -> $crate::PluginInfo {
+                    $crate::info_of::<$plugin>(env!("CARGO_PKG_VERSION"))
+                }
+                extern "C" fn new_monitor(
+                    options: $crate::abi_stable::std_types::RStr<'_>,
+                ) -> $crate::abi_stable::std_types::RResult<
+                    $crate::MonitorBox,
+                    $crate::abi_stable::std_types::RString,
+                > {
+                    $crate::new_monitor_guarded::<$plugin>(options)
+                }
+                $crate::PluginMod { info, new_monitor }.leak_into_prefix()
             }
-            extern "C" fn new_monitor(
-                options: $crate::abi_stable::std_types::RStr<'_>,
-            ) -> $crate::abi_stable::std_types::RResult<
-                $crate::MonitorBox,
-                $crate::abi_stable::std_types::RString,
-            > {
-                $crate::new_monitor_guarded::<$plugin>(options)
+            extern "C" fn erased() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(root_module)
             }
-            $crate::PluginMod { info, new_monitor }.leak_into_prefix()
-        }
+            // SAFETY: this is the expansion of abi_stable's `#[export_root_module]` for a
+            // function returning `PluginMod_Ref`, with the layout check enabled.
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginMod_Ref>(
+                    erased,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
     };
 }
 
@@ -386,6 +429,11 @@ mod tests {
             RResult::RErr(e) => assert_eq!(e.as_str(), "plugin boom panicked: kaboom"),
             RResult::ROk(_) => panic!("expected an error"),
         }
+    }
+
+    #[test]
+    fn root_symbol_matches_abi_stable() {
+        assert_eq!(ROOT_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
     }
 
     #[test]

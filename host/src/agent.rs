@@ -1,0 +1,198 @@
+//! The heartbeat loop: every interval, read what each plugin last delivered, apply
+//! thresholds, encode and send one heartbeat to every server.
+//!
+//! The loop never waits for a plugin: a plugin that is still busy past its timeout, or
+//! whose last collect failed, contributes its last readings marked UNKNOWN (stale) and a
+//! `hbc.plugin.<name>` reading that says why.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime};
+
+use hb_proto::{Heartbeat, Level as WireLevel, Reading, Value};
+use hbc_plugin_api::Level;
+
+use crate::config::Config;
+use crate::plugins::{PluginSet, Running};
+use crate::sample::{wire_level, wire_value};
+use crate::send::{Sender, Target};
+use crate::thresholds::Thresholds;
+
+/// Unix milliseconds now.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn status_reading(name: &str, status: &str, message: String) -> Reading {
+    Reading {
+        key: format!("hbc.plugin.{name}"),
+        value: Value::Text(status.to_string()),
+        unit: String::new(),
+        level: WireLevel::Unknown,
+        message,
+        threshold: String::new(),
+    }
+}
+
+/// The readings one plugin contributes to this heartbeat.
+pub fn plugin_readings(name: &str, r: &mut Running, thresholds: &Thresholds, now: Instant) -> Vec<Reading> {
+    let st = r.handle.state().clone();
+    let timeout = r.handle.timeout;
+    let interval = r.handle.interval;
+    let problem = if let Some(since) = st.busy_since.filter(|s| now.duration_since(*s) > timeout) {
+        Some((
+            "timeout",
+            format!(
+                "plugin {name} has not answered for {:.1} s (timeout {:?})",
+                now.duration_since(since).as_secs_f64(),
+                timeout
+            ),
+        ))
+    } else if let Some((_, e)) = &st.last_error {
+        Some(("failed", format!("plugin {name}: {e}")))
+    } else {
+        match &st.last_ok {
+            Some((at, _)) if now.duration_since(*at) > interval * 3 + timeout => Some((
+                "stale",
+                format!(
+                    "plugin {name} delivered nothing for {:.0} s",
+                    now.duration_since(*at).as_secs_f64()
+                ),
+            )),
+            _ => None,
+        }
+    };
+
+    if let Some((status, message)) = problem {
+        let mut out: Vec<Reading> = r
+            .evaluated
+            .iter()
+            .map(|x| Reading {
+                level: WireLevel::Unknown,
+                message: format!("stale: {message}"),
+                ..x.clone()
+            })
+            .collect();
+        out.push(status_reading(name, status, message));
+        return out;
+    }
+
+    // Evaluate thresholds once per new result, so `samples` counts collections.
+    if st.runs != r.evaluated_run {
+        if let Some((_, samples)) = &st.last_ok {
+            r.evaluated = samples
+                .iter()
+                .map(|s| {
+                    let e = r.tracker.evaluate(thresholds, &s.to_reading());
+                    Reading {
+                        key: s.key.clone(),
+                        value: wire_value(&s.value),
+                        unit: s.unit.clone(),
+                        level: wire_level(e.level),
+                        message: match e.message {
+                            Some(m) if s.message.is_empty() => m,
+                            _ => s.message.clone(),
+                        },
+                        threshold: e.threshold,
+                    }
+                })
+                .collect();
+            r.tracker.end_cycle();
+        }
+        r.evaluated_run = st.runs;
+    }
+    r.evaluated.clone()
+}
+
+fn to_api_level(l: WireLevel) -> Level {
+    match l {
+        WireLevel::Ok => Level::Ok,
+        WireLevel::Warning => Level::Warning,
+        WireLevel::Critical => Level::Critical,
+        WireLevel::Unknown => Level::Unknown,
+    }
+}
+
+/// Gathers every plugin's readings into one heartbeat.
+pub fn build(
+    plugins: &mut PluginSet,
+    thresholds: &Thresholds,
+    host: &str,
+    instance: u64,
+    seq: u64,
+    interval: Duration,
+) -> Heartbeat {
+    let now = Instant::now();
+    let mut readings = Vec::new();
+    for (name, r) in plugins.running.iter_mut() {
+        readings.extend(plugin_readings(name, r, thresholds, now));
+    }
+    let level = crate::thresholds::overall(readings.iter().map(|r| to_api_level(r.level)));
+    Heartbeat {
+        host: host.to_string(),
+        instance,
+        seq,
+        sent_ms: unix_ms(),
+        interval_ms: interval.as_millis().min(u128::from(u32::MAX)) as u32,
+        level: wire_level(level),
+        readings,
+    }
+}
+
+/// Why the loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    Signal,
+    Disconnected,
+}
+
+/// Runs until a message arrives on `stop`.
+pub fn run(
+    config: &Config,
+    plugins: &mut PluginSet,
+    targets: &mut [Target],
+    host: &str,
+    stop: &Receiver<()>,
+) -> Result<Exit, String> {
+    let thresholds = Thresholds::compile(&config.thresholds, config.samples)
+        .map_err(|e| format!("thresholds: {e}"))?;
+    let secret = config.secret.as_ref().map(|s| s.as_bytes().to_vec());
+    let instance = unix_ms();
+    let mut sender = Sender::default();
+    let mut seq = 0u64;
+    // First heartbeat as soon as every plugin has answered once (bounded), then on a
+    // fixed schedule that does not drift with the time spent building heartbeats.
+    plugins.wait_first_results(config.plugin_timeout.min(config.interval));
+    let mut next = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now < next {
+            match stop.recv_timeout(next - now) {
+                Ok(()) => return Ok(Exit::Signal),
+                Err(RecvTimeoutError::Disconnected) => return Ok(Exit::Disconnected),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        seq += 1;
+        let hb = build(plugins, &thresholds, host, instance, seq, config.interval);
+        match hb_proto::encode(&hb, secret.as_deref(), config.max_datagram) {
+            Ok(datagrams) => {
+                for t in targets.iter_mut() {
+                    sender.send(t, &datagrams);
+                }
+                tracing::debug!(seq, readings = hb.readings.len(), datagrams = datagrams.len(), level = hb.level.as_str(), "heartbeat sent");
+            }
+            Err(e) => tracing::error!("cannot encode heartbeat {seq}: {e}"),
+        }
+        next += config.interval;
+        let after = Instant::now();
+        while next <= after {
+            next += config.interval;
+        }
+        if after.duration_since(plugins.last_scan) >= config.plugin_rescan {
+            plugins.scan(config, true);
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! Finding plugin libraries and loading them safely.
+//!
+//! Only this module opens shared libraries. Every candidate is first copied into a
+//! private folder of this hbc process (so an ops team overwriting the original in place
+//! cannot crash hbc, and a changed file can be loaded again as new code), structurally
+//! checked (a truncated library would kill the process inside `dlopen`), optionally
+//! test-loaded in a child process, and only then opened with abi_stable's layout check.
+//! Libraries are never unloaded (abi_stable leaks them by design).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use hbc_plugin_api::{PluginInfo, PluginMod_Ref};
+use serde::{Deserialize, Serialize};
+
+use crate::elf::check_elf;
+
+/// Metadata of a loaded plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Info {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub api_version: String,
+}
+
+impl From<PluginInfo> for Info {
+    fn from(i: PluginInfo) -> Info {
+        Info {
+            name: i.name.into(),
+            version: i.version.into(),
+            description: i.description.into(),
+            api_version: i.api_version.into(),
+        }
+    }
+}
+
+/// A plugin file found in a plugin folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub path: PathBuf,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+/// Why a plugin file was not loaded: a sentence, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: String,
+    pub remedy: &'static str,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.reason, self.remedy)
+    }
+}
+
+fn reject(reason: impl Into<String>, remedy: &'static str) -> Rejection {
+    Rejection {
+        reason: reason.into(),
+        remedy,
+    }
+}
+
+const REBUILD: &str = "rebuild the plugin against this hbc's hbc-plugin-api and redeploy it";
+const REPLACE: &str = "copy the complete library again (use `install`, not a partial copy)";
+const REMOVE: &str = "remove the file from the plugin folder if it is not an hbc plugin";
+
+/// True for file names a plugin may have.
+pub fn is_library_name(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("so" | "dll" | "dylib")
+    )
+}
+
+/// The folders to search, in order, without duplicates.
+pub fn plugin_dirs(config_dirs: &[PathBuf], env: Option<&str>, cli: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut push = |p: PathBuf| {
+        if !p.as_os_str().is_empty() && !out.contains(&p) {
+            out.push(p);
+        }
+    };
+    push(PathBuf::from(crate::config::SYSTEM_PLUGIN_DIR));
+    for d in config_dirs {
+        push(d.clone());
+    }
+    if let Some(env) = env {
+        for d in std::env::split_paths(env) {
+            push(d);
+        }
+    }
+    for d in cli {
+        push(d.clone());
+    }
+    out
+}
+
+/// Lists the library files in `dirs`, sorted within each folder. A folder that does not
+/// exist is skipped; other folder errors come back for logging.
+pub fn discover(dirs: &[PathBuf]) -> (Vec<Candidate>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for dir in dirs {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                errors.push(format!("cannot read plugin folder {}: {e}", dir.display()));
+                continue;
+            }
+        };
+        let mut here: Vec<Candidate> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| is_library_name(p))
+            .filter_map(|path| {
+                let md = std::fs::metadata(&path).ok()?;
+                md.is_file().then(|| Candidate {
+                    size: md.len(),
+                    modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    path,
+                })
+            })
+            .collect();
+        here.sort_by(|a, b| a.path.cmp(&b.path));
+        found.extend(here);
+    }
+    (found, errors)
+}
+
+/// A folder only this process uses, holding the copies of the libraries it loaded.
+/// Removed when dropped (the mappings stay valid after the files are unlinked).
+#[derive(Debug)]
+pub struct PrivateDir {
+    path: PathBuf,
+    counter: AtomicU64,
+}
+
+impl PrivateDir {
+    pub fn create() -> std::io::Result<PrivateDir> {
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = base.join(format!("hbc-{}-{nanos:x}", std::process::id()));
+        let mut b = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(&path)?;
+        Ok(PrivateDir {
+            path,
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Copies `src` in under a name never used before in this process.
+    fn copy_in(&self, src: &Path) -> std::io::Result<(PathBuf, Vec<u8>)> {
+        let bytes = std::fs::read(src)?;
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let name = src.file_name().map(|s| s.to_string_lossy().into_owned());
+        let dst = self
+            .path
+            .join(format!("{n}-{}", name.unwrap_or_else(|| "plugin.so".into())));
+        std::fs::write(&dst, &bytes)?;
+        Ok((dst, bytes))
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A library that passed every check and is open in this process.
+#[derive(Clone, Copy)]
+pub struct Library {
+    pub module: PluginMod_Ref,
+}
+
+impl Library {
+    pub fn info(&self) -> Info {
+        Info::from((self.module.info())())
+    }
+}
+
+/// Checks `path` without opening it: readable, a complete shared library for this machine.
+pub fn preflight(bytes: &[u8]) -> Result<(), Rejection> {
+    check_elf(bytes).map_err(|e| match e {
+        crate::elf::ElfError::Truncated { .. } => reject(e.to_string(), REPLACE),
+        crate::elf::ElfError::Empty => reject(e.to_string(), REPLACE),
+        _ => reject(e.to_string(), REMOVE),
+    })
+}
+
+/// Opens a library that passed [`preflight`] and checks its root module.
+pub fn open(copy: &Path) -> Result<Library, Rejection> {
+    let header = lib_header_from_path(copy).map_err(explain)?;
+    let module = header
+        .init_root_module::<PluginMod_Ref>()
+        .map_err(explain)?;
+    Ok(Library { module })
+}
+
+/// Copies, checks and opens `path` in this process.
+pub fn load(path: &Path, private: &PrivateDir, probe: bool) -> Result<(Library, PathBuf), Rejection> {
+    let (copy, bytes) = private
+        .copy_in(path)
+        .map_err(|e| reject(format!("cannot read the file: {e}"), "check its permissions"))?;
+    let outcome = preflight(&bytes)
+        .and_then(|()| if probe { probe_in_child(&copy).map(|_| ()) } else { Ok(()) })
+        .and_then(|()| open(&copy));
+    if outcome.is_err() {
+        let _ = std::fs::remove_file(&copy);
+    }
+    outcome.map(|lib| (lib, copy))
+}
+
+/// Test-loads a library in a child `hbc plugin-worker --probe` process and returns its
+/// metadata; a crash there is reported instead of taking this process down.
+pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
+    let exe = std::env::current_exe()
+        .map_err(|e| reject(format!("cannot find hbc's own executable to probe with: {e}"), "set plugin_probe: false"))?;
+    let mut child = Command::new(exe)
+        .arg("plugin-worker")
+        .arg("--probe")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| reject(format!("cannot start a probe process: {e}"), "check that hbc can fork"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(reject(
+                    "the library did not finish loading within 10 s in a probe process",
+                    "check what its initialisation code waits for",
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => return Err(reject(format!("cannot wait for the probe process: {e}"), "retry")),
+        }
+    };
+    let output = child
+        .wait_with_output()
+        .map_err(|e| reject(format!("cannot read the probe's answer: {e}"), "retry"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match serde_json::from_str::<ProbeAnswer>(stdout.trim()) {
+        Ok(ProbeAnswer::Ok(info)) => Ok(info),
+        Ok(ProbeAnswer::Rejected { reason, remedy }) => Err(Rejection {
+            reason,
+            remedy: static_remedy(&remedy),
+        }),
+        Err(_) => Err(reject(
+            format!("loading the library crashed a probe process ({})", describe_status(&status)),
+            "the library is broken or not built for this system; rebuild it",
+        )),
+    }
+}
+
+/// What `hbc plugin-worker --probe` prints.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ProbeAnswer {
+    Ok(Info),
+    Rejected { reason: String, remedy: String },
+}
+
+fn static_remedy(s: &str) -> &'static str {
+    [REBUILD, REPLACE, REMOVE]
+        .into_iter()
+        .find(|r| *r == s)
+        .unwrap_or(REBUILD)
+}
+
+/// "exit code 3" or "killed by signal 11 (SIGSEGV)".
+pub fn describe_status(status: &std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            let name = match sig {
+                6 => " (SIGABRT)",
+                7 => " (SIGBUS)",
+                9 => " (SIGKILL)",
+                11 => " (SIGSEGV)",
+                15 => " (SIGTERM)",
+                _ => "",
+            };
+            return format!("killed by signal {sig}{name}");
+        }
+    }
+    match status.code() {
+        Some(c) => format!("exit code {c}"),
+        None => "ended".to_string(),
+    }
+}
+
+/// Turns abi_stable's errors into one sentence (its layout errors run to 1000 lines).
+fn explain(e: LibraryError) -> Rejection {
+    match e {
+        LibraryError::OpenError { err, .. } => reject(
+            format!("the dynamic loader refused it: {}", clean(&err.to_string())),
+            "check that its dependencies are installed (ldd) and it is built for this system",
+        ),
+        LibraryError::GetSymbolError { .. } => reject(
+            "it is a shared library but not an hbc plugin (no hbc root module; plugins export one with hbc_plugin_api::export_plugin!)",
+            REMOVE,
+        ),
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => reject(
+            format!(
+                "it was built against plugin API {actual_version}, which this hbc (API {expected_version}) cannot load"
+            ),
+            REBUILD,
+        ),
+        LibraryError::ParseVersionError(v) => {
+            reject(format!("its plugin API version is unreadable: {v}"), REBUILD)
+        }
+        LibraryError::AbiInstability(err) => {
+            let text = err.to_string();
+            let tail: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("Error:") || l.contains("too many fields"))
+                .take(2)
+                .collect();
+            reject(
+                format!(
+                    "its plugin interface layout does not match this hbc's ({})",
+                    if tail.is_empty() { "layout differs".to_string() } else { clean(&tail.join(" ")) }
+                ),
+                REBUILD,
+            )
+        }
+        LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => reject(
+            "it was built with an incompatible abi_stable or Rust ABI",
+            REBUILD,
+        ),
+        LibraryError::RootModule { err, .. } => reject(
+            format!("its root module failed to initialise: {}", clean(&err.to_string())),
+            REBUILD,
+        ),
+        LibraryError::Many(list) => match list.into_iter().next() {
+            Some(first) => explain(first),
+            None => reject("abi_stable reported an empty error list", REBUILD),
+        },
+    }
+}
+
+/// Removes NUL bytes and collapses whitespace in loader messages.
+fn clean(s: &str) -> String {
+    s.replace('\0', "")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Names already taken, for duplicate detection.
+pub type NameSet = HashSet<String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidate_names() {
+        assert!(is_library_name(Path::new("/x/libhbc_cpu.so")));
+        assert!(is_library_name(Path::new("a.dylib")));
+        assert!(is_library_name(Path::new("a.dll")));
+        assert!(!is_library_name(Path::new("a.so.1")));
+        assert!(!is_library_name(Path::new("readme.txt")));
+    }
+
+    #[test]
+    fn dirs_are_ordered_and_unique() {
+        let d = plugin_dirs(
+            &[PathBuf::from("/a"), PathBuf::from("/b")],
+            Some("/b:/c"),
+            &[PathBuf::from("/d"), PathBuf::from("/a")],
+        );
+        let want: Vec<PathBuf> = ["/usr/lib/hbc/plugins", "/a", "/b", "/c", "/d"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(d, want);
+    }
+
+    #[test]
+    fn private_dir_is_removed() {
+        let p = PrivateDir::create().expect("create");
+        let path = p.path().to_path_buf();
+        assert!(path.is_dir());
+        drop(p);
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,190 @@
+//! `hbc`: parses arguments and calls into the library.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use hbc::cli::{Cli, Command};
+use hbc::config::{parse_duration, Config, Source};
+use hbc::plugins::PluginSet;
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HBC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let (mut config, source, warnings) = Config::load(cli.common.config.as_deref())?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    match source {
+        Source::File(p) => tracing::debug!("config from {}", p.display()),
+        Source::Embedded => tracing::debug!("no config file; built-in defaults"),
+    }
+    if let Some(i) = &cli.interval {
+        config.interval = parse_duration(i).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
+        if config.interval < Duration::from_millis(100) {
+            bail!("--interval: use at least 100ms");
+        }
+    }
+    Ok(config)
+}
+
+fn host_name(config: &Config) -> Result<String> {
+    if let Some(h) = &config.hostname {
+        return Ok(h.clone());
+    }
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .context("cannot read this machine's host name; set `hostname` in the config")?;
+    let name = raw.trim().to_string();
+    if !hb_proto::valid_host_name(&name) {
+        bail!("this machine's host name {name:?} is not a valid DNS name; set `hostname` in the config");
+    }
+    Ok(name)
+}
+
+fn plugin_set(cli: &Cli, config: &Config) -> Result<PluginSet> {
+    let env = std::env::var("HBC_PLUGIN_PATH").ok();
+    let dirs = hbc::loader::plugin_dirs(&config.plugin_dirs, env.as_deref(), &cli.common.plugin_dirs);
+    PluginSet::new(dirs).context("cannot create hbc's private plugin folder")
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Some(Command::PluginWorker { probe, file }) => {
+            return Ok(ExitCode::from(hbc::isolate::worker_main(file, *probe) as u8));
+        }
+        Some(Command::CheckPlugin { file }) => {
+            return match hbc::loader::probe_in_child(file) {
+                Ok(info) => {
+                    println!(
+                        "{}: OK: plugin {} {} ({}), built against plugin API {}",
+                        file.display(),
+                        info.name,
+                        info.version,
+                        info.description,
+                        info.api_version
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(r) => {
+                    println!("{}: REJECTED: {}; {}", file.display(), r.reason, r.remedy);
+                    Ok(ExitCode::from(1))
+                }
+            };
+        }
+        _ => {}
+    }
+    let config = load_config(&cli)?;
+    match &cli.command {
+        Some(Command::CheckConfig) => {
+            println!("config OK");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Plugins { json }) => {
+            let mut set = plugin_set(&cli, &config)?;
+            set.dry_run = true;
+            set.scan(&config, false);
+            let entries = set.entries();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                print!("{}", hbc::table::plugins(&entries));
+                println!("searched: {}", set.dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+
+    let host = host_name(&config)?;
+    let mut set = plugin_set(&cli, &config)?;
+    let started = std::time::Instant::now();
+    set.scan(&config, false);
+    tracing::info!(
+        plugins = set.running.len(),
+        "plugins loaded in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+
+    if cli.once {
+        let thresholds = hbc::thresholds::Thresholds::compile(&config.thresholds, config.samples)
+            .map_err(|e| anyhow::anyhow!("thresholds: {e}"))?;
+        let wait = set
+            .running
+            .values()
+            .map(|r| r.handle.timeout)
+            .max()
+            .unwrap_or(Duration::ZERO);
+        set.wait_first_results(wait + Duration::from_millis(100));
+        let hb = hbc::agent::build(&mut set, &thresholds, &host, hbc::agent::unix_ms(), 1, config.interval);
+        if cli.json {
+            println!("{}", serde_json::to_string_pretty(&hbc::table::json(&hb))?);
+        } else {
+            print!("{}", hbc::table::readings(&hb));
+        }
+        set.stop_all();
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let mut specs = config.servers.clone();
+    specs.extend(cli.servers.iter().cloned());
+    if specs.is_empty() {
+        bail!("no server to send to: name one on the command line (hbc HOST[:PORT]) or set `servers` in the config; `hbc --once` collects without sending");
+    }
+    let mut targets = specs
+        .iter()
+        .map(|s| hbc::send::Target::new(s, config.hb_port, config.interval))
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|e| anyhow::anyhow!(e))?;
+
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                let _ = tx.try_send(());
+            }
+        })
+        .context("cannot start the signal thread")?;
+
+    tracing::info!(host = %host, servers = %specs.join(", "), interval = ?config.interval, "hbc started");
+    let exit = hbc::agent::run(&config, &mut set, &mut targets, &host, &rx).map_err(|e| anyhow::anyhow!(e))?;
+    tracing::info!(?exit, "hbc stopping");
+    set.stop_all();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Some(Command::PluginWorker { .. })) {
+        init_logging(cli.common.verbose);
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hbc: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The set of plugins this hbc runs: discovery, loading, hot pick-up and removal.
+//!
+//! A scan compares the plugin folders with what is running. A new file is loaded once it
+//! has looked the same on two scans in a row (so a half-copied file is never opened); a
+//! changed file is loaded again from a fresh private copy and replaces the running
+//! version (the old code stays mapped, as libraries are never unloaded); a removed file
+//! stops its plugin. Each rejected file is logged once, until it changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use hbc_plugin_api::abi_stable::std_types::RResult;
+use hbc_plugin_api::PluginMod_Ref;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::isolate::Isolated;
+use crate::loader::{self, Candidate, Info, PrivateDir, Rejection};
+use crate::runner::{self, Collect, Handle, InProcess};
+use crate::sample::Sample;
+use crate::thresholds::LevelTracker;
+
+/// A plugin that is loaded and scheduled.
+pub struct Running {
+    pub info: Info,
+    pub file: PathBuf,
+    pub isolate: bool,
+    pub handle: Arc<Handle>,
+    thread: std::thread::Thread,
+    size: u64,
+    modified: SystemTime,
+    /// Threshold state of this plugin's readings, and the run it last evaluated.
+    pub tracker: LevelTracker,
+    pub evaluated_run: u64,
+    pub evaluated: Vec<hb_proto::Reading>,
+}
+
+impl Running {
+    fn stop(&self) {
+        self.handle.stop();
+        self.thread.unpark();
+    }
+}
+
+/// One line of `hbc plugins`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub file: PathBuf,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub status: String,
+}
+
+/// Builds the monitor on the plugin's own thread at its first collect, so a plugin whose
+/// constructor hangs blocks only itself.
+struct Lazy {
+    module: PluginMod_Ref,
+    options: String,
+    monitor: Option<InProcess>,
+}
+
+impl Collect for Lazy {
+    fn collect(&mut self) -> Result<Vec<Sample>, String> {
+        if self.monitor.is_none() {
+            match (self.module.new_monitor())(self.options.as_str().into()) {
+                RResult::ROk(m) => self.monitor = Some(InProcess(m)),
+                RResult::RErr(e) => return Err(format!("plugin could not start: {e}")),
+            }
+        }
+        match self.monitor.as_mut() {
+            Some(m) => m.collect(),
+            None => Err("plugin is not started".into()),
+        }
+    }
+}
+
+/// All plugins of this process.
+pub struct PluginSet {
+    private: PrivateDir,
+    dirs: Vec<PathBuf>,
+    pub running: BTreeMap<String, Running>,
+    rejected: HashMap<PathBuf, (u64, SystemTime, Entry)>,
+    disabled: HashMap<PathBuf, Entry>,
+    pending: HashMap<PathBuf, (u64, SystemTime)>,
+    /// Libraries loaded that can never be unloaded (replaced versions included).
+    pub libraries_loaded: usize,
+    pub last_scan: Instant,
+    /// Check and list plugins without running them (`hbc plugins`).
+    pub dry_run: bool,
+}
+
+impl PluginSet {
+    pub fn new(dirs: Vec<PathBuf>) -> std::io::Result<PluginSet> {
+        Ok(PluginSet {
+            private: PrivateDir::create()?,
+            dirs,
+            running: BTreeMap::new(),
+            rejected: HashMap::new(),
+            disabled: HashMap::new(),
+            pending: HashMap::new(),
+            libraries_loaded: 0,
+            last_scan: Instant::now(),
+            dry_run: false,
+        })
+    }
+
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// Compares the folders with what runs. `settle`: load new files only once they were
+    /// seen unchanged by the previous scan (false for the first scan at start-up).
+    pub fn scan(&mut self, config: &Config, settle: bool) {
+        self.last_scan = Instant::now();
+        let (found, errors) = loader::discover(&self.dirs);
+        for e in errors {
+            tracing::warn!("{e}");
+        }
+        // Removed files stop their plugins.
+        let present: Vec<&Path> = found.iter().map(|c| c.path.as_path()).collect();
+        let gone: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(_, r)| !present.contains(&r.file.as_path()))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in gone {
+            if let Some(r) = self.running.remove(&name) {
+                tracing::info!(plugin = %name, file = %r.file.display(), "plugin file removed; plugin stopped");
+                r.stop();
+            }
+        }
+        self.rejected.retain(|p, _| present.contains(&p.as_path()));
+        self.disabled.retain(|p, _| present.contains(&p.as_path()));
+
+        for cand in found {
+            let stamp = (cand.size, cand.modified);
+            let current = self.running.values().find(|r| r.file == cand.path);
+            if let Some(r) = current {
+                if (r.size, r.modified) == stamp {
+                    continue;
+                }
+            }
+            if let Some((s, m, _)) = self.rejected.get(&cand.path) {
+                if (*s, *m) == stamp {
+                    continue;
+                }
+            }
+            if current.is_none() && self.disabled.contains_key(&cand.path) {
+                continue;
+            }
+            if settle && self.pending.get(&cand.path) != Some(&stamp) {
+                self.pending.insert(cand.path.clone(), stamp);
+                continue;
+            }
+            self.pending.remove(&cand.path);
+            self.load_one(config, &cand);
+        }
+    }
+
+    fn reject(&mut self, cand: &Candidate, name: Option<String>, why: Rejection) {
+        tracing::warn!(
+            file = %cand.path.display(),
+            "plugin file skipped: {}; {}",
+            why.reason,
+            why.remedy
+        );
+        let entry = Entry {
+            file: cand.path.clone(),
+            name,
+            version: None,
+            status: format!("rejected: {}", why.reason),
+        };
+        self.rejected.insert(cand.path.clone(), (cand.size, cand.modified, entry));
+    }
+
+    fn load_one(&mut self, config: &Config, cand: &Candidate) {
+        let (lib, copy) = match loader::load(&cand.path, &self.private, config.plugin_probe) {
+            Ok(x) => x,
+            Err(why) => return self.reject(cand, None, why),
+        };
+        self.libraries_loaded += 1;
+        let info = lib.info();
+        let replacing = self
+            .running
+            .get(&info.name)
+            .map(|r| r.file == cand.path)
+            .unwrap_or(false);
+        if let Some(other) = self.running.get(&info.name) {
+            if !replacing {
+                let why = Rejection {
+                    reason: format!(
+                        "it is another plugin named {:?}, already loaded from {}",
+                        info.name,
+                        other.file.display()
+                    ),
+                    remedy: "remove one of the two files (plugin names must be unique)",
+                };
+                return self.reject(cand, Some(info.name), why);
+            }
+        }
+        let pc = config.plugin(&info.name);
+        if !pc.enabled {
+            tracing::info!(plugin = %info.name, file = %cand.path.display(), "plugin is disabled in the config");
+            self.disabled.insert(
+                cand.path.clone(),
+                Entry {
+                    file: cand.path.clone(),
+                    name: Some(info.name),
+                    version: Some(info.version),
+                    status: "disabled".into(),
+                },
+            );
+            return;
+        }
+        if self.dry_run {
+            self.disabled.insert(
+                cand.path.clone(),
+                Entry {
+                    file: cand.path.clone(),
+                    name: Some(info.name),
+                    version: Some(info.version),
+                    status: "ok".into(),
+                },
+            );
+            return;
+        }
+        let interval = pc.interval.unwrap_or(config.interval);
+        let timeout = pc.timeout.unwrap_or(config.plugin_timeout);
+        let collector: Box<dyn Collect> = if pc.isolate {
+            Box::new(Isolated::new(&info.name, &copy, &pc.options, timeout))
+        } else {
+            Box::new(Lazy {
+                module: lib.module,
+                options: pc.options.to_string(),
+                monitor: None,
+            })
+        };
+        let (handle, thread) = match runner::spawn(&info.name, collector, interval, timeout) {
+            Ok(x) => x,
+            Err(e) => {
+                let why = Rejection {
+                    reason: format!("cannot start a thread for it: {e}"),
+                    remedy: "check the process limits of hbc's user",
+                };
+                return self.reject(cand, Some(info.name), why);
+            }
+        };
+        tracing::info!(
+            plugin = %info.name,
+            version = %info.version,
+            api = %info.api_version,
+            file = %cand.path.display(),
+            isolate = pc.isolate,
+            "{} plugin",
+            if replacing { "reloaded changed" } else { "loaded" }
+        );
+        let running = Running {
+            info: info.clone(),
+            file: cand.path.clone(),
+            isolate: pc.isolate,
+            handle,
+            thread: thread.thread().clone(),
+            size: cand.size,
+            modified: cand.modified,
+            tracker: LevelTracker::new(),
+            evaluated_run: 0,
+            evaluated: Vec::new(),
+        };
+        if let Some(old) = self.running.insert(info.name, running) {
+            old.stop();
+        }
+    }
+
+    /// Waits until every plugin has finished its first collect or its timeout passed.
+    pub fn wait_first_results(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let all = self.running.values().all(|r| r.handle.state().runs > 0);
+            if all {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Everything found, for `hbc plugins`.
+    pub fn entries(&self) -> Vec<Entry> {
+        let mut v: Vec<Entry> = self
+            .running
+            .values()
+            .map(|r| Entry {
+                file: r.file.clone(),
+                name: Some(r.info.name.clone()),
+                version: Some(r.info.version.clone()),
+                status: if r.isolate { "loaded (isolated)".into() } else { "loaded".into() },
+            })
+            .collect();
+        v.extend(self.disabled.values().cloned());
+        v.extend(self.rejected.values().map(|(_, _, e)| e.clone()));
+        v.sort_by(|a, b| a.file.cmp(&b.file));
+        v
+    }
+
+    pub fn stop_all(&mut self) {
+        for r in self.running.values() {
+            r.stop();
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Sending heartbeat datagrams to every configured server.
+//!
+//! Each server name is resolved on its own thread, again every interval, so a slow or
+//! failing DNS lookup for one server never delays sending to the others; sending uses
+//! the last address that resolved. Failures are logged when they start and when they
+//! end, not every cycle, and counted.
+
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Splits `host`, `host:port`, `[v6]:port` or a bare IPv6 address.
+pub fn parse_target(spec: &str, default_port: u16) -> Result<(String, u16), String> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Err("empty server name".into());
+    }
+    if let Some(rest) = spec.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("server {spec:?}: missing ']'"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("server {spec:?}: bad port {p:?}"))?,
+            None if after.is_empty() => default_port,
+            None => return Err(format!("server {spec:?}: unexpected text after ']'")),
+        };
+        return Ok((host.to_string(), port));
+    }
+    match spec.rsplit_once(':') {
+        // More than one colon and no brackets: a bare IPv6 address.
+        Some((host, _)) if host.contains(':') => Ok((spec.to_string(), default_port)),
+        Some((host, port)) => {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| format!("server {spec:?}: bad port {port:?}"))?;
+            if port == 0 {
+                return Err(format!("server {spec:?}: port 0"));
+            }
+            Ok((host.to_string(), port))
+        }
+        None => Ok((spec.to_string(), default_port)),
+    }
+}
+
+/// Delivery statistics of one server.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub sent: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+}
+
+/// One server heartbeats go to.
+pub struct Target {
+    pub spec: String,
+    addr: Arc<Mutex<Option<SocketAddr>>>,
+    pub stats: Stats,
+}
+
+impl Target {
+    /// Starts resolving `spec` every `every` on a background thread.
+    pub fn new(spec: &str, default_port: u16, every: Duration) -> Result<Target, String> {
+        let (host, port) = parse_target(spec, default_port)?;
+        let addr = Arc::new(Mutex::new(None));
+        let slot = addr.clone();
+        let name = spec.to_string();
+        std::thread::Builder::new()
+            .name("resolve".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let mut failing = false;
+                loop {
+                    match (host.as_str(), port).to_socket_addrs() {
+                        Ok(mut addrs) => {
+                            let first = addrs.next();
+                            if failing && first.is_some() {
+                                tracing::info!(server = %name, "server name resolves again");
+                            }
+                            failing = first.is_none();
+                            if let Ok(mut g) = slot.lock() {
+                                if first.is_some() {
+                                    *g = first;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            if !failing {
+                                tracing::warn!(server = %name, "cannot resolve server name: {e}; retrying every cycle");
+                            }
+                            failing = true;
+                        }
+                    }
+                    // Resolved names are re-checked each interval (DNS may move them);
+                    // Arc count 1 means the Target is gone and so is the need.
+                    std::thread::sleep(every);
+                    if Arc::strong_count(&slot) == 1 {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start a resolver thread: {e}"))?;
+        Ok(Target {
+            spec: spec.to_string(),
+            addr,
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr.lock().ok().and_then(|g| *g)
+    }
+}
+
+/// The sockets heartbeats leave from (one per address family, opened when first needed).
+#[derive(Default)]
+pub struct Sender {
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
+}
+
+impl Sender {
+    fn socket(&mut self, to: &SocketAddr) -> std::io::Result<&UdpSocket> {
+        let slot = if to.is_ipv4() { &mut self.v4 } else { &mut self.v6 };
+        if slot.is_none() {
+            let bind: SocketAddr = if to.is_ipv4() {
+                SocketAddr::from(([0, 0, 0, 0], 0))
+            } else {
+                SocketAddr::from(([0u16; 8], 0))
+            };
+            let s = UdpSocket::bind(bind)?;
+            s.set_nonblocking(true)?;
+            *slot = Some(s);
+        }
+        slot.as_ref().ok_or_else(|| std::io::Error::other("socket missing"))
+    }
+
+    /// Sends every datagram to `target`; records the outcome.
+    pub fn send(&mut self, target: &mut Target, datagrams: &[Vec<u8>]) {
+        let Some(addr) = target.addr() else {
+            target.stats.failed += 1;
+            return;
+        };
+        let result = self.socket(&addr).and_then(|s| {
+            for d in datagrams {
+                s.send_to(d, addr)?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                if let Some(e) = target.stats.last_error.take() {
+                    tracing::info!(server = %target.spec, "sending works again (last error: {e})");
+                }
+                target.stats.sent += 1;
+            }
+            Err(e) => {
+                target.stats.failed += 1;
+                if target.stats.last_error.is_none() {
+                    tracing::warn!(server = %target.spec, %addr, "cannot send heartbeat: {e}; retrying every cycle");
+                }
+                target.stats.last_error = Some(e.to_string());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_forms() {
+        assert_eq!(parse_target("a", 50003), Ok(("a".into(), 50003)));
+        assert_eq!(parse_target("a:7", 50003), Ok(("a".into(), 7)));
+        assert_eq!(parse_target("[::1]:7", 50003), Ok(("::1".into(), 7)));
+        assert_eq!(parse_target("[::1]", 50003), Ok(("::1".into(), 50003)));
+        assert_eq!(parse_target("::1", 50003), Ok(("::1".into(), 50003)));
+        assert!(parse_target("a:x", 1).is_err());
+        assert!(parse_target("a:0", 1).is_err());
+        assert!(parse_target("", 1).is_err());
+    }
+}

@@ -1,0 +1,42 @@
+//! The nagios plugin, run by the real hbc, with the real Debian monitoring-plugins.
+
+use crate::util::*;
+
+#[test]
+fn real_nagios_checks_map_exit_codes_perfdata_and_timeouts() {
+    require_file("/usr/lib/nagios/plugins/check_dummy", "monitoring-plugins-basic");
+    require_file("/usr/lib/nagios/plugins/check_load", "monitoring-plugins-basic");
+    let dir = PluginDir::with(&["nagios"]);
+    let config = r#"
+plugins:
+  nagios:
+    timeout: 3s
+    options:
+      timeout: 2
+      commands:
+        ok: {command: ["/usr/lib/nagios/plugins/check_dummy", "0", "all good"]}
+        warn: {command: "/usr/lib/nagios/plugins/check_dummy 1 'a bit <b>hot</b>'"}
+        crit: {command: ["/usr/lib/nagios/plugins/check_dummy", "2", "down"]}
+        unknown: {command: ["/usr/lib/nagios/plugins/check_dummy", "3", "no idea"]}
+        load: {command: ["/usr/lib/nagios/plugins/check_load", "-w", "500,500,500", "-c", "900,900,900"]}
+        slow: {command: "sleep 20 & sleep 20", shell: true, timeout: 0.5}
+        missing: {command: ["/usr/lib/nagios/plugins/check_nothing_here"]}
+"#;
+    let json = once_json(config, dir.path());
+    let state = |name: &str| reading(&json, &format!("nagios.{name}.state")).unwrap_or_else(|| panic!("{name}: {json}")).clone();
+    assert_eq!(state("ok")["level"], "OK");
+    assert_eq!(state("ok")["message"], "OK: all good");
+    assert_eq!(state("warn")["level"], "WARNING");
+    assert_eq!(state("warn")["message"], "WARNING: a bit <b>hot</b>");
+    assert_eq!(state("crit")["level"], "CRITICAL");
+    assert_eq!(state("unknown")["level"], "UNKNOWN");
+    assert_eq!(state("load")["level"], "OK");
+    let load1 = reading(&json, "nagios.load.load1").expect("perfdata load1");
+    assert!(load1["value"].as_f64().is_some());
+    assert!(load1["message"].as_str().expect("msg").contains("warn=500"), "{load1}");
+    let slow = state("slow");
+    assert_eq!(slow["level"], "UNKNOWN");
+    assert!(slow["message"].as_str().expect("msg").contains("timed out"), "{slow}");
+    assert_eq!(state("missing")["level"], "UNKNOWN");
+    assert_eq!(json["level"], "CRITICAL");
+}
