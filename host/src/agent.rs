@@ -37,7 +37,12 @@ fn status_reading(name: &str, status: &str, message: String) -> Reading {
 }
 
 /// The readings one plugin contributes to this heartbeat.
-pub fn plugin_readings(name: &str, r: &mut Running, thresholds: &Thresholds, now: Instant) -> Vec<Reading> {
+pub fn plugin_readings(
+    name: &str,
+    r: &mut Running,
+    thresholds: &Thresholds,
+    now: Instant,
+) -> Vec<Reading> {
     let st = r.handle.state().clone();
     let timeout = r.handle.timeout;
     let interval = r.handle.interval;
@@ -182,7 +187,13 @@ pub fn run(
                 for t in targets.iter_mut() {
                     sender.send(t, &datagrams);
                 }
-                tracing::debug!(seq, readings = hb.readings.len(), datagrams = datagrams.len(), level = hb.level.as_str(), "heartbeat sent");
+                tracing::debug!(
+                    seq,
+                    readings = hb.readings.len(),
+                    datagrams = datagrams.len(),
+                    level = hb.level.as_str(),
+                    "heartbeat sent"
+                );
             }
             Err(e) => tracing::error!("cannot encode heartbeat {seq}: {e}"),
         }

@@ -277,14 +277,19 @@ impl Config {
 fn complete_key_path(e: &serde_norway::Error, text: &str) -> String {
     let msg = e.to_string();
     let Some(loc) = e.location() else { return msg };
-    let Some(line) = text.lines().nth(loc.line().saturating_sub(1)) else { return msg };
+    let Some(line) = text.lines().nth(loc.line().saturating_sub(1)) else {
+        return msg;
+    };
     let Some((key, _)) = line.trim_start().trim_start_matches("- ").split_once(':') else {
         return msg;
     };
     let key = key.trim();
     match msg.split_once(": ") {
         Some((path, rest))
-            if !path.contains(' ') && !path.ends_with(key) && !key.is_empty() && !key.contains(' ') =>
+            if !path.contains(' ')
+                && !path.ends_with(key)
+                && !key.is_empty()
+                && !key.contains(' ') =>
         {
             format!("{path}.{key}: {rest}")
         }
@@ -316,19 +321,36 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v * mult))
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum DurationRepr {
-    Num(f64),
-    Text(String),
+/// Accepts a number of seconds or a text like `500ms`. A visitor (not an untagged enum)
+/// so that errors are raised inside the YAML deserializer and carry the line.
+struct DurationVisitor;
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a duration such as 500ms, 10s, 2m, 1h or a number of seconds")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+        parse_duration(v).map_err(E::custom)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Duration, E> {
+        parse_duration(&v.to_string()).map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
+        parse_duration(&v.to_string()).map_err(E::custom)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+        parse_duration(&v.to_string()).map_err(E::custom)
+    }
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    match DurationRepr::deserialize(d)? {
-        DurationRepr::Num(n) => parse_duration(&n.to_string()),
-        DurationRepr::Text(t) => parse_duration(&t),
-    }
-    .map_err(serde::de::Error::custom)
+    d.deserialize_any(DurationVisitor)
 }
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -366,7 +388,10 @@ mod tests {
         assert_eq!(c.plugin("cpu").interval, Some(Duration::from_secs(5)));
         assert!(c.plugin("cpu").isolate);
         assert!(c.plugin("memory").enabled);
-        assert!(warnings.is_empty(), "server keys are not warned about: {warnings:?}");
+        assert!(
+            warnings.is_empty(),
+            "server keys are not warned about: {warnings:?}"
+        );
     }
 
     #[test]
@@ -375,7 +400,10 @@ mod tests {
         assert!(err.contains("interval"), "{err}");
         assert!(err.contains("line 2"), "{err}");
         let err = parse("plugins:\n  cpu:\n    isolate: maybe\n").expect_err("bad");
-        assert!(err.contains("plugins.cpu.isolate") || err.contains("isolate"), "{err}");
+        assert!(
+            err.contains("plugins.cpu.isolate") || err.contains("isolate"),
+            "{err}"
+        );
         assert!(err.contains("line 3"), "{err}");
         let err = parse("thresholds:\n  cpu.usage_percent: {warn: \"20:10\"}\n").expect_err("bad");
         assert!(err.contains("cpu.usage_percent"), "{err}");

@@ -18,7 +18,11 @@ pub enum ElfError {
     #[error("the library is {0}-bit but this hbc is {1}-bit")]
     WrongClass(u8, u8),
     #[error("the library is truncated: its {what} extends to byte {end}, but the file has only {len} bytes (an interrupted copy?)")]
-    Truncated { what: &'static str, end: u64, len: u64 },
+    Truncated {
+        what: &'static str,
+        end: u64,
+        len: u64,
+    },
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -50,7 +54,11 @@ pub fn check_elf(bytes: &[u8]) -> Result<(), ElfError> {
     let len = bytes.len() as u64;
     let truncated = |what, end| ElfError::Truncated { what, end, len };
     let class = bytes[4];
-    let want_class = if cfg!(target_pointer_width = "64") { 2 } else { 1 };
+    let want_class = if cfg!(target_pointer_width = "64") {
+        2
+    } else {
+        1
+    };
     if class != want_class || bytes[5] != 1 {
         return Err(ElfError::WrongClass(class * 32, want_class * 32));
     }

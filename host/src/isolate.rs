@@ -46,7 +46,12 @@ pub struct Isolated {
 }
 
 impl Isolated {
-    pub fn new(name: &str, file: &Path, options: &serde_json::Value, timeout: Duration) -> Isolated {
+    pub fn new(
+        name: &str,
+        file: &Path,
+        options: &serde_json::Value,
+        timeout: Duration,
+    ) -> Isolated {
         Isolated {
             name: name.to_string(),
             file: file.to_path_buf(),
@@ -59,7 +64,8 @@ impl Isolated {
     }
 
     fn start(&mut self) -> Result<(), String> {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find hbc's executable: {e}"))?;
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find hbc's executable: {e}"))?;
         let mut child = Command::new(exe)
             .arg("plugin-worker")
             .arg(&self.file)
@@ -92,8 +98,13 @@ impl Isolated {
                 }
             })
             .map_err(|e| format!("cannot start a reader thread: {e}"))?;
-        writeln!(stdin, "{}", self.options).map_err(|e| format!("worker did not take its options: {e}"))?;
-        let mut running = Running { child, stdin, lines };
+        writeln!(stdin, "{}", self.options)
+            .map_err(|e| format!("worker did not take its options: {e}"))?;
+        let mut running = Running {
+            child,
+            stdin,
+            lines,
+        };
         match Self::answer(&mut running, self.timeout.max(Duration::from_secs(10)))? {
             Answer::Ready(info) => {
                 tracing::debug!(plugin = %self.name, pid = running.child.id(), "isolated worker ready ({} {})", info.name, info.version);
@@ -113,15 +124,20 @@ impl Isolated {
 
     fn answer(running: &mut Running, timeout: Duration) -> Result<Answer, String> {
         match running.lines.recv_timeout(timeout) {
-            Ok(line) => serde_json::from_str(&line).map_err(|e| format!("worker sent an unreadable answer: {e}")),
-            Err(RecvTimeoutError::Timeout) => Err(format!("did not answer within {timeout:?}; worker killed")),
+            Ok(line) => serde_json::from_str(&line)
+                .map_err(|e| format!("worker sent an unreadable answer: {e}")),
+            Err(RecvTimeoutError::Timeout) => {
+                Err(format!("did not answer within {timeout:?}; worker killed"))
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 // Give the exit status a moment to be reapable.
                 let deadline = Instant::now() + Duration::from_millis(500);
                 let status = loop {
                     match running.child.try_wait() {
                         Ok(Some(s)) => break loader::describe_status(&s),
-                        Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                        Ok(None) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(5))
+                        }
                         _ => break "closed its output".to_string(),
                     }
                 };
@@ -149,7 +165,8 @@ impl Collect for Isolated {
             }
             if let Err(e) = self.start() {
                 self.restarts += 1;
-                self.not_before = Instant::now() + backoff(Duration::from_secs(1), self.restarts + 2);
+                self.not_before =
+                    Instant::now() + backoff(Duration::from_secs(1), self.restarts + 2);
                 return Err(e);
             }
         }
@@ -173,7 +190,8 @@ impl Collect for Isolated {
                     Self::kill(r);
                 }
                 self.restarts += 1;
-                self.not_before = Instant::now() + backoff(Duration::from_secs(1), self.restarts + 2);
+                self.not_before =
+                    Instant::now() + backoff(Duration::from_secs(1), self.restarts + 2);
                 tracing::warn!(plugin = %self.name, restarts = self.restarts, "isolated plugin: {e}; restarting it");
                 Err(e)
             }
@@ -211,12 +229,18 @@ pub fn worker_main(file: &Path, probe: bool) -> i32 {
     let mut out = stdout.lock();
     if probe {
         let answer = match std::fs::read(file)
-            .map_err(|e| loader::Rejection { reason: format!("cannot read the file: {e}"), remedy: "check its permissions" })
+            .map_err(|e| loader::Rejection {
+                reason: format!("cannot read the file: {e}"),
+                remedy: "check its permissions",
+            })
             .and_then(|b| loader::preflight(&b))
             .and_then(|()| loader::open(file))
         {
             Ok(lib) => ProbeAnswer::Ok(lib.info()),
-            Err(r) => ProbeAnswer::Rejected { reason: r.reason, remedy: r.remedy.to_string() },
+            Err(r) => ProbeAnswer::Rejected {
+                reason: r.reason,
+                remedy: r.remedy.to_string(),
+            },
         };
         let line = serde_json::to_string(&answer).unwrap_or_default();
         let _ = writeln!(out, "{line}");
@@ -227,7 +251,10 @@ pub fn worker_main(file: &Path, probe: bool) -> i32 {
         return 2;
     }
     let lib = match std::fs::read(file)
-        .map_err(|e| loader::Rejection { reason: format!("cannot read the file: {e}"), remedy: "check its permissions" })
+        .map_err(|e| loader::Rejection {
+            reason: format!("cannot read the file: {e}"),
+            remedy: "check its permissions",
+        })
         .and_then(|b| loader::preflight(&b))
         .and_then(|()| loader::open(file))
     {
@@ -241,7 +268,10 @@ pub fn worker_main(file: &Path, probe: bool) -> i32 {
     let mut monitor = match (lib.module.new_monitor())(options.trim().into()) {
         hbc_plugin_api::abi_stable::std_types::RResult::ROk(m) => InProcess(m),
         hbc_plugin_api::abi_stable::std_types::RResult::RErr(e) => {
-            let _ = emit(&mut out, &Answer::Failed(format!("plugin could not start: {e}")));
+            let _ = emit(
+                &mut out,
+                &Answer::Failed(format!("plugin could not start: {e}")),
+            );
             return 1;
         }
     };

@@ -173,9 +173,10 @@ impl PrivateDir {
         let bytes = std::fs::read(src)?;
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let name = src.file_name().map(|s| s.to_string_lossy().into_owned());
-        let dst = self
-            .path
-            .join(format!("{n}-{}", name.unwrap_or_else(|| "plugin.so".into())));
+        let dst = self.path.join(format!(
+            "{n}-{}",
+            name.unwrap_or_else(|| "plugin.so".into())
+        ));
         std::fs::write(&dst, &bytes)?;
         Ok((dst, bytes))
     }
@@ -218,12 +219,25 @@ pub fn open(copy: &Path) -> Result<Library, Rejection> {
 }
 
 /// Copies, checks and opens `path` in this process.
-pub fn load(path: &Path, private: &PrivateDir, probe: bool) -> Result<(Library, PathBuf), Rejection> {
-    let (copy, bytes) = private
-        .copy_in(path)
-        .map_err(|e| reject(format!("cannot read the file: {e}"), "check its permissions"))?;
+pub fn load(
+    path: &Path,
+    private: &PrivateDir,
+    probe: bool,
+) -> Result<(Library, PathBuf), Rejection> {
+    let (copy, bytes) = private.copy_in(path).map_err(|e| {
+        reject(
+            format!("cannot read the file: {e}"),
+            "check its permissions",
+        )
+    })?;
     let outcome = preflight(&bytes)
-        .and_then(|()| if probe { probe_in_child(&copy).map(|_| ()) } else { Ok(()) })
+        .and_then(|()| {
+            if probe {
+                probe_in_child(&copy).map(|_| ())
+            } else {
+                Ok(())
+            }
+        })
         .and_then(|()| open(&copy));
     if outcome.is_err() {
         let _ = std::fs::remove_file(&copy);
@@ -234,8 +248,12 @@ pub fn load(path: &Path, private: &PrivateDir, probe: bool) -> Result<(Library, 
 /// Test-loads a library in a child `hbc plugin-worker --probe` process and returns its
 /// metadata; a crash there is reported instead of taking this process down.
 pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
-    let exe = std::env::current_exe()
-        .map_err(|e| reject(format!("cannot find hbc's own executable to probe with: {e}"), "set plugin_probe: false"))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        reject(
+            format!("cannot find hbc's own executable to probe with: {e}"),
+            "set plugin_probe: false",
+        )
+    })?;
     let mut child = Command::new(exe)
         .arg("plugin-worker")
         .arg("--probe")
@@ -244,7 +262,12 @@ pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| reject(format!("cannot start a probe process: {e}"), "check that hbc can fork"))?;
+        .map_err(|e| {
+            reject(
+                format!("cannot start a probe process: {e}"),
+                "check that hbc can fork",
+            )
+        })?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let status = loop {
         match child.try_wait() {
@@ -258,7 +281,12 @@ pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
                 ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => return Err(reject(format!("cannot wait for the probe process: {e}"), "retry")),
+            Err(e) => {
+                return Err(reject(
+                    format!("cannot wait for the probe process: {e}"),
+                    "retry",
+                ))
+            }
         }
     };
     let output = child
@@ -272,7 +300,10 @@ pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
             remedy: static_remedy(&remedy),
         }),
         Err(_) => Err(reject(
-            format!("loading the library crashed a probe process ({})", describe_status(&status)),
+            format!(
+                "loading the library crashed a probe process ({})",
+                describe_status(&status)
+            ),
             "the library is broken or not built for this system; rebuild it",
         )),
     }

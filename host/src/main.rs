@@ -59,7 +59,8 @@ fn host_name(config: &Config) -> Result<String> {
 
 fn plugin_set(cli: &Cli, config: &Config) -> Result<PluginSet> {
     let env = std::env::var("HBC_PLUGIN_PATH").ok();
-    let dirs = hbc::loader::plugin_dirs(&config.plugin_dirs, env.as_deref(), &cli.common.plugin_dirs);
+    let dirs =
+        hbc::loader::plugin_dirs(&config.plugin_dirs, env.as_deref(), &cli.common.plugin_dirs);
     PluginSet::new(dirs).context("cannot create hbc's private plugin folder")
 }
 
@@ -104,7 +105,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
                 print!("{}", hbc::table::plugins(&entries));
-                println!("searched: {}", set.dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+                println!(
+                    "searched: {}",
+                    set.dirs()
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -131,7 +139,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .max()
             .unwrap_or(Duration::ZERO);
         set.wait_first_results(wait + Duration::from_millis(100));
-        let hb = hbc::agent::build(&mut set, &thresholds, &host, hbc::agent::unix_ms(), 1, config.interval);
+        let hb = hbc::agent::build(
+            &mut set,
+            &thresholds,
+            &host,
+            hbc::agent::unix_ms(),
+            1,
+            config.interval,
+        );
         if cli.json {
             println!("{}", serde_json::to_string_pretty(&hbc::table::json(&hb))?);
         } else {
@@ -169,7 +184,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .context("cannot start the signal thread")?;
 
     tracing::info!(host = %host, servers = %specs.join(", "), interval = ?config.interval, "hbc started");
-    let exit = hbc::agent::run(&config, &mut set, &mut targets, &host, &rx).map_err(|e| anyhow::anyhow!(e))?;
+    let exit = hbc::agent::run(&config, &mut set, &mut targets, &host, &rx)
+        .map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(?exit, "hbc stopping");
     set.stop_all();
     Ok(ExitCode::SUCCESS)

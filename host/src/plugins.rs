@@ -173,7 +173,8 @@ impl PluginSet {
             version: None,
             status: format!("rejected: {}", why.reason),
         };
-        self.rejected.insert(cand.path.clone(), (cand.size, cand.modified, entry));
+        self.rejected
+            .insert(cand.path.clone(), (cand.size, cand.modified, entry));
     }
 
     fn load_one(&mut self, config: &Config, cand: &Candidate) {
@@ -295,7 +296,11 @@ impl PluginSet {
                 file: r.file.clone(),
                 name: Some(r.info.name.clone()),
                 version: Some(r.info.version.clone()),
-                status: if r.isolate { "loaded (isolated)".into() } else { "loaded".into() },
+                status: if r.isolate {
+                    "loaded (isolated)".into()
+                } else {
+                    "loaded".into()
+                },
             })
             .collect();
         v.extend(self.disabled.values().cloned());

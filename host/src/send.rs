@@ -20,7 +20,9 @@ pub fn parse_target(spec: &str, default_port: u16) -> Result<(String, u16), Stri
             .split_once(']')
             .ok_or_else(|| format!("server {spec:?}: missing ']'"))?;
         let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| format!("server {spec:?}: bad port {p:?}"))?,
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("server {spec:?}: bad port {p:?}"))?,
             None if after.is_empty() => default_port,
             None => return Err(format!("server {spec:?}: unexpected text after ']'")),
         };
@@ -120,7 +122,11 @@ pub struct Sender {
 
 impl Sender {
     fn socket(&mut self, to: &SocketAddr) -> std::io::Result<&UdpSocket> {
-        let slot = if to.is_ipv4() { &mut self.v4 } else { &mut self.v6 };
+        let slot = if to.is_ipv4() {
+            &mut self.v4
+        } else {
+            &mut self.v6
+        };
         if slot.is_none() {
             let bind: SocketAddr = if to.is_ipv4() {
                 SocketAddr::from(([0, 0, 0, 0], 0))
@@ -131,7 +137,8 @@ impl Sender {
             s.set_nonblocking(true)?;
             *slot = Some(s);
         }
-        slot.as_ref().ok_or_else(|| std::io::Error::other("socket missing"))
+        slot.as_ref()
+            .ok_or_else(|| std::io::Error::other("socket missing"))
     }
 
     /// Sends every datagram to `target`; records the outcome.

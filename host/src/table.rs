@@ -20,7 +20,13 @@ fn value_text(v: &Value) -> String {
 fn render(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {
@@ -69,7 +75,12 @@ pub fn readings(hb: &Heartbeat) -> String {
 
 /// The plugins found, as a table.
 pub fn plugins(entries: &[Entry]) -> String {
-    let mut rows = vec![vec!["NAME".to_string(), "VERSION".into(), "FILE".into(), "STATUS".into()]];
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "VERSION".into(),
+        "FILE".into(),
+        "STATUS".into(),
+    ]];
     for e in entries {
         rows.push(vec![
             e.name.clone().unwrap_or_else(|| "-".into()),

@@ -268,7 +268,14 @@ impl Options {
             serde_json::Value::Null => serde_json::Value::Object(Default::default()),
             other => other.clone(),
         };
-        serde_json::from_value(json).map_err(|e| format!("invalid options: {e}"))
+        serde_path_to_error::deserialize(json).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                format!("invalid options: {}", e.inner())
+            } else {
+                format!("invalid options: {path}: {}", e.inner())
+            }
+        })
     }
 
     pub fn raw(&self) -> &serde_json::Value {
@@ -454,6 +461,7 @@ mod tests {
         let o = Options::from_json(r#"{"n": "x"}"#).expect("json");
         let err = o.parse::<O>().expect_err("should fail");
         assert!(err.contains("invalid type"), "{err}");
+        assert!(err.contains("n: "), "the field is named: {err}");
         assert!(Options::from_json("").expect("empty").parse::<O>().is_err());
     }
 }

@@ -4,8 +4,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::{
-    valid_host_name, value_tag, Heartbeat, Reading, Value, FLAG_SIGNED, HEADER_LEN, MAC_LEN,
-    MAGIC, MAX_TEXT, VERSION,
+    valid_host_name, value_tag, Heartbeat, Reading, Value, FLAG_SIGNED, HEADER_LEN, MAC_LEN, MAGIC,
+    MAX_TEXT, VERSION,
 };
 
 /// Why a heartbeat could not be encoded.

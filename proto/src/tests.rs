@@ -24,7 +24,12 @@ fn heartbeat(n: usize) -> Heartbeat {
         interval_ms: 10_000,
         level: Level::Warning,
         readings: (0..n)
-            .map(|i| reading(&format!("cpu.{i}.usage_percent"), Value::F64(i as f64 * 1.5)))
+            .map(|i| {
+                reading(
+                    &format!("cpu.{i}.usage_percent"),
+                    Value::F64(i as f64 * 1.5),
+                )
+            })
             .collect(),
     }
 }
@@ -73,10 +78,16 @@ fn signed_round_trip_and_rejections() {
     assert_eq!(p.readings[3].value, ValueRef::F64(4.5));
     assert_eq!(decode(d, Some(b"other")), Err(DecodeError::BadSignature));
     let unsigned = encode(&hb, None, DEFAULT_MAX_DATAGRAM).expect("encode");
-    assert_eq!(decode(&unsigned[0], Some(b"s3cret")), Err(DecodeError::Unsigned));
+    assert_eq!(
+        decode(&unsigned[0], Some(b"s3cret")),
+        Err(DecodeError::Unsigned)
+    );
     let mut flipped = d.clone();
     flipped[40] ^= 1;
-    assert_eq!(decode(&flipped, Some(b"s3cret")), Err(DecodeError::BadSignature));
+    assert_eq!(
+        decode(&flipped, Some(b"s3cret")),
+        Err(DecodeError::BadSignature)
+    );
     // Without a secret the server cannot check, but the packet still parses.
     assert!(decode(d, None).is_ok());
 }
@@ -88,7 +99,11 @@ fn large_heartbeats_split_into_standalone_parts() {
     assert!(parts.len() > 1);
     let mut keys = Vec::new();
     for (i, d) in parts.iter().enumerate() {
-        assert!(d.len() <= DEFAULT_MAX_DATAGRAM, "part {i} is {} bytes", d.len());
+        assert!(
+            d.len() <= DEFAULT_MAX_DATAGRAM,
+            "part {i} is {} bytes",
+            d.len()
+        );
         let p = decode(d, Some(b"k")).expect("decode part");
         assert_eq!(p.part as usize, i);
         assert_eq!(p.parts as usize, parts.len());
@@ -136,11 +151,17 @@ fn hostile_host_names_are_refused() {
 fn every_truncation_is_an_error_not_a_panic() {
     let d = encode(&heartbeat(5), Some(b"k"), DEFAULT_MAX_DATAGRAM).expect("encode")[0].clone();
     for n in 0..d.len() {
-        assert!(decode(&d[..n], Some(b"k")).is_err(), "prefix of {n} bytes accepted");
+        assert!(
+            decode(&d[..n], Some(b"k")).is_err(),
+            "prefix of {n} bytes accepted"
+        );
     }
     let u = encode(&heartbeat(5), None, DEFAULT_MAX_DATAGRAM).expect("encode")[0].clone();
     for n in 0..u.len() {
-        assert!(decode(&u[..n], None).is_err(), "prefix of {n} bytes accepted");
+        assert!(
+            decode(&u[..n], None).is_err(),
+            "prefix of {n} bytes accepted"
+        );
     }
     let mut extra = u.clone();
     extra.push(0);

@@ -4,8 +4,14 @@ use crate::util::*;
 
 #[test]
 fn real_nagios_checks_map_exit_codes_perfdata_and_timeouts() {
-    require_file("/usr/lib/nagios/plugins/check_dummy", "monitoring-plugins-basic");
-    require_file("/usr/lib/nagios/plugins/check_load", "monitoring-plugins-basic");
+    require_file(
+        "/usr/lib/nagios/plugins/check_dummy",
+        "monitoring-plugins-basic",
+    );
+    require_file(
+        "/usr/lib/nagios/plugins/check_load",
+        "monitoring-plugins-basic",
+    );
     let dir = PluginDir::with(&["nagios"]);
     let config = r#"
 plugins:
@@ -23,7 +29,11 @@ plugins:
         missing: {command: ["/usr/lib/nagios/plugins/check_nothing_here"]}
 "#;
     let json = once_json(config, dir.path());
-    let state = |name: &str| reading(&json, &format!("nagios.{name}.state")).unwrap_or_else(|| panic!("{name}: {json}")).clone();
+    let state = |name: &str| {
+        reading(&json, &format!("nagios.{name}.state"))
+            .unwrap_or_else(|| panic!("{name}: {json}"))
+            .clone()
+    };
     assert_eq!(state("ok")["level"], "OK");
     assert_eq!(state("ok")["message"], "OK: all good");
     assert_eq!(state("warn")["level"], "WARNING");
@@ -33,10 +43,16 @@ plugins:
     assert_eq!(state("load")["level"], "OK");
     let load1 = reading(&json, "nagios.load.load1").expect("perfdata load1");
     assert!(load1["value"].as_f64().is_some());
-    assert!(load1["message"].as_str().expect("msg").contains("warn=500"), "{load1}");
+    assert!(
+        load1["message"].as_str().expect("msg").contains("warn=500"),
+        "{load1}"
+    );
     let slow = state("slow");
     assert_eq!(slow["level"], "UNKNOWN");
-    assert!(slow["message"].as_str().expect("msg").contains("timed out"), "{slow}");
+    assert!(
+        slow["message"].as_str().expect("msg").contains("timed out"),
+        "{slow}"
+    );
     assert_eq!(state("missing")["level"], "UNKNOWN");
     assert_eq!(json["level"], "CRITICAL");
 }

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test-binary>
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 fn require_built(path: &Path) -> PathBuf {
@@ -32,7 +35,15 @@ pub fn plugin_lib(name: &str) -> PathBuf {
     require_built(&target_dir().join(format!("libhbc_{name}.so")))
 }
 
-pub const BUNDLED: [&str; 7] = ["cpu", "memory", "disk", "network", "filesystem", "os", "nagios"];
+pub const BUNDLED: [&str; 7] = [
+    "cpu",
+    "memory",
+    "disk",
+    "network",
+    "filesystem",
+    "os",
+    "nagios",
+];
 
 /// A temporary plugin folder.
 pub struct PluginDir {
@@ -41,7 +52,9 @@ pub struct PluginDir {
 
 impl PluginDir {
     pub fn new() -> PluginDir {
-        PluginDir { dir: tempfile::tempdir().expect("tempdir") }
+        PluginDir {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn with(names: &[&str]) -> PluginDir {
@@ -93,7 +106,11 @@ impl Hbc {
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("start hbc");
-        Hbc { child, log, _tmp: tmp }
+        Hbc {
+            child,
+            log,
+            _tmp: tmp,
+        }
     }
 
     pub fn log_text(&self) -> String {
@@ -232,9 +249,11 @@ pub fn doc_decode(d: &[u8], secret: Option<&[u8]>) -> Result<DocDatagram, String
     let body = if signed {
         let (body, mac) = d.split_at(d.len() - 32);
         if let Some(key) = secret {
-            let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).map_err(|e| e.to_string())?;
+            let mut m =
+                hmac::Hmac::<sha2::Sha256>::new_from_slice(key).map_err(|e| e.to_string())?;
             m.update(body);
-            m.verify_slice(mac).map_err(|_| "HMAC mismatch".to_string())?;
+            m.verify_slice(mac)
+                .map_err(|_| "HMAC mismatch".to_string())?;
         }
         body
     } else {
@@ -272,7 +291,14 @@ pub fn doc_decode(d: &[u8], secret: Option<&[u8]>) -> Result<DocDatagram, String
         let message = text(take(m)?)?;
         let t = take(1)?[0] as usize;
         let threshold = text(take(t)?)?;
-        readings.push(DocReading { key, value, unit, level, message, threshold });
+        readings.push(DocReading {
+            key,
+            value,
+            unit,
+            level,
+            message,
+            threshold,
+        });
     }
     if pos != body.len() {
         return Err(format!("{} trailing bytes", body.len() - pos));
@@ -292,16 +318,26 @@ pub fn doc_decode(d: &[u8], secret: Option<&[u8]>) -> Result<DocDatagram, String
 }
 
 /// Collects whole heartbeats (all parts of one seq merged) for `duration`.
-pub fn collect_heartbeats(rx: &Receiver, duration: Duration, secret: Option<&[u8]>) -> Vec<(Instant, DocDatagram)> {
+pub fn collect_heartbeats(
+    rx: &Receiver,
+    duration: Duration,
+    secret: Option<&[u8]>,
+) -> Vec<(Instant, DocDatagram)> {
     let end = Instant::now() + duration;
     let mut out: Vec<(Instant, DocDatagram)> = Vec::new();
     while Instant::now() < end {
-        let Some((at, bytes)) = rx.recv(end.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))) else {
+        let Some((at, bytes)) = rx.recv(
+            end.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        ) else {
             continue;
         };
-        let d = doc_decode(&bytes, secret).unwrap_or_else(|e| panic!("datagram does not follow docs/protocol.md: {e}"));
+        let d = doc_decode(&bytes, secret)
+            .unwrap_or_else(|e| panic!("datagram does not follow docs/protocol.md: {e}"));
         match out.last_mut() {
-            Some((_, last)) if last.seq == d.seq && last.instance == d.instance => last.readings.extend(d.readings),
+            Some((_, last)) if last.seq == d.seq && last.instance == d.instance => {
+                last.readings.extend(d.readings)
+            }
             _ => out.push((at, d)),
         }
     }
@@ -310,15 +346,26 @@ pub fn collect_heartbeats(rx: &Receiver, duration: Duration, secret: Option<&[u8
 
 /// The readings of `hbc --once --json`.
 pub fn once_json(config: &str, plugin_dir: &Path) -> serde_json::Value {
-    let (status, stdout, stderr) =
-        run_hbc(config, &["--plugin-dir", plugin_dir.to_str().expect("utf8 path"), "--once", "--json"]);
+    let (status, stdout, stderr) = run_hbc(
+        config,
+        &[
+            "--plugin-dir",
+            plugin_dir.to_str().expect("utf8 path"),
+            "--once",
+            "--json",
+        ],
+    );
     assert!(status.success(), "hbc --once failed: {stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {stdout}"))
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {stdout}"))
 }
 
 /// One reading of `--once --json` output by key.
 pub fn reading<'a>(json: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
-    json["readings"].as_array()?.iter().find(|r| r["key"] == key)
+    json["readings"]
+        .as_array()?
+        .iter()
+        .find(|r| r["key"] == key)
 }
 
 /// Fails with what to install when a real component the test needs is missing.

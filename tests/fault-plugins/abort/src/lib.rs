@@ -12,7 +12,11 @@ impl Plugin for Abort {
     const NAME: &'static str = "fault_abort";
     const DESCRIPTION: &'static str = "answers once, then aborts the process";
     fn new(options: &Options) -> Result<Self, String> {
-        let segfault = options.raw().get("segfault").and_then(|v| v.as_bool()).unwrap_or(false);
+        let segfault = options
+            .raw()
+            .get("segfault")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         Ok(Abort { n: 0, segfault })
     }
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
@@ -28,7 +32,11 @@ impl Plugin for Abort {
             }
             std::process::abort();
         }
-        Ok(vec![Reading::integer("fault_abort.calls", self.n as i64, "")])
+        Ok(vec![Reading::integer(
+            "fault_abort.calls",
+            self.n as i64,
+            "",
+        )])
     }
 }
 

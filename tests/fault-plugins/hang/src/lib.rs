@@ -19,7 +19,11 @@ impl Plugin for Hang {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
             }
         }
-        Ok(vec![Reading::integer("fault_hang.calls", self.n as i64, "")])
+        Ok(vec![Reading::integer(
+            "fault_hang.calls",
+            self.n as i64,
+            "",
+        )])
     }
 }
 

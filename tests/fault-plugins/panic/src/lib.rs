@@ -14,10 +14,14 @@ impl Plugin for Panicky {
     }
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
         self.n += 1;
-        if self.n % 2 == 0 {
+        if self.n.is_multiple_of(2) {
             panic!("deliberate panic number {}", self.n / 2);
         }
-        Ok(vec![Reading::integer("fault_panic.calls", self.n as i64, "")])
+        Ok(vec![Reading::integer(
+            "fault_panic.calls",
+            self.n as i64,
+            "",
+        )])
     }
 }
 
