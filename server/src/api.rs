@@ -1,0 +1,426 @@
+//! The REST API (`/api/v1/...`), health, metrics and the OpenAPI description.
+//!
+//! JSON everywhere, errors as `{"error": "..."}` with the right status. Mutating
+//! endpoints need `Authorization: Bearer <api_token>`; without an `api_token` configured
+//! they are disabled.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::event::EventKind;
+use crate::journal;
+use crate::registry::{LevelName, Status};
+use crate::state::{Shared, Summary};
+
+/// An API error: status and message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(serde_json::json!({ "error": self.message }))
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, msg)
+}
+
+/// Checks the bearer token of a mutating request.
+fn authorize(state: &Shared, req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(token) = state.config.api_token.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mutating endpoints are disabled: set api_token in hbd's config",
+        ));
+    };
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if given.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing token: send Authorization: Bearer <api_token>",
+        ));
+    }
+    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong token"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostQuery {
+    /// Substring of the name.
+    q: Option<String>,
+    status: Option<String>,
+    level: Option<String>,
+    /// `name`, `status`, `level`, `last_seen`, `cpu`, `mem`, `fs`, `load`; `-` for descending.
+    sort: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct HostList {
+    total: usize,
+    offset: usize,
+    limit: usize,
+    hosts: Vec<Summary>,
+}
+
+/// The default order: DOWN first, then by level severity, then name.
+fn rank(s: &Summary) -> (u8, u8) {
+    let st = match s.status {
+        Status::Down => 0,
+        Status::NeverSeen => 1,
+        Status::Up => 2,
+    };
+    (st, 3 - s.level.severity())
+}
+
+fn opt_cmp(a: Option<f32>, b: Option<f32>) -> std::cmp::Ordering {
+    a.unwrap_or(f32::NEG_INFINITY)
+        .total_cmp(&b.unwrap_or(f32::NEG_INFINITY))
+}
+
+async fn list_hosts(
+    state: web::Data<Shared>,
+    q: web::Query<HostQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(match s.to_ascii_uppercase().as_str() {
+            "UP" => Status::Up,
+            "DOWN" => Status::Down,
+            "NEVER_SEEN" => Status::NeverSeen,
+            _ => {
+                return Err(bad(format!(
+                    "status: {s:?} is not one of UP, DOWN, NEVER_SEEN"
+                )))
+            }
+        }),
+    };
+    let level = match q.level.as_deref() {
+        None | Some("") => None,
+        Some(l) => Some(LevelName::parse(l).ok_or_else(|| {
+            bad(format!(
+                "level: {l:?} is not one of OK, WARNING, CRITICAL, UNKNOWN"
+            ))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 10_000 {
+        return Err(bad("limit: use 1 to 10000"));
+    }
+    let offset = q.offset.unwrap_or(0);
+    let sort = q.sort.as_deref().unwrap_or("");
+    let (desc, key) = match sort.strip_prefix('-') {
+        Some(k) => (true, k),
+        None => (false, sort),
+    };
+    if ![
+        "",
+        "name",
+        "status",
+        "level",
+        "last_seen",
+        "cpu",
+        "mem",
+        "fs",
+        "load",
+    ]
+    .contains(&key)
+    {
+        return Err(bad(format!("sort: {sort:?} is not one of name, status, level, last_seen, cpu, mem, fs, load (prefix - for descending)")));
+    }
+    let needle = q.q.as_deref().unwrap_or("").to_ascii_lowercase();
+    let mut rows: Vec<Summary> = {
+        let reg = state.registry();
+        reg.iter()
+            .filter(|h| status.is_none_or(|s| h.status == s))
+            .filter(|h| level.is_none_or(|l| h.level == l))
+            .filter(|h| needle.is_empty() || h.name.to_ascii_lowercase().contains(&needle))
+            .map(Summary::of)
+            .collect()
+    };
+    rows.sort_by(|a, b| {
+        let o = match key {
+            "name" => a.name.cmp(&b.name),
+            "status" => rank(a).0.cmp(&rank(b).0).then_with(|| a.name.cmp(&b.name)),
+            "level" => b
+                .level
+                .severity()
+                .cmp(&a.level.severity())
+                .then_with(|| a.name.cmp(&b.name)),
+            "last_seen" => a.last_seen_ms.cmp(&b.last_seen_ms),
+            "cpu" => opt_cmp(a.cpu, b.cpu),
+            "mem" => opt_cmp(a.mem, b.mem),
+            "fs" => opt_cmp(a.fs, b.fs),
+            "load" => opt_cmp(a.load, b.load),
+            _ => rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name)),
+        };
+        if desc {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    let total = rows.len();
+    let hosts: Vec<Summary> = rows.into_iter().skip(offset).take(limit).collect();
+    Ok(HttpResponse::Ok().json(HostList {
+        total,
+        offset,
+        limit,
+        hosts,
+    }))
+}
+
+#[derive(Serialize)]
+struct HostDetail {
+    #[serde(flatten)]
+    summary: Summary,
+    first_seen_ms: Option<u64>,
+    received: u64,
+    grace: f64,
+    deadline_ms: u64,
+    addresses: Vec<crate::registry::SeenAddr>,
+    readings: Vec<crate::registry::Reading>,
+    history: Vec<crate::registry::Sample>,
+    recent_events: Vec<crate::event::Event>,
+}
+
+async fn get_host(
+    state: web::Data<Shared>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let reg = state.registry();
+    let h = reg.get(&name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no host named {:?}", name.as_str()),
+        )
+    })?;
+    let detail = HostDetail {
+        summary: Summary::of(h),
+        first_seen_ms: h.first_seen_ms,
+        received: h.received,
+        grace: h.grace,
+        deadline_ms: h.deadline_ms,
+        addresses: h.addrs.clone(),
+        readings: h.readings.clone(),
+        history: h.history.iter().copied().collect(),
+        recent_events: h.recent.iter().cloned().collect(),
+    };
+    drop(reg);
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+async fn forget_host(
+    state: web::Data<Shared>,
+    req: HttpRequest,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&state, &req)?;
+    let mut events = vec![crate::event::Event {
+        id: 0,
+        ts_ms: crate::state::now_ms(),
+        host: name.to_string(),
+        kind: EventKind::HostForgotten,
+        key: None,
+        from: None,
+        to: None,
+        message: "forgotten through the API".into(),
+    }];
+    {
+        let mut reg = state.registry();
+        if !reg.forget(&name) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no host named {:?}", name.as_str()),
+            ));
+        }
+        reg.stamp(&mut events);
+    }
+    state.publish(&mut events);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    host: Option<String>,
+    /// Comma-separated kinds.
+    kind: Option<String>,
+    /// Unix milliseconds.
+    since: Option<u64>,
+    until: Option<u64>,
+    /// Paging: events with smaller ids than this.
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn list_events(
+    state: web::Data<Shared>,
+    q: web::Query<EventQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let mut kinds = Vec::new();
+    for k in q
+        .kind
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter(|k| !k.is_empty())
+    {
+        kinds.push(
+            EventKind::parse(k).ok_or_else(|| bad(format!("kind: {k:?} is not an event kind")))?,
+        );
+    }
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 10_000 {
+        return Err(bad("limit: use 1 to 10000"));
+    }
+    if let (Some(s), Some(u)) = (q.since, q.until) {
+        if s > u {
+            return Err(bad("since is after until"));
+        }
+    }
+    let query = journal::Query {
+        host: q.host.clone(),
+        kinds,
+        since_ms: q.since,
+        until_ms: q.until,
+        before_id: q.before,
+        limit,
+    };
+    let dir = state.journal_dir.clone();
+    let _ = state.journal.flush(std::time::Duration::from_millis(500));
+    let events = web::block(move || journal::query(&dir, &query))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let next_before = if events.len() == limit {
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(
+        HttpResponse::Ok()
+            .json(serde_json::json!({ "events": events, "next_before": next_before })),
+    )
+}
+
+async fn post_heartbeat(
+    state: web::Data<Shared>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    state.counters.http_received.fetch_add(1, Ordering::Relaxed);
+    let ip: IpAddr = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .ok_or_else(|| bad("no peer address"))?;
+    let mut events = Vec::new();
+    match state.ingest(&body, ip, &mut events) {
+        Ok(()) => Ok(HttpResponse::Accepted().json(serde_json::json!({ "accepted": true }))),
+        Err(reason) => {
+            let status = if reason == "bad_signature" || reason == "unsigned" {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Err(ApiError::new(
+                status,
+                format!("heartbeat dropped: {reason}"),
+            ))
+        }
+    }
+}
+
+async fn healthz(state: web::Data<Shared>) -> HttpResponse {
+    let journal_error = state.journal.stats.last_error();
+    let body = serde_json::json!({
+        "status": if journal_error.is_none() { "ok" } else { "degraded" },
+        "journal": journal_error.as_deref().unwrap_or("ok"),
+        "hosts": state.registry().count,
+        "uptime_s": (crate::state::now_ms() - state.started_ms) / 1000,
+    });
+    if journal_error.is_none() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics(state: web::Data<Shared>) -> HttpResponse {
+    let text = web::block(move || crate::metrics::render(&state))
+        .await
+        .unwrap_or_default();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text)
+}
+
+const OPENAPI: &str = include_str!("../../docs/openapi.yaml");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(OPENAPI)
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound().json(serde_json::json!({ "error": format!("no such endpoint: {} {}", req.method(), req.path()) }))
+}
+
+fn json_error(err: impl std::fmt::Display) -> actix_web::Error {
+    ApiError::new(StatusCode::BAD_REQUEST, err.to_string()).into()
+}
+
+/// Routes of the API server (port 50004).
+pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| json_error(e)))
+        .app_data(web::PathConfig::default().error_handler(|e, _| json_error(e)))
+        .app_data(web::PayloadConfig::new(max_body))
+        .route("/healthz", web::get().to(healthz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/api/v1/openapi.yaml", web::get().to(openapi))
+        .route("/api/v1/hosts", web::get().to(list_hosts))
+        .route("/api/v1/hosts/{name}", web::get().to(get_host))
+        .route("/api/v1/hosts/{name}", web::delete().to(forget_host))
+        .route("/api/v1/events", web::get().to(list_events))
+        .route("/api/v1/heartbeat", web::post().to(post_heartbeat))
+        .route("/ws", web::get().to(crate::ws::connect))
+        .default_service(web::to(not_found));
+}

@@ -1,0 +1,372 @@
+//! hbd's configuration: YAML shared with hbc (whose keys are ignored here), embedded
+//! defaults, and errors that name the key and the line.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Top-level keys that belong to hbc; ignored silently.
+const CLIENT_KEYS: &[&str] = &[
+    "interval",
+    "servers",
+    "hostname",
+    "plugin_dirs",
+    "plugin_probe",
+    "plugin_rescan",
+    "plugin_timeout",
+    "max_datagram",
+    "samples",
+    "plugins",
+    "thresholds",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// How often the journal is fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// After every event.
+    Always,
+    /// At most every `journal_fsync_interval` (default 1 s) and when idle.
+    Batch,
+    /// Left to the OS.
+    Never,
+}
+
+/// A watched host's own settings.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Watch {
+    /// Grace factor for this host (DOWN after interval × grace).
+    pub grace: Option<f64>,
+}
+
+/// `watchhosts`: a list of names, or a map of name to settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WatchHosts(pub BTreeMap<String, Watch>);
+
+impl<'de> Deserialize<'de> for WatchHosts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            List(Vec<String>),
+            Map(BTreeMap<String, Option<Watch>>),
+        }
+        Ok(
+            match Repr::deserialize(d).map_err(|_| {
+                serde::de::Error::custom(
+                    "expected a list of host names or a map of host name to {grace: N}",
+                )
+            })? {
+                Repr::List(v) => WatchHosts(v.into_iter().map(|n| (n, Watch::default())).collect()),
+                Repr::Map(m) => WatchHosts(
+                    m.into_iter()
+                        .map(|(k, v)| (k, v.unwrap_or_default()))
+                        .collect(),
+                ),
+            },
+        )
+    }
+}
+
+/// hbd's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub hb_port: u16,
+    pub hbd_port: u16,
+    pub ws_port: u16,
+    /// Address every listener binds to.
+    pub bind: IpAddr,
+    pub logfile: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    pub secret: Option<String>,
+    pub api_token: Option<String>,
+    pub watchhosts: WatchHosts,
+    /// DOWN after interval × grace without a heartbeat.
+    pub grace: f64,
+    #[serde(deserialize_with = "duration")]
+    pub startup_grace: Duration,
+    /// With a secret: heartbeats whose send time is further than this from hbd's clock
+    /// are dropped (replay protection).
+    #[serde(deserialize_with = "duration")]
+    pub time_window: Duration,
+    pub max_hosts: usize,
+    pub history_len: usize,
+    pub data_dir: Option<PathBuf>,
+    pub journal_max_bytes: u64,
+    pub journal_keep: usize,
+    pub journal_fsync: Fsync,
+    #[serde(deserialize_with = "duration")]
+    pub journal_fsync_interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub snapshot_interval: Duration,
+    /// Requested UDP receive buffer (bytes).
+    pub udp_rcvbuf: usize,
+    /// Messages buffered per WebSocket client before it is dropped as too slow.
+    pub ws_client_buffer: usize,
+    /// Largest HTTP heartbeat body and UDP datagram accepted.
+    pub max_datagram: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hb_port: 50003,
+            hbd_port: 50004,
+            ws_port: 50005,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            logfile: None,
+            pidfile: None,
+            secret: None,
+            api_token: None,
+            watchhosts: WatchHosts::default(),
+            grace: 2.5,
+            startup_grace: Duration::from_secs(60),
+            time_window: Duration::from_secs(300),
+            max_hosts: 200_000,
+            history_len: 60,
+            data_dir: None,
+            journal_max_bytes: 16 << 20,
+            journal_keep: 8,
+            journal_fsync: Fsync::Batch,
+            journal_fsync_interval: Duration::from_secs(1),
+            snapshot_interval: Duration::from_secs(60),
+            udp_rcvbuf: 8 << 20,
+            ws_client_buffer: 1024,
+            max_datagram: 65_507,
+        }
+    }
+}
+
+impl Config {
+    /// Parses YAML text; unknown keys (not hbc's either) come back as warnings.
+    pub fn parse(text: &str, path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if text.trim().is_empty() {
+            return Ok((Config::default(), Vec::new()));
+        }
+        let mut unknown = Vec::new();
+        let de = serde_norway::Deserializer::from_str(text);
+        let config: Config = serde_ignored::deserialize(de, |p| {
+            let p = p.to_string();
+            let top = p.split('.').next().unwrap_or("");
+            if !CLIENT_KEYS.contains(&top) {
+                unknown.push(p);
+            }
+        })
+        .map_err(|e| invalid(e.to_string()))?;
+        config.validate().map_err(invalid)?;
+        let warnings = unknown
+            .into_iter()
+            .map(|k| {
+                format!(
+                    "config file {}: unknown key `{k}` is ignored (check its spelling)",
+                    path.display()
+                )
+            })
+            .collect();
+        Ok((config, warnings))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(self.grace >= 1.0 && self.grace <= 1000.0) {
+            return Err(format!(
+                "grace: {} is out of range; use 1 to 1000 (default 2.5)",
+                self.grace
+            ));
+        }
+        for (name, w) in &self.watchhosts.0 {
+            if !hb_proto::valid_host_name(name) {
+                return Err(format!("watchhosts: {name:?} is not a valid host name"));
+            }
+            if let Some(g) = w.grace {
+                if !(1.0..=1000.0).contains(&g) {
+                    return Err(format!(
+                        "watchhosts.{name}.grace: {g} is out of range; use 1 to 1000"
+                    ));
+                }
+            }
+        }
+        if self.journal_keep == 0 {
+            return Err("journal_keep: must be at least 1".into());
+        }
+        if self.journal_max_bytes < 4096 {
+            return Err("journal_max_bytes: use at least 4096".into());
+        }
+        if self.max_hosts == 0 {
+            return Err("max_hosts: must be at least 1".into());
+        }
+        if let Some(s) = &self.secret {
+            if s.is_empty() {
+                return Err("secret: is empty; remove the key or set a long random string".into());
+            }
+        }
+        if let Some(t) = &self.api_token {
+            if t.len() < 8 {
+                return Err("api_token: use at least 8 characters".into());
+            }
+        }
+        if self.ws_client_buffer == 0 {
+            return Err("ws_client_buffer: must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Loads `explicit`, else `~/.hb.yaml`, else `/etc/hbd.yaml`, else embedded defaults.
+    pub fn load(
+        explicit: Option<&Path>,
+    ) -> Result<(Config, Option<PathBuf>, Vec<String>), ConfigError> {
+        let candidates: Vec<PathBuf> = match explicit {
+            Some(p) => vec![p.to_path_buf()],
+            None => {
+                let mut v = Vec::new();
+                if let Some(home) = std::env::var_os("HOME") {
+                    v.push(PathBuf::from(home).join(".hb.yaml"));
+                }
+                v.push(PathBuf::from("/etc/hbd.yaml"));
+                v
+            }
+        };
+        for path in candidates {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let (c, w) = Config::parse(&text, &path)?;
+                    return Ok((c, Some(path), w));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+                    continue
+                }
+                Err(source) => return Err(ConfigError::Read { path, source }),
+            }
+        }
+        Ok((Config::default(), None, Vec::new()))
+    }
+
+    /// The data folder: `data_dir`, else `/var/lib/hbd` for root, else
+    /// `$XDG_STATE_HOME/hbd` or `~/.local/state/hbd`.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.data_dir {
+            return d.clone();
+        }
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            return PathBuf::from("/var/lib/hbd");
+        }
+        if let Some(x) = std::env::var_os("XDG_STATE_HOME") {
+            return PathBuf::from(x).join("hbd");
+        }
+        match std::env::var_os("HOME") {
+            Some(h) => PathBuf::from(h).join(".local/state/hbd"),
+            None => PathBuf::from("hbd-data"),
+        }
+    }
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; use e.g. 500ms, 10s, 2m or 1h"))?;
+    if !v.is_finite() || v < 0.0 || v * mult > 1e9 {
+        return Err(format!("{text:?} is not a usable duration"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+struct DurationVisitor;
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a duration such as 500ms, 10s, 2m, 1h or a number of seconds")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+        parse_duration(v).map_err(E::custom)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Duration, E> {
+        parse_duration(&v.to_string()).map_err(E::custom)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
+        parse_duration(&v.to_string()).map_err(E::custom)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+        parse_duration(&v.to_string()).map_err(E::custom)
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    d.deserialize_any(DurationVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<(Config, Vec<String>), String> {
+        Config::parse(text, Path::new("hbd.yaml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_shared_file() {
+        let (c, w) = parse(
+            "hb_port: 6000\ninterval: 5s\nplugins: {cpu: {isolate: true}}\nwatchhosts: [a, b]\n",
+        )
+        .expect("ok");
+        assert_eq!(c.hb_port, 6000);
+        assert_eq!(c.hbd_port, 50004);
+        assert_eq!(c.watchhosts.0.len(), 2);
+        assert!(w.is_empty(), "hbc keys are not warned about: {w:?}");
+    }
+
+    #[test]
+    fn watchhosts_as_map() {
+        let (c, _) = parse("watchhosts:\n  db1: {grace: 5}\n  web1:\n").expect("ok");
+        assert_eq!(c.watchhosts.0["db1"].grace, Some(5.0));
+        assert_eq!(c.watchhosts.0["web1"].grace, None);
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let e = parse("hb_port: 50003\nstartup_grace: later\n").expect_err("bad");
+        assert!(e.contains("startup_grace") && e.contains("line 2"), "{e}");
+        let e = parse("hbd_port: 99999\n").expect_err("bad");
+        assert!(e.contains("hbd_port") && e.contains("line 1"), "{e}");
+        let e = parse("journal_fsync: sometimes\n").expect_err("bad");
+        assert!(e.contains("journal_fsync"), "{e}");
+        let e = parse("watchhosts: ['<script>']\n").expect_err("bad");
+        assert!(e.contains("watchhosts"), "{e}");
+        let (_, w) = parse("hdb_port: 1\n").expect("unknown key is a warning");
+        assert!(w[0].contains("hdb_port"));
+    }
+}

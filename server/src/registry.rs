@@ -1,0 +1,796 @@
+//! The host registry: every host's identity, liveness, level, readings and recent history,
+//! plus the liveness deadlines.
+//!
+//! Pure state with an explicit clock: every method takes `now_ms`, so liveness is tested
+//! with a controlled clock. Deadlines live in a min-heap holding at most one entry per
+//! host; an entry that surfaces early (the host beat since) is pushed again with the
+//! host's current deadline, so a check costs O(log n) per due host, never a fleet scan.
+//!
+//! Memory per host (documented in ARCHITECTURE.md): ~300 B of fixed fields, ~64 B per
+//! reading (keys and units are interned, shared by all hosts), `history_len` × 20 B of
+//! summary history (default 60 samples: 1.2 KB), up to 8 addresses and 8 recent events.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hb_proto::{Level, Packet, ValueRef};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, EventKind};
+
+/// Liveness of a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Up,
+    Down,
+    /// Watched but never heard from.
+    NeverSeen,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Up => "UP",
+            Status::Down => "DOWN",
+            Status::NeverSeen => "NEVER_SEEN",
+        }
+    }
+}
+
+/// A reading value as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Val {
+    Bool(bool),
+    I64(i64),
+    F64(f64),
+    Text(Box<str>),
+}
+
+impl Val {
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Val::F64(v) => Some(*v),
+            Val::I64(v) => Some(*v as f64),
+            Val::Bool(b) => Some(f64::from(u8::from(*b))),
+            Val::Text(_) => None,
+        }
+    }
+}
+
+/// One stored reading.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reading {
+    pub key: Arc<str>,
+    pub value: Val,
+    pub unit: Arc<str>,
+    pub level: LevelName,
+    pub message: Box<str>,
+    pub threshold: Box<str>,
+    #[serde(skip)]
+    seen_seq: u64,
+}
+
+/// Level with serde names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LevelName {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+}
+
+impl LevelName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LevelName::Ok => "OK",
+            LevelName::Warning => "WARNING",
+            LevelName::Critical => "CRITICAL",
+            LevelName::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// OK < WARNING < UNKNOWN < CRITICAL.
+    pub fn severity(self) -> u8 {
+        match self {
+            LevelName::Ok => 0,
+            LevelName::Warning => 1,
+            LevelName::Unknown => 2,
+            LevelName::Critical => 3,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LevelName> {
+        match s.to_ascii_uppercase().as_str() {
+            "OK" => Some(LevelName::Ok),
+            "WARNING" => Some(LevelName::Warning),
+            "CRITICAL" => Some(LevelName::Critical),
+            "UNKNOWN" => Some(LevelName::Unknown),
+            _ => None,
+        }
+    }
+}
+
+impl From<Level> for LevelName {
+    fn from(l: Level) -> LevelName {
+        match l {
+            Level::Ok => LevelName::Ok,
+            Level::Warning => LevelName::Warning,
+            Level::Critical => LevelName::Critical,
+            Level::Unknown => LevelName::Unknown,
+        }
+    }
+}
+
+/// One summary sample for sparklines: time and four key figures (NaN when absent).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Unix seconds.
+    pub t: u32,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub cpu: f32,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub mem: f32,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub fs: f32,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub load: f32,
+}
+
+/// JSON has no NaN: serde_json writes it as `null`, read back here as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    Option::<f32>::deserialize(d).map(|v| v.unwrap_or(f32::NAN))
+}
+
+/// Where a host's heartbeats came from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeenAddr {
+    pub addr: IpAddr,
+    pub last_ms: u64,
+}
+
+/// Everything known about one host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Host {
+    pub name: Arc<str>,
+    pub status: Status,
+    pub level: LevelName,
+    pub watched: bool,
+    /// Grace factor: DOWN after interval × grace without a heartbeat.
+    pub grace: f64,
+    pub first_seen_ms: Option<u64>,
+    pub last_seen_ms: Option<u64>,
+    /// When the status last changed (for "DOWN since").
+    pub since_ms: u64,
+    pub interval_ms: u32,
+    pub instance: u64,
+    pub last_seq: u64,
+    #[serde(skip)]
+    parts_seen: [u64; 4],
+    pub received: u64,
+    pub lost: u64,
+    pub addrs: Vec<SeenAddr>,
+    #[serde(skip)]
+    pub readings: Vec<Reading>,
+    pub history: VecDeque<Sample>,
+    pub recent: VecDeque<Event>,
+    pub deadline_ms: u64,
+    #[serde(skip)]
+    in_heap: bool,
+}
+
+const MAX_ADDRS: usize = 8;
+const MAX_RECENT: usize = 8;
+const MAX_INTERNED: usize = 200_000;
+
+/// Why a heartbeat was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// Sequence not newer than what was seen (duplicate, reordered or replayed).
+    Replayed,
+    /// `sent_ms` outside the accepted window around the server's clock.
+    OutsideWindow,
+    /// The registry is full and this would be a new host.
+    HostCap,
+}
+
+impl Reject {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Reject::Replayed => "replayed",
+            Reject::OutsideWindow => "outside_time_window",
+            Reject::HostCap => "host_cap",
+        }
+    }
+}
+
+/// Settings the registry needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub grace: f64,
+    /// Reject `sent_ms` further than this from now (only with a secret; 0 = off).
+    pub window_ms: u64,
+    pub max_hosts: usize,
+    pub history_len: usize,
+    /// Never-seen watched hosts go DOWN this long after start-up.
+    pub startup_grace_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            grace: 2.5,
+            window_ms: 0,
+            max_hosts: 100_000,
+            history_len: 60,
+            startup_grace_ms: 60_000,
+        }
+    }
+}
+
+/// All hosts.
+#[derive(Debug, Default)]
+pub struct Registry {
+    hosts: Vec<Option<Host>>,
+    free: Vec<u32>,
+    by_name: HashMap<Arc<str>, u32>,
+    heap: BinaryHeap<Reverse<(u64, u32)>>,
+    interned: HashSet<Arc<str>>,
+    pub settings: Settings,
+    pub count: usize,
+    /// Id of the last event created; ids only grow (restored from the journal).
+    pub last_event_id: u64,
+}
+
+fn event(
+    now_ms: u64,
+    host: &str,
+    kind: EventKind,
+    from: Option<&str>,
+    to: Option<&str>,
+    message: String,
+) -> Event {
+    Event {
+        id: 0,
+        ts_ms: now_ms,
+        host: host.to_string(),
+        kind,
+        key: None,
+        from: from.map(str::to_string),
+        to: to.map(str::to_string),
+        message,
+    }
+}
+
+impl Registry {
+    pub fn new(settings: Settings) -> Registry {
+        Registry {
+            settings,
+            ..Registry::default()
+        }
+    }
+
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.interned.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        if self.interned.len() < MAX_INTERNED {
+            self.interned.insert(a.clone());
+        }
+        a
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Host> {
+        let id = *self.by_name.get(name)?;
+        self.hosts.get(id as usize)?.as_ref()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().flatten()
+    }
+
+    /// Host names by slot, for iterating in chunks without holding a lock throughout.
+    pub fn slots(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn slot(&self, i: usize) -> Option<&Host> {
+        self.hosts.get(i).and_then(Option::as_ref)
+    }
+
+    fn new_host(&mut self, name: &str, watched: bool, grace: f64, now_ms: u64) -> u32 {
+        let name = self.intern_name(name);
+        let host = Host {
+            name: name.clone(),
+            status: Status::NeverSeen,
+            level: LevelName::Unknown,
+            watched,
+            grace,
+            first_seen_ms: None,
+            last_seen_ms: None,
+            since_ms: now_ms,
+            interval_ms: 0,
+            instance: 0,
+            last_seq: 0,
+            parts_seen: [0; 4],
+            received: 0,
+            lost: 0,
+            addrs: Vec::new(),
+            readings: Vec::new(),
+            history: VecDeque::new(),
+            recent: VecDeque::new(),
+            deadline_ms: 0,
+            in_heap: false,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.hosts[id as usize] = Some(host);
+                id
+            }
+            None => {
+                self.hosts.push(Some(host));
+                (self.hosts.len() - 1) as u32
+            }
+        };
+        self.by_name.insert(name, id);
+        self.count += 1;
+        id
+    }
+
+    fn intern_name(&self, name: &str) -> Arc<str> {
+        Arc::from(name)
+    }
+
+    /// Adds or updates a watched host (from `watchhosts`). A never-seen one goes DOWN
+    /// `startup_grace` after `now_ms`.
+    pub fn watch(&mut self, name: &str, grace: Option<f64>, now_ms: u64) {
+        let grace = grace.unwrap_or(self.settings.grace);
+        let id = match self.by_name.get(name) {
+            Some(id) => *id,
+            None => self.new_host(name, true, grace, now_ms),
+        };
+        let deadline = now_ms + self.settings.startup_grace_ms;
+        if let Some(h) = self.hosts[id as usize].as_mut() {
+            h.watched = true;
+            h.grace = grace;
+            if h.status == Status::NeverSeen && h.deadline_ms == 0 {
+                h.deadline_ms = deadline;
+            }
+        }
+        self.schedule(id);
+    }
+
+    /// Stops watching `name` (it stays if it was ever seen).
+    pub fn unwatch(&mut self, name: &str) {
+        if let Some(&id) = self.by_name.get(name) {
+            if let Some(h) = self.hosts[id as usize].as_mut() {
+                h.watched = false;
+                h.grace = self.settings.grace;
+            }
+        }
+    }
+
+    fn schedule(&mut self, id: u32) {
+        if let Some(h) = self.hosts[id as usize].as_mut() {
+            if !h.in_heap && h.deadline_ms > 0 {
+                h.in_heap = true;
+                self.heap.push(Reverse((h.deadline_ms, id)));
+            }
+        }
+    }
+
+    /// Removes a host. Returns false if unknown.
+    pub fn forget(&mut self, name: &str) -> bool {
+        let Some(id) = self.by_name.remove(name) else {
+            return false;
+        };
+        self.hosts[id as usize] = None;
+        self.free.push(id);
+        self.count -= 1;
+        true
+    }
+
+    /// Applies one verified datagram; pushes resulting events into `events`.
+    pub fn apply(
+        &mut self,
+        p: &Packet<'_>,
+        src: IpAddr,
+        now_ms: u64,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Reject> {
+        let start = events.len();
+        if self.settings.window_ms > 0 && p.sent_ms.abs_diff(now_ms) > self.settings.window_ms {
+            return Err(Reject::OutsideWindow);
+        }
+        let id = match self.by_name.get(p.host) {
+            Some(&id) => id,
+            None => {
+                if self.count >= self.settings.max_hosts {
+                    return Err(Reject::HostCap);
+                }
+                let id = self.new_host(p.host, false, self.settings.grace, now_ms);
+                events.push(event(
+                    now_ms,
+                    p.host,
+                    EventKind::HostNew,
+                    None,
+                    None,
+                    format!("first heartbeat from {src}"),
+                ));
+                id
+            }
+        };
+        let history_len = self.settings.history_len;
+        let mut interned: Vec<(usize, Arc<str>, Arc<str>)> = Vec::new();
+        {
+            let Some(h) = self.hosts[id as usize].as_mut() else {
+                return Err(Reject::Replayed);
+            };
+            // Ordering: (instance, seq) only grows; a known seq may bring its other parts.
+            let order = (p.instance, p.seq).cmp(&(h.instance, h.last_seq));
+            let part_bit = (p.part as usize / 64, 1u64 << (p.part % 64));
+            // A lower instance is a restarted hbc whose clock went back; only accepted
+            // without a time window (no secret), where replay protection is moot.
+            let restarted_back = p.instance < h.instance && self.settings.window_ms == 0;
+            let part_repeated = h.parts_seen[part_bit.0] & part_bit.1 != 0;
+            match order {
+                std::cmp::Ordering::Less if !restarted_back => return Err(Reject::Replayed),
+                std::cmp::Ordering::Equal if h.received > 0 && part_repeated => {
+                    return Err(Reject::Replayed)
+                }
+                _ => {}
+            }
+            let new_seq = order != std::cmp::Ordering::Equal || h.received == 0;
+            if new_seq {
+                if p.instance == h.instance && h.received > 0 && p.seq > h.last_seq + 1 {
+                    h.lost += p.seq - h.last_seq - 1;
+                }
+                // Readings absent from the previous heartbeat are gone from the host.
+                let prev = h.last_seq;
+                if h.received > 0 {
+                    h.readings.retain(|r| r.seen_seq == prev);
+                }
+                h.instance = p.instance;
+                h.last_seq = p.seq;
+                h.parts_seen = [0; 4];
+                h.received += 1;
+            }
+            h.parts_seen[part_bit.0] |= part_bit.1;
+            if h.first_seen_ms.is_none() {
+                h.first_seen_ms = Some(now_ms);
+            }
+            h.last_seen_ms = Some(now_ms);
+            h.interval_ms = p.interval_ms;
+            match h.addrs.iter_mut().find(|a| a.addr == src) {
+                Some(a) => a.last_ms = now_ms,
+                None => {
+                    if h.addrs.len() >= MAX_ADDRS {
+                        h.addrs.sort_by_key(|a| Reverse(a.last_ms));
+                        h.addrs.truncate(MAX_ADDRS - 1);
+                    }
+                    h.addrs.push(SeenAddr {
+                        addr: src,
+                        last_ms: now_ms,
+                    });
+                }
+            }
+            let span = (f64::from(p.interval_ms.max(100)) * h.grace) as u64;
+            h.deadline_ms = now_ms + span.max(u64::from(p.interval_ms) + 1000);
+
+            if h.status != Status::Up {
+                let from = h.status.as_str();
+                events.push(event(
+                    now_ms,
+                    p.host,
+                    EventKind::HostUp,
+                    Some(from),
+                    Some("UP"),
+                    format!("heartbeat from {src}"),
+                ));
+                h.status = Status::Up;
+                h.since_ms = now_ms;
+            }
+            let level = LevelName::from(p.level);
+            if level != h.level && new_seq {
+                events.push(event(
+                    now_ms,
+                    p.host,
+                    EventKind::HostLevel,
+                    Some(h.level.as_str()),
+                    Some(level.as_str()),
+                    String::new(),
+                ));
+                h.level = level;
+            }
+
+            // Readings: update in place when keys come in the same order as before.
+            let mut pos = 0usize;
+            let mut summary = Sample {
+                t: (now_ms / 1000) as u32,
+                cpu: f32::NAN,
+                mem: f32::NAN,
+                fs: f32::NAN,
+                load: f32::NAN,
+            };
+            for r in &p.readings {
+                let idx = if h.readings.get(pos).is_some_and(|x| &*x.key == r.key) {
+                    Some(pos)
+                } else {
+                    h.readings.iter().position(|x| &*x.key == r.key)
+                };
+                let value = match r.value {
+                    ValueRef::F64(v) => Val::F64(v),
+                    ValueRef::I64(v) => Val::I64(v),
+                    ValueRef::Bool(v) => Val::Bool(v),
+                    ValueRef::Text(t) => Val::Text(t.into()),
+                };
+                let lvl = LevelName::from(r.level);
+                match idx {
+                    Some(i) => {
+                        let x = &mut h.readings[i];
+                        if x.level != lvl {
+                            let mut e = event(
+                                now_ms,
+                                p.host,
+                                EventKind::CheckLevel,
+                                Some(x.level.as_str()),
+                                Some(lvl.as_str()),
+                                r.message.to_string(),
+                            );
+                            e.key = Some(r.key.to_string());
+                            events.push(e);
+                            x.level = lvl;
+                        }
+                        x.value = value;
+                        if &*x.message != r.message {
+                            x.message = r.message.into();
+                        }
+                        if &*x.threshold != r.threshold {
+                            x.threshold = r.threshold.into();
+                        }
+                        if &*x.unit != r.unit {
+                            interned.push((i, Arc::from(r.key), Arc::from(r.unit)));
+                        }
+                        x.seen_seq = p.seq;
+                        pos = i + 1;
+                    }
+                    None => {
+                        interned.push((h.readings.len(), Arc::from(r.key), Arc::from(r.unit)));
+                        h.readings.push(Reading {
+                            key: Arc::from(""),
+                            value,
+                            unit: Arc::from(""),
+                            level: lvl,
+                            message: r.message.into(),
+                            threshold: r.threshold.into(),
+                            seen_seq: p.seq,
+                        });
+                        pos = h.readings.len();
+                    }
+                }
+                if let Some(v) = r.value_f64() {
+                    match r.key {
+                        "cpu.usage_percent" => summary.cpu = v as f32,
+                        "memory.used_percent" => summary.mem = v as f32,
+                        "cpu.load1" => summary.load = v as f32,
+                        k if k.starts_with("fs.")
+                            && k.ends_with(".used_percent")
+                            && (summary.fs.is_nan() || (v as f32) > summary.fs) =>
+                        {
+                            summary.fs = v as f32;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if p.part == 0 && history_len > 0 {
+                if h.history.len() >= history_len {
+                    h.history.pop_front();
+                }
+                h.history.push_back(summary);
+            }
+        }
+        // Intern new keys and units outside the host borrow.
+        for (i, key, unit) in interned {
+            let key = self.intern(&key);
+            let unit = self.intern(&unit);
+            if let Some(h) = self.hosts[id as usize].as_mut() {
+                if let Some(r) = h.readings.get_mut(i) {
+                    r.key = key;
+                    r.unit = unit;
+                }
+            }
+        }
+        self.schedule(id);
+        self.stamp(&mut events[start..]);
+        self.remember(id, &events[start..]);
+        Ok(())
+    }
+
+    /// Gives events their ids.
+    pub fn stamp(&mut self, events: &mut [Event]) {
+        for e in events {
+            self.last_event_id += 1;
+            e.id = self.last_event_id;
+        }
+    }
+
+    /// Adds new events of host `id` to its recent list.
+    fn remember(&mut self, id: u32, events: &[Event]) {
+        if let Some(h) = self.hosts[id as usize].as_mut() {
+            for e in events {
+                if h.recent.len() >= MAX_RECENT {
+                    h.recent.pop_front();
+                }
+                h.recent.push_back(e.clone());
+            }
+        }
+    }
+
+    /// The earliest pending deadline.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse((d, _))| *d)
+    }
+
+    /// Marks every host whose deadline passed as DOWN.
+    pub fn tick(&mut self, now_ms: u64, events: &mut Vec<Event>) {
+        while let Some(&Reverse((deadline, id))) = self.heap.peek() {
+            if deadline > now_ms {
+                break;
+            }
+            self.heap.pop();
+            let Some(h) = self.hosts.get_mut(id as usize).and_then(Option::as_mut) else {
+                continue;
+            };
+            h.in_heap = false;
+            if h.deadline_ms > now_ms {
+                // The host beat since this entry was queued.
+                self.schedule(id);
+                continue;
+            }
+            if h.deadline_ms != deadline {
+                continue;
+            }
+            let e = match h.status {
+                Status::Up => {
+                    let silent = now_ms.saturating_sub(h.last_seen_ms.unwrap_or(now_ms));
+                    Some(event(
+                        now_ms,
+                        &h.name,
+                        EventKind::HostDown,
+                        Some("UP"),
+                        Some("DOWN"),
+                        format!(
+                            "no heartbeat for {:.1} s (interval {:.1} s × grace {})",
+                            silent as f64 / 1000.0,
+                            f64::from(h.interval_ms) / 1000.0,
+                            h.grace
+                        ),
+                    ))
+                }
+                Status::NeverSeen if h.watched => Some(event(
+                    now_ms,
+                    &h.name,
+                    EventKind::HostDown,
+                    Some("NEVER_SEEN"),
+                    Some("DOWN"),
+                    "watched host never sent a heartbeat since hbd started".to_string(),
+                )),
+                _ => None,
+            };
+            if let Some(e) = e {
+                h.status = Status::Down;
+                h.since_ms = now_ms;
+                h.deadline_ms = 0;
+                events.push(e);
+                let n = events.len();
+                self.stamp(&mut events[n - 1..]);
+                self.remember(id, &events[n - 1..]);
+            }
+        }
+    }
+
+    /// Restores a host from a snapshot. Hosts that were UP get a fresh deadline from
+    /// `now_ms`, so a restart of hbd does not turn hosts that keep beating DOWN.
+    pub fn restore(&mut self, mut h: Host, now_ms: u64) {
+        if self.by_name.contains_key(&*h.name) {
+            return;
+        }
+        h.in_heap = false;
+        h.parts_seen = [u64::MAX; 4];
+        if h.status == Status::Up {
+            let span = (f64::from(h.interval_ms.max(100)) * h.grace) as u64;
+            h.deadline_ms = h
+                .deadline_ms
+                .max(now_ms + span.max(u64::from(h.interval_ms) + 1000));
+        } else if h.status == Status::NeverSeen {
+            h.deadline_ms = now_ms + self.settings.startup_grace_ms;
+        } else {
+            h.deadline_ms = 0;
+        }
+        let name = h.name.clone();
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.hosts[id as usize] = Some(h);
+                id
+            }
+            None => {
+                self.hosts.push(Some(h));
+                (self.hosts.len() - 1) as u32
+            }
+        };
+        self.by_name.insert(name, id);
+        self.count += 1;
+        self.schedule(id);
+    }
+
+    /// Applies a journaled event during replay (for hosts newer than the snapshot).
+    pub fn replay(&mut self, e: &Event, now_ms: u64) {
+        self.last_event_id = self.last_event_id.max(e.id);
+        let id = match self.by_name.get(e.host.as_str()) {
+            Some(&id) => id,
+            None if e.kind == EventKind::HostForgotten || e.kind == EventKind::System => return,
+            None => self.new_host(&e.host, false, self.settings.grace, e.ts_ms),
+        };
+        match e.kind {
+            EventKind::HostForgotten => {
+                self.forget(&e.host.clone());
+                return;
+            }
+            EventKind::System => return,
+            _ => {}
+        }
+        let startup = self.settings.startup_grace_ms;
+        let Some(h) = self.hosts[id as usize].as_mut() else {
+            return;
+        };
+        match e.kind {
+            EventKind::HostNew | EventKind::HostUp => {
+                h.status = Status::Up;
+                h.since_ms = e.ts_ms;
+                h.first_seen_ms.get_or_insert(e.ts_ms);
+                h.last_seen_ms = Some(h.last_seen_ms.unwrap_or(0).max(e.ts_ms));
+                // Unknown interval after a replay: expect a beat within the start-up grace.
+                h.deadline_ms = now_ms + startup;
+            }
+            EventKind::HostDown => {
+                h.status = Status::Down;
+                h.since_ms = e.ts_ms;
+                h.deadline_ms = 0;
+            }
+            EventKind::HostLevel => {
+                if let Some(l) = e.to.as_deref().and_then(LevelName::parse) {
+                    h.level = l;
+                }
+            }
+            _ => {}
+        }
+        if h.recent.len() >= MAX_RECENT {
+            h.recent.pop_front();
+        }
+        h.recent.push_back(e.clone());
+        self.schedule(id);
+    }
+}
+
+trait ValueF64 {
+    fn value_f64(&self) -> Option<f64>;
+}
+
+impl ValueF64 for hb_proto::ReadingRef<'_> {
+    fn value_f64(&self) -> Option<f64> {
+        match self.value {
+            ValueRef::F64(v) => Some(v),
+            ValueRef::I64(v) => Some(v as f64),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! Starting and stopping hbd: restore state, bind every listener (port 0 works, for
+//! tests), start the threads and HTTP servers; on stop, save a snapshot and flush the
+//! journal.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::{Context, Result};
+
+use crate::config::{Config, Fsync};
+use crate::journal::{self, FsyncPolicy, JournalConfig};
+use crate::registry::{Registry, Settings};
+use crate::state::{now_ms, Shared, State};
+use crate::{api, liveness, snapshot, udp, ws};
+
+/// A running hbd.
+pub struct Running {
+    pub udp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub ws_addr: SocketAddr,
+    pub state: Shared,
+    pub data_dir: PathBuf,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    servers: Vec<actix_web::dev::ServerHandle>,
+}
+
+fn settings(config: &Config) -> Settings {
+    Settings {
+        grace: config.grace,
+        window_ms: if config.secret.is_some() {
+            config.time_window.as_millis() as u64
+        } else {
+            0
+        },
+        max_hosts: config.max_hosts,
+        history_len: config.history_len,
+        startup_grace_ms: config.startup_grace.as_millis() as u64,
+    }
+}
+
+/// Restores the registry from the snapshot and the journal, and opens the journal.
+fn restore(config: &Config, data_dir: &Path) -> Result<(Registry, journal::Journal)> {
+    let now = now_ms();
+    let mut registry = Registry::new(settings(config));
+    let loaded = snapshot::load(data_dir, &mut registry, now);
+    for p in &loaded.problems {
+        tracing::warn!("{p}");
+    }
+    let after = loaded.last_event_id;
+    let jcfg = JournalConfig {
+        dir: data_dir.join("journal"),
+        max_bytes: config.journal_max_bytes,
+        keep: config.journal_keep,
+        fsync: match config.journal_fsync {
+            Fsync::Always => FsyncPolicy::Always,
+            Fsync::Batch => FsyncPolicy::Batch(config.journal_fsync_interval),
+            Fsync::Never => FsyncPolicy::Never,
+        },
+    };
+    let mut replayed = 0u64;
+    let (journal, report) = journal::Journal::open(jcfg, |e| {
+        if e.id > after {
+            registry.replay(&e, now);
+            replayed += 1;
+        }
+    })
+    .with_context(|| {
+        format!(
+            "cannot open the journal in {}",
+            data_dir.join("journal").display()
+        )
+    })?;
+    for p in &report.problems {
+        tracing::warn!("journal: {p}");
+    }
+    registry.last_event_id = registry.last_event_id.max(report.last_id);
+    tracing::info!(
+        hosts = registry.count,
+        from_snapshot = loaded.hosts,
+        events_replayed = replayed,
+        journal_events = report.events,
+        "state restored from {}",
+        data_dir.display()
+    );
+    for (name, w) in &config.watchhosts.0 {
+        registry.watch(name, w.grace, now);
+    }
+    Ok((registry, journal))
+}
+
+/// Starts everything. Must run inside an actix/tokio runtime.
+pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
+    let (registry, journal) = restore(&config, &data_dir)?;
+    let journal_dir = journal.dir().to_path_buf();
+    let writer =
+        journal::Writer::spawn(journal, 65_536).context("cannot start the journal writer")?;
+    let state: Shared = Arc::new(State::new(config.clone(), registry, writer, journal_dir));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let udp_sock = udp::bind(
+        SocketAddr::new(config.bind, config.hb_port),
+        config.udp_rcvbuf,
+    )
+    .with_context(|| {
+        format!(
+            "cannot listen for heartbeats on UDP {}:{}",
+            config.bind, config.hb_port
+        )
+    })?;
+    let udp_addr = udp_sock.local_addr()?;
+    let mut threads = vec![
+        udp::spawn(udp_sock, state.clone(), stop.clone())?,
+        liveness::spawn(state.clone(), stop.clone())?,
+    ];
+    {
+        let (state, stop, dir) = (state.clone(), stop.clone(), data_dir.clone());
+        let every = config.snapshot_interval;
+        threads.push(
+            std::thread::Builder::new()
+                .name("snapshot".into())
+                .spawn(move || {
+                    let mut last = std::time::Instant::now();
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(200));
+                        if last.elapsed() >= every {
+                            last = std::time::Instant::now();
+                            if let Err(e) = snapshot::save(&state, &dir) {
+                                tracing::error!(
+                                    "cannot save the registry snapshot in {}: {e}",
+                                    dir.display()
+                                );
+                            }
+                        }
+                    }
+                })?,
+        );
+    }
+
+    let data = web::Data::new(state.clone());
+    let max_body = config.max_datagram;
+    let d = data.clone();
+    let http = HttpServer::new(move || {
+        App::new()
+            .app_data(d.clone())
+            .configure(|c| api::configure(c, max_body))
+    })
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(2)
+    .bind((config.bind, config.hbd_port))
+    .with_context(|| {
+        format!(
+            "cannot listen for HTTP on {}:{}",
+            config.bind, config.hbd_port
+        )
+    })?;
+    let http_addr = *http.addrs().first().context("HTTP server has no address")?;
+    let http = http.run();
+    let d = data.clone();
+    let wss = HttpServer::new(move || App::new().app_data(d.clone()).configure(ws::configure))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .bind((config.bind, config.ws_port))
+        .with_context(|| {
+            format!(
+                "cannot listen for WebSocket on {}:{}",
+                config.bind, config.ws_port
+            )
+        })?;
+    let ws_addr = *wss
+        .addrs()
+        .first()
+        .context("WebSocket server has no address")?;
+    let wss = wss.run();
+    let servers = vec![http.handle(), wss.handle()];
+    actix_web::rt::spawn(http);
+    actix_web::rt::spawn(wss);
+    tracing::info!(%udp_addr, %http_addr, %ws_addr, data_dir = %data_dir.display(), "hbd listening");
+    Ok(Running {
+        udp_addr,
+        http_addr,
+        ws_addr,
+        state,
+        data_dir,
+        stop,
+        threads,
+        servers,
+    })
+}
+
+impl Running {
+    /// Stops listeners and threads, saves a snapshot, flushes the journal.
+    pub async fn stop(self) -> Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        for s in &self.servers {
+            s.stop(true).await;
+        }
+        let threads = self.threads;
+        let _ = web::block(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        let saved = snapshot::save(&self.state, &self.data_dir);
+        if let Err(e) = &saved {
+            tracing::error!("cannot save the registry snapshot: {e}");
+        }
+        let flushed = self.state.journal.flush(Duration::from_secs(5));
+        if let Err(e) = &flushed {
+            tracing::error!("journal not fully written at shutdown: {e}");
+        }
+        tracing::info!("hbd stopped");
+        Ok(())
+    }
+}

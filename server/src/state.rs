@@ -1,0 +1,277 @@
+//! The state every part of hbd shares: the registry, counters, the journal writer and the
+//! WebSocket broadcast; and the one path every heartbeat takes, whether it came by UDP or
+//! HTTP.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytestring::ByteString;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::event::Event;
+use crate::journal;
+use crate::registry::{Host, LevelName, Registry, Status};
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Every reason a datagram is dropped; each has a counter.
+pub const DROP_REASONS: &[&str] = &[
+    "short",
+    "bad_magic",
+    "bad_version",
+    "bad_flags",
+    "unsigned",
+    "bad_signature",
+    "truncated",
+    "trailing_bytes",
+    "bad_utf8",
+    "bad_host_name",
+    "bad_level",
+    "bad_value_type",
+    "bad_part",
+    "empty_key",
+    "replayed",
+    "outside_time_window",
+    "host_cap",
+    "oversized",
+];
+
+/// Ingest and delivery counters.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub udp_received: AtomicU64,
+    pub http_received: AtomicU64,
+    pub accepted: AtomicU64,
+    pub bytes: AtomicU64,
+    dropped: [AtomicU64; 18],
+    pub events: AtomicU64,
+    pub ws_clients: AtomicU64,
+    pub ws_messages: AtomicU64,
+    pub ws_dropped_slow: AtomicU64,
+    pub journal_dropped: AtomicU64,
+}
+
+impl Counters {
+    pub fn drop_reason(&self, reason: &str) {
+        match DROP_REASONS.iter().position(|r| *r == reason) {
+            Some(i) => {
+                self.dropped[i].fetch_add(1, Ordering::Relaxed);
+            }
+            None => debug_assert!(false, "unknown drop reason {reason}"),
+        }
+    }
+
+    pub fn dropped(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        DROP_REASONS
+            .iter()
+            .zip(self.dropped.iter())
+            .map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
+    }
+}
+
+/// The fields of a host every list and live update carries.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub name: String,
+    pub status: Status,
+    pub level: LevelName,
+    pub watched: bool,
+    pub last_seen_ms: Option<u64>,
+    pub since_ms: u64,
+    pub interval_ms: u32,
+    pub address: Option<IpAddr>,
+    pub lost: u64,
+    pub cpu: Option<f32>,
+    pub mem: Option<f32>,
+    pub fs: Option<f32>,
+    pub load: Option<f32>,
+    /// The worst non-OK reading: key, level and message.
+    pub worst: Option<Worst>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Worst {
+    pub key: String,
+    pub level: LevelName,
+    pub message: String,
+}
+
+fn finite(v: f32) -> Option<f32> {
+    v.is_finite().then_some(v)
+}
+
+impl Summary {
+    pub fn of(h: &Host) -> Summary {
+        let last = h.history.back();
+        let worst = h
+            .readings
+            .iter()
+            .filter(|r| r.level != LevelName::Ok)
+            .max_by_key(|r| r.level.severity())
+            .map(|r| Worst {
+                key: r.key.to_string(),
+                level: r.level,
+                message: r.message.to_string(),
+            });
+        Summary {
+            name: h.name.to_string(),
+            status: h.status,
+            level: h.level,
+            watched: h.watched,
+            last_seen_ms: h.last_seen_ms,
+            since_ms: h.since_ms,
+            interval_ms: h.interval_ms,
+            address: h.addrs.iter().max_by_key(|a| a.last_ms).map(|a| a.addr),
+            lost: h.lost,
+            cpu: last.and_then(|s| finite(s.cpu)),
+            mem: last.and_then(|s| finite(s.mem)),
+            fs: last.and_then(|s| finite(s.fs)),
+            load: last.and_then(|s| finite(s.load)),
+            worst,
+        }
+    }
+}
+
+/// Shared state.
+pub struct State {
+    registry: Mutex<Registry>,
+    pub counters: Counters,
+    pub config: Config,
+    pub secret: Option<Vec<u8>>,
+    pub journal: journal::Writer,
+    pub journal_dir: std::path::PathBuf,
+    /// Serialized live messages for WebSocket clients; never blocks the sender.
+    pub live: tokio::sync::broadcast::Sender<ByteString>,
+    pub started_ms: u64,
+}
+
+impl State {
+    pub fn new(
+        config: Config,
+        registry: Registry,
+        journal: journal::Writer,
+        journal_dir: std::path::PathBuf,
+    ) -> State {
+        let (live, _) = tokio::sync::broadcast::channel(config.ws_client_buffer);
+        State {
+            registry: Mutex::new(registry),
+            counters: Counters::default(),
+            secret: config.secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            config,
+            journal,
+            journal_dir,
+            live,
+            started_ms: now_ms(),
+        }
+    }
+
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        // The registry holds plain data; a panic elsewhere cannot leave it half-updated
+        // in a way that matters more than stopping ingest would.
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Decodes, verifies and applies one heartbeat datagram. Returns the drop reason.
+    pub fn ingest(
+        &self,
+        data: &[u8],
+        src: IpAddr,
+        events: &mut Vec<Event>,
+    ) -> Result<(), &'static str> {
+        self.counters
+            .bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if data.len() > self.config.max_datagram {
+            self.counters.drop_reason("oversized");
+            return Err("oversized");
+        }
+        let packet = match hb_proto::decode(data, self.secret.as_deref()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.counters.drop_reason(e.reason());
+                return Err(e.reason());
+            }
+        };
+        let now = now_ms();
+        let live = self.live.receiver_count() > 0;
+        let beat = {
+            let mut reg = self.registry();
+            if let Err(r) = reg.apply(&packet, src, now, events) {
+                drop(reg);
+                self.counters.drop_reason(r.reason());
+                return Err(r.reason());
+            }
+            // Live clients get a summary of the host after each heartbeat.
+            live.then(|| reg.get(packet.host).map(Summary::of))
+                .flatten()
+        };
+        self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = beat {
+            self.send_live("beat", &s);
+        }
+        self.publish(events);
+        Ok(())
+    }
+
+    /// Journals events and pushes them to live clients; clears `events`.
+    pub fn publish(&self, events: &mut Vec<Event>) {
+        for e in events.drain(..) {
+            self.counters.events.fetch_add(1, Ordering::Relaxed);
+            match e.kind {
+                crate::event::EventKind::HostDown | crate::event::EventKind::HostUp => {
+                    tracing::info!(host = %e.host, "{} → {}: {}", e.from.as_deref().unwrap_or("?"), e.to.as_deref().unwrap_or("?"), e.message)
+                }
+                _ => tracing::debug!(host = %e.host, kind = e.kind.as_str(), "event"),
+            }
+            if self.live.receiver_count() > 0 {
+                self.send_live("event", &e);
+            }
+            if !self.journal.submit(e) {
+                self.counters
+                    .journal_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Sends `{"type": kind, "data": value}` to every live client.
+    pub fn send_live<T: Serialize>(&self, kind: &str, value: &T) {
+        #[derive(Serialize)]
+        struct Msg<'a, T> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            data: &'a T,
+        }
+        if let Ok(text) = serde_json::to_string(&Msg { kind, data: value }) {
+            self.counters.ws_messages.fetch_add(1, Ordering::Relaxed);
+            let _ = self.live.send(ByteString::from(text));
+        }
+    }
+
+    /// Publishes a problem of hbd itself as a `system` event.
+    pub fn system_event(&self, message: String) {
+        let mut e = vec![Event {
+            id: 0,
+            ts_ms: now_ms(),
+            host: "hbd".to_string(),
+            kind: crate::event::EventKind::System,
+            key: None,
+            from: None,
+            to: None,
+            message,
+        }];
+        self.registry().stamp(&mut e);
+        self.publish(&mut e);
+    }
+}
+
+pub type Shared = Arc<State>;

@@ -1,0 +1,111 @@
+//! WebSocket: a snapshot on connect, then live updates; a client that never reads does
+//! not slow ingest and is dropped as too slow.
+
+use std::net::{TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+fn connect(hbd: &Hbd) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>> {
+    let (ws, _) = tungstenite::connect(format!("ws://{}/", hbd.ws)).expect("connect");
+    ws
+}
+
+fn next_json(
+    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
+) -> serde_json::Value {
+    loop {
+        match ws.read().expect("read") {
+            tungstenite::Message::Text(t) => return serde_json::from_str(&t).expect("json"),
+            tungstenite::Message::Close(c) => panic!("closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn snapshot_then_live_updates() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let hbd = Hbd::start(config(""), dir.path(), 0);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.send_to(&datagram("known", 1, 1, None, 2), hbd.udp)
+        .expect("send");
+    hbd.wait_for(Duration::from_secs(3), "known host", |h| {
+        h.status("known").is_some()
+    });
+
+    let mut ws = connect(&hbd);
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+    }
+    let snap = next_json(&mut ws);
+    assert_eq!(snap["type"], "snapshot");
+    assert_eq!(snap["data"]["hosts"][0]["name"], "known");
+
+    sock.send_to(&datagram("newcomer", 1, 1, None, 2), hbd.udp)
+        .expect("send");
+    let mut saw_beat = false;
+    let mut saw_up = false;
+    while !(saw_beat && saw_up) {
+        let m = next_json(&mut ws);
+        saw_beat |= m["type"] == "beat" && m["data"]["name"] == "newcomer";
+        saw_up |= m["type"] == "event"
+            && m["data"]["kind"] == "host_up"
+            && m["data"]["host"] == "newcomer";
+    }
+    // The same endpoint is on the API port at /ws.
+    let (mut ws2, _) = tungstenite::connect(format!("ws://{}/ws", hbd.http)).expect("connect /ws");
+    let m = loop {
+        if let tungstenite::Message::Text(t) = ws2.read().expect("read") {
+            break serde_json::from_str::<serde_json::Value>(&t).expect("json");
+        }
+    };
+    assert_eq!(m["type"], "snapshot");
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_slow_ingest() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let hbd = Hbd::start(config("ws_client_buffer: 256\n"), dir.path(), 0);
+    // A client that completes the handshake and then never reads.
+    let stuck = connect(&hbd);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let n = 20_000u64;
+    let start = Instant::now();
+    for seq in 1..=n {
+        sock.send_to(&datagram("busy", 1, seq, None, 20), hbd.udp)
+            .expect("send");
+        if seq % 500 == 0 {
+            // Stay under the socket buffer: this test is about the WebSocket, not UDP loss.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    hbd.wait_for(Duration::from_secs(20), "every heartbeat applied", |h| {
+        h.state
+            .counters
+            .accepted
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= n
+    });
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "ingest of {n} took {took:?}"
+    );
+    hbd.wait_for(
+        Duration::from_secs(10),
+        "stuck client dropped as too slow",
+        |h| {
+            h.state
+                .counters
+                .ws_dropped_slow
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 1
+        },
+    );
+    drop(stuck);
+    // A fresh client still works.
+    let mut ws = connect(&hbd);
+    assert_eq!(next_json(&mut ws)["type"], "snapshot");
+}
