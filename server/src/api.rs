@@ -370,7 +370,13 @@ async fn post_heartbeat(
 
 async fn healthz(state: web::Data<Shared>) -> HttpResponse {
     let journal_error = state.journal.stats.last_error();
+    let subsystems: serde_json::Map<String, serde_json::Value> = state
+        .sinks
+        .iter()
+        .map(|s| (s.name().to_string(), s.status()))
+        .collect();
     let body = serde_json::json!({
+        "subsystems": subsystems,
         "status": if journal_error.is_none() { "ok" } else { "degraded" },
         "journal": journal_error.as_deref().unwrap_or("ok"),
         "hosts": state.registry().count,

@@ -14,6 +14,8 @@ pub mod liveness;
 pub mod metrics;
 pub mod registry;
 pub mod server;
+pub mod sink;
+pub mod sinks;
 pub mod snapshot;
 pub mod state;
 pub mod udp;

@@ -620,6 +620,15 @@ impl Registry {
         }
     }
 
+    /// Adds events made elsewhere to their hosts' recent lists.
+    pub fn note_recent(&mut self, events: &[Event]) {
+        for e in events {
+            if let Some(&id) = self.by_name.get(e.host.as_str()) {
+                self.remember(id, std::slice::from_ref(e));
+            }
+        }
+    }
+
     /// Adds new events of host `id` to its recent list.
     fn remember(&mut self, id: u32, events: &[Event]) {
         if let Some(h) = self.hosts[id as usize].as_mut() {

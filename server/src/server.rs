@@ -102,8 +102,29 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     let journal_dir = journal.dir().to_path_buf();
     let writer =
         journal::Writer::spawn(journal, 65_536).context("cannot start the journal writer")?;
-    let state: Shared = Arc::new(State::new(config.clone(), registry, writer, journal_dir));
+    let (emitter, emitted) = crate::sink::Emitter::channel(4096);
+    let sinks = crate::sinks::start(&config, &data_dir, emitter)?;
+    let state: Shared = Arc::new(State::new(
+        config.clone(),
+        registry,
+        writer,
+        journal_dir,
+        sinks,
+    ));
     let stop = Arc::new(AtomicBool::new(false));
+    {
+        // Events from subsystems get ids, are journaled and broadcast like the rest.
+        let (state, stop) = (state.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("sink-events".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(e) = emitted.recv_timeout(Duration::from_millis(200)) {
+                        state.publish_external(e);
+                    }
+                }
+            })?;
+    }
 
     let udp_sock = udp::bind(
         SocketAddr::new(config.bind, config.hb_port),
@@ -147,10 +168,15 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     let data = web::Data::new(state.clone());
     let max_body = config.max_datagram;
     let d = data.clone();
+    let sinks = state.sinks.clone();
     let http = HttpServer::new(move || {
-        App::new()
-            .app_data(d.clone())
-            .configure(|c| api::configure(c, max_body))
+        let sinks = sinks.clone();
+        App::new().app_data(d.clone()).configure(move |c| {
+            for s in &sinks {
+                s.configure(c);
+            }
+            api::configure(c, max_body)
+        })
     })
     .workers(2)
     .disable_signals()
@@ -214,6 +240,12 @@ impl Running {
         let saved = snapshot::save(&self.state, &self.data_dir);
         if let Err(e) = &saved {
             tracing::error!("cannot save the registry snapshot: {e}");
+        }
+        for s in &self.state.sinks {
+            s.shutdown();
+        }
+        for s in &self.state.sinks {
+            s.shutdown();
         }
         let flushed = self.state.journal.flush(Duration::from_secs(5));
         if let Err(e) = &flushed {

@@ -152,6 +152,8 @@ pub struct State {
     /// Serialized live messages for WebSocket clients; never blocks the sender.
     pub live: tokio::sync::broadcast::Sender<ByteString>,
     pub started_ms: u64,
+    /// Subsystems fed with events and heartbeats (notifications, dynamic DNS).
+    pub sinks: Vec<Arc<dyn crate::sink::Sink>>,
 }
 
 impl State {
@@ -160,6 +162,7 @@ impl State {
         registry: Registry,
         journal: journal::Writer,
         journal_dir: std::path::PathBuf,
+        sinks: Vec<Arc<dyn crate::sink::Sink>>,
     ) -> State {
         let (live, _) = tokio::sync::broadcast::channel(config.ws_client_buffer);
         State {
@@ -171,6 +174,7 @@ impl State {
             journal_dir,
             live,
             started_ms: now_ms(),
+            sinks,
         }
     }
 
@@ -215,6 +219,9 @@ impl State {
                 .flatten()
         };
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        for sink in &self.sinks {
+            sink.heartbeat(packet.host, src, packet.signed && self.secret.is_some());
+        }
         if let Some(s) = beat {
             self.send_live("beat", &s);
         }
@@ -234,6 +241,9 @@ impl State {
             }
             if self.live.receiver_count() > 0 {
                 self.send_live("event", &e);
+            }
+            for sink in &self.sinks {
+                sink.event(&e);
             }
             if !self.journal.submit(e) {
                 self.counters
@@ -259,7 +269,7 @@ impl State {
 
     /// Publishes a problem of hbd itself as a `system` event.
     pub fn system_event(&self, message: String) {
-        let mut e = vec![Event {
+        self.publish_external(Event {
             id: 0,
             ts_ms: now_ms(),
             host: "hbd".to_string(),
@@ -268,8 +278,18 @@ impl State {
             from: None,
             to: None,
             message,
-        }];
-        self.registry().stamp(&mut e);
+        });
+    }
+
+    /// Publishes an event made outside the registry (a sink's, a system problem): gives
+    /// it an id, records it in its host's recent events, journals and broadcasts it.
+    pub fn publish_external(&self, event: Event) {
+        let mut e = vec![event];
+        {
+            let mut reg = self.registry();
+            reg.stamp(&mut e);
+            reg.note_recent(&e);
+        }
         self.publish(&mut e);
     }
 }
