@@ -34,6 +34,7 @@ const SERVER_KEYS: &[&str] = &[
     "smtppass",
     "grace",
     "templates_dir",
+    "static_dir",
     "notify",
     "silences",
     "tls",

@@ -42,16 +42,57 @@ fn u64le(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
+/// Checks the file at `path` with [`check_elf`], reading only its headers (a plugin is
+/// hundreds of kilobytes; reading it whole would only grow hbc's heap).
+pub fn check_elf_file(path: &std::path::Path) -> std::io::Result<Result<(), ElfError>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut head = vec![0u8; 64];
+    let n = read_up_to(&mut f, &mut head)?;
+    head.truncate(n);
+    if n == 64 && head[0..4] == *b"\x7fELF" {
+        // Read on through the program header table (usually right after the header).
+        let phoff = u64le(&head, 32).unwrap_or(0);
+        let ph_end = phoff
+            .saturating_add(
+                u64::from(u16le(&head, 54).unwrap_or(0)) * u64::from(u16le(&head, 56).unwrap_or(0)),
+            )
+            .min(len)
+            .min(1 << 20);
+        if ph_end > 64 {
+            let mut rest = Vec::with_capacity((ph_end - 64) as usize);
+            f.by_ref().take(ph_end - 64).read_to_end(&mut rest)?;
+            head.extend_from_slice(&rest);
+        }
+    }
+    Ok(check_elf(&head, len))
+}
+
+fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
 /// Checks a little-endian ELF64 shared object for this machine: header, program headers,
 /// every segment's file range, and the section header table all lie inside the file.
-pub fn check_elf(bytes: &[u8]) -> Result<(), ElfError> {
-    if bytes.is_empty() {
+/// `bytes` is the start of the file (at least through the program header table) and
+/// `file_len` its full length.
+pub fn check_elf(bytes: &[u8], file_len: u64) -> Result<(), ElfError> {
+    if bytes.is_empty() || file_len == 0 {
         return Err(ElfError::Empty);
     }
     if bytes.len() < 64 || bytes[0..4] != *b"\x7fELF" {
         return Err(ElfError::NotElf);
     }
-    let len = bytes.len() as u64;
+    let len = file_len;
     let truncated = |what, end| ElfError::Truncated { what, end, len };
     let class = bytes[4];
     let want_class = if cfg!(target_pointer_width = "64") {
@@ -90,6 +131,7 @@ pub fn check_elf(bytes: &[u8]) -> Result<(), ElfError> {
     for i in 0..phnum {
         let at = (phoff + i * phentsize) as usize;
         let p_type = u32le(bytes, at).ok_or(truncated("program header", ph_end))?;
+        // (`bytes` holds the whole table when ph_end <= len, checked above.)
         let p_offset = u64le(bytes, at + 8).ok_or(truncated("program header", ph_end))?;
         let p_filesz = u64le(bytes, at + 32).ok_or(truncated("program header", ph_end))?;
         // PT_LOAD and PT_DYNAMIC are mapped and read by the loader.
@@ -131,19 +173,45 @@ mod tests {
         let Some(lib) = own_libc() else {
             panic!("no libc.so.6 found to test with")
         };
-        assert_eq!(check_elf(&lib), Ok(()));
+        assert_eq!(check_elf(&lib, lib.len() as u64), Ok(()));
         for cut in [lib.len() / 2, lib.len() - 1, 100, 63] {
-            assert!(check_elf(&lib[..cut]).is_err(), "cut at {cut} accepted");
+            assert!(
+                check_elf(&lib[..cut], cut as u64).is_err(),
+                "cut at {cut} accepted"
+            );
         }
     }
 
     #[test]
+    fn reading_only_the_headers_gives_the_same_verdicts() {
+        let Some(lib) = own_libc() else {
+            panic!("no libc.so.6 found to test with")
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let whole = dir.path().join("whole.so");
+        std::fs::write(&whole, &lib).expect("write");
+        assert_eq!(check_elf_file(&whole).expect("read"), Ok(()));
+        let cut = dir.path().join("cut.so");
+        std::fs::write(&cut, &lib[..lib.len() / 3]).expect("write");
+        assert!(matches!(
+            check_elf_file(&cut).expect("read"),
+            Err(ElfError::Truncated { .. })
+        ));
+        let empty = dir.path().join("empty.so");
+        std::fs::write(&empty, b"").expect("write");
+        assert_eq!(check_elf_file(&empty).expect("read"), Err(ElfError::Empty));
+    }
+
+    #[test]
     fn junk_is_not_elf() {
-        assert_eq!(check_elf(b""), Err(ElfError::Empty));
-        assert_eq!(check_elf(&[7u8; 500]), Err(ElfError::NotElf));
+        assert_eq!(check_elf(b"", 0), Err(ElfError::Empty));
+        assert_eq!(check_elf(&[7u8; 500], 500), Err(ElfError::NotElf));
         let mut exe = std::fs::read("/proc/self/exe").expect("own exe");
         // Test binaries are PIE (ET_DYN) on Debian; force ET_EXEC to check the message.
         exe[16] = 2;
-        assert_eq!(check_elf(&exe), Err(ElfError::NotShared("executable")));
+        assert_eq!(
+            check_elf(&exe, exe.len() as u64),
+            Err(ElfError::NotShared("executable"))
+        );
     }
 }

@@ -228,14 +228,7 @@ pub fn worker_main(file: &Path, probe: bool) -> i32 {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if probe {
-        let answer = match std::fs::read(file)
-            .map_err(|e| loader::Rejection {
-                reason: format!("cannot read the file: {e}"),
-                remedy: "check its permissions",
-            })
-            .and_then(|b| loader::preflight(&b))
-            .and_then(|()| loader::open(file))
-        {
+        let answer = match loader::preflight(file).and_then(|()| loader::open(file)) {
             Ok(lib) => ProbeAnswer::Ok(lib.info()),
             Err(r) => ProbeAnswer::Rejected {
                 reason: r.reason,
@@ -250,14 +243,7 @@ pub fn worker_main(file: &Path, probe: bool) -> i32 {
     if std::io::stdin().read_line(&mut options).is_err() {
         return 2;
     }
-    let lib = match std::fs::read(file)
-        .map_err(|e| loader::Rejection {
-            reason: format!("cannot read the file: {e}"),
-            remedy: "check its permissions",
-        })
-        .and_then(|b| loader::preflight(&b))
-        .and_then(|()| loader::open(file))
-    {
+    let lib = match loader::preflight(file).and_then(|()| loader::open(file)) {
         Ok(lib) => lib,
         Err(r) => {
             let _ = emit(&mut out, &Answer::Failed(r.to_string()));

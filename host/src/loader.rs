@@ -17,7 +17,7 @@ use abi_stable::library::{lib_header_from_path, LibraryError};
 use hbc_plugin_api::{PluginInfo, PluginMod_Ref};
 use serde::{Deserialize, Serialize};
 
-use crate::elf::check_elf;
+use crate::elf::check_elf_file;
 
 /// Metadata of a loaded plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +149,7 @@ impl PrivateDir {
             .map(PathBuf::from)
             .filter(|p| p.is_dir())
             .unwrap_or_else(std::env::temp_dir);
+        remove_stale(&base);
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -169,16 +170,43 @@ impl PrivateDir {
     }
 
     /// Copies `src` in under a name never used before in this process.
-    fn copy_in(&self, src: &Path) -> std::io::Result<(PathBuf, Vec<u8>)> {
-        let bytes = std::fs::read(src)?;
+    fn copy_in(&self, src: &Path) -> std::io::Result<PathBuf> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let name = src.file_name().map(|s| s.to_string_lossy().into_owned());
         let dst = self.path.join(format!(
             "{n}-{}",
             name.unwrap_or_else(|| "plugin.so".into())
         ));
-        std::fs::write(&dst, &bytes)?;
-        Ok((dst, bytes))
+        std::fs::copy(src, &dst)?;
+        Ok(dst)
+    }
+}
+
+/// Removes `hbc-<pid>-*` folders left by hbc processes that no longer exist (killed with
+/// SIGKILL, or a crash), so copies do not pile up.
+fn remove_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("hbc-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let own = e.metadata().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            // SAFETY: geteuid has no preconditions.
+            m.uid() == unsafe { libc::geteuid() }
+        });
+        if pid != std::process::id()
+            && own.unwrap_or(false)
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -201,8 +229,14 @@ impl Library {
 }
 
 /// Checks `path` without opening it: readable, a complete shared library for this machine.
-pub fn preflight(bytes: &[u8]) -> Result<(), Rejection> {
-    check_elf(bytes).map_err(|e| match e {
+pub fn preflight(path: &Path) -> Result<(), Rejection> {
+    let verdict = check_elf_file(path).map_err(|e| {
+        reject(
+            format!("cannot read the file: {e}"),
+            "check its permissions",
+        )
+    })?;
+    verdict.map_err(|e| match e {
         crate::elf::ElfError::Truncated { .. } => reject(e.to_string(), REPLACE),
         crate::elf::ElfError::Empty => reject(e.to_string(), REPLACE),
         _ => reject(e.to_string(), REMOVE),
@@ -224,25 +258,39 @@ pub fn load(
     private: &PrivateDir,
     probe: bool,
 ) -> Result<(Library, PathBuf), Rejection> {
-    let (copy, bytes) = private.copy_in(path).map_err(|e| {
+    let copy = prepare(path, private, probe)?;
+    match open(&copy) {
+        Ok(lib) => Ok((lib, copy)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&copy);
+            Err(e)
+        }
+    }
+}
+
+/// Everything before opening: copy in, structural check, and the probe in a child
+/// process. Independent per file, so several run in parallel at start-up.
+pub fn prepare(path: &Path, private: &PrivateDir, probe: bool) -> Result<PathBuf, Rejection> {
+    let copy = private.copy_in(path).map_err(|e| {
         reject(
             format!("cannot read the file: {e}"),
             "check its permissions",
         )
     })?;
-    let outcome = preflight(&bytes)
-        .and_then(|()| {
-            if probe {
-                probe_in_child(&copy).map(|_| ())
-            } else {
-                Ok(())
-            }
-        })
-        .and_then(|()| open(&copy));
-    if outcome.is_err() {
-        let _ = std::fs::remove_file(&copy);
+    let outcome = preflight(&copy).and_then(|()| {
+        if probe {
+            probe_in_child(&copy).map(|_| ())
+        } else {
+            Ok(())
+        }
+    });
+    match outcome {
+        Ok(()) => Ok(copy),
+        Err(e) => {
+            let _ = std::fs::remove_file(&copy);
+            Err(e)
+        }
     }
-    outcome.map(|lib| (lib, copy))
 }
 
 /// Test-loads a library in a child `hbc plugin-worker --probe` process and returns its
@@ -254,7 +302,7 @@ pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
             "set plugin_probe: false",
         )
     })?;
-    let mut child = Command::new(exe)
+    let child = Command::new(exe)
         .arg("plugin-worker")
         .arg("--probe")
         .arg(path)
@@ -268,30 +316,37 @@ pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
                 "check that hbc can fork",
             )
         })?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if std::time::Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(reject(
-                    "the library did not finish loading within 10 s in a probe process",
-                    "check what its initialisation code waits for",
-                ));
+    // Output is read while the child runs (a chatty library cannot fill the pipe and
+    // stall), on a thread, so the wait below is a plain timeout, not polling.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("probe".into())
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        })
+        .map_err(|e| reject(format!("cannot start a probe thread: {e}"), "retry"))?;
+    let output = match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            return Err(reject(
+                format!("cannot read the probe's answer: {e}"),
+                "retry",
+            ))
+        }
+        Err(_) => {
+            // SAFETY: kill(2) on the probe child we started; the thread then reaps it.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => {
-                return Err(reject(
-                    format!("cannot wait for the probe process: {e}"),
-                    "retry",
-                ))
-            }
+            return Err(reject(
+                "the library did not finish loading within 10 s in a probe process",
+                "check what its initialisation code waits for",
+            ));
         }
     };
-    let output = child
-        .wait_with_output()
-        .map_err(|e| reject(format!("cannot read the probe's answer: {e}"), "retry"))?;
+    let status = output.status;
     let stdout = String::from_utf8_lossy(&output.stdout);
     match serde_json::from_str::<ProbeAnswer>(stdout.trim()) {
         Ok(ProbeAnswer::Ok(info)) => Ok(info),

@@ -76,6 +76,15 @@ impl Collect for Lazy {
     }
 }
 
+/// Gives memory freed after loading back to the system (glibc keeps freed heap).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// All plugins of this process.
 pub struct PluginSet {
     private: PrivateDir,
@@ -135,6 +144,7 @@ impl PluginSet {
         self.rejected.retain(|p, _| present.contains(&p.as_path()));
         self.disabled.retain(|p, _| present.contains(&p.as_path()));
 
+        let mut todo: Vec<Candidate> = Vec::new();
         for cand in found {
             let stamp = (cand.size, cand.modified);
             let current = self.running.values().find(|r| r.file == cand.path);
@@ -156,8 +166,36 @@ impl PluginSet {
                 continue;
             }
             self.pending.remove(&cand.path);
-            self.load_one(config, &cand);
+            todo.push(cand);
         }
+        // Copy, check and probe every file at once (each probe is a child process),
+        // then open and start them in folder order.
+        let private = &self.private;
+        let probe = config.plugin_probe;
+        let prepared: Vec<Result<PathBuf, Rejection>> = std::thread::scope(|s| {
+            let handles: Vec<_> = todo
+                .iter()
+                .map(|c| s.spawn(move || loader::prepare(&c.path, private, probe)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Rejection {
+                            reason: "checking the file failed unexpectedly".into(),
+                            remedy: "run `hbc check-plugin` on it",
+                        })
+                    })
+                })
+                .collect()
+        });
+        for (cand, copy) in todo.iter().zip(prepared) {
+            match copy.and_then(|copy| loader::open(&copy).map(|lib| (lib, copy))) {
+                Ok(loaded) => self.start_one(config, cand, loaded),
+                Err(why) => self.reject(cand, None, why),
+            }
+        }
+        release_freed_memory();
     }
 
     fn reject(&mut self, cand: &Candidate, name: Option<String>, why: Rejection) {
@@ -177,11 +215,8 @@ impl PluginSet {
             .insert(cand.path.clone(), (cand.size, cand.modified, entry));
     }
 
-    fn load_one(&mut self, config: &Config, cand: &Candidate) {
-        let (lib, copy) = match loader::load(&cand.path, &self.private, config.plugin_probe) {
-            Ok(x) => x,
-            Err(why) => return self.reject(cand, None, why),
-        };
+    fn start_one(&mut self, config: &Config, cand: &Candidate, loaded: (loader::Library, PathBuf)) {
+        let (lib, copy) = loaded;
         self.libraries_loaded += 1;
         let info = lib.info();
         let replacing = self

@@ -63,6 +63,14 @@ impl Target {
     /// Starts resolving `spec` every `every` on a background thread.
     pub fn new(spec: &str, default_port: u16, every: Duration) -> Result<Target, String> {
         let (host, port) = parse_target(spec, default_port)?;
+        // A literal address needs no resolver thread.
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return Ok(Target {
+                spec: spec.to_string(),
+                addr: Arc::new(Mutex::new(Some(SocketAddr::new(ip, port)))),
+                stats: Stats::default(),
+            });
+        }
         let addr = Arc::new(Mutex::new(None));
         let slot = addr.clone();
         let name = spec.to_string();
