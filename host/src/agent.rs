@@ -153,17 +153,36 @@ pub enum Exit {
     Disconnected,
 }
 
-/// Runs until a message arrives on `stop`.
+/// What the signal thread asks of the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Stop,
+    /// SIGHUP: read the config again.
+    Reload,
+}
+
+/// Builds the list of servers to send to.
+pub fn targets(specs: &[String], config: &Config) -> Result<Vec<Target>, String> {
+    specs
+        .iter()
+        .map(|s| Target::new(s, config.hb_port, config.interval))
+        .collect()
+}
+
+/// Runs until [`Control::Stop`] arrives. On [`Control::Reload`], `reload` gives the new
+/// config and server list; if it fails, the error is logged and the old config stays.
 pub fn run(
-    config: &Config,
+    config: &mut Config,
     plugins: &mut PluginSet,
-    targets: &mut [Target],
+    specs: &mut Vec<String>,
     host: &str,
-    stop: &Receiver<()>,
+    control: &Receiver<Control>,
+    reload: &dyn Fn() -> Result<(Config, Vec<String>), String>,
 ) -> Result<Exit, String> {
-    let thresholds = Thresholds::compile(&config.thresholds, config.samples)
+    let mut thresholds = Thresholds::compile(&config.thresholds, config.samples)
         .map_err(|e| format!("thresholds: {e}"))?;
-    let secret = config.secret.as_ref().map(|s| s.as_bytes().to_vec());
+    let mut secret = config.secret.as_ref().map(|s| s.as_bytes().to_vec());
+    let mut targets = targets(specs, config)?;
     let instance = unix_ms();
     let mut sender = Sender::default();
     let mut seq = 0u64;
@@ -174,8 +193,40 @@ pub fn run(
     loop {
         let now = Instant::now();
         if now < next {
-            match stop.recv_timeout(next - now) {
-                Ok(()) => return Ok(Exit::Signal),
+            match control.recv_timeout(next - now) {
+                Ok(Control::Stop) => return Ok(Exit::Signal),
+                Ok(Control::Reload) => {
+                    match reload().and_then(|(new, new_specs)| {
+                        let t = Thresholds::compile(&new.thresholds, new.samples)
+                            .map_err(|e| format!("thresholds: {e}"))?;
+                        let tg = if new_specs != *specs || new.hb_port != config.hb_port {
+                            Some(self::targets(&new_specs, &new)?)
+                        } else {
+                            None
+                        };
+                        Ok((new, new_specs, t, tg))
+                    }) {
+                        Ok((new, new_specs, t, tg)) => {
+                            thresholds = t;
+                            secret = new.secret.as_ref().map(|s| s.as_bytes().to_vec());
+                            if let Some(tg) = tg {
+                                targets = tg;
+                            }
+                            plugins.reconfigure(config, &new);
+                            if new.interval != config.interval {
+                                next = Instant::now();
+                            }
+                            *config = new;
+                            *specs = new_specs;
+                            plugins.scan(config, false);
+                            tracing::info!("config reloaded");
+                        }
+                        Err(e) => {
+                            tracing::error!("config not reloaded, keeping the running one: {e}")
+                        }
+                    }
+                    continue;
+                }
                 Err(RecvTimeoutError::Disconnected) => return Ok(Exit::Disconnected),
                 Err(RecvTimeoutError::Timeout) => {}
             }

@@ -66,7 +66,7 @@ pub enum ConfigError {
 }
 
 /// Per-plugin settings (`plugins.<name>`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginConfig {
     pub enabled: bool,

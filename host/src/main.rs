@@ -62,6 +62,13 @@ fn host_name(config: &Config) -> Result<String> {
     Ok(name)
 }
 
+/// Servers from the config, then from the command line.
+fn server_specs(cli: &Cli, config: &Config) -> Vec<String> {
+    let mut specs = config.servers.clone();
+    specs.extend(cli.servers.iter().cloned());
+    specs
+}
+
 fn plugin_set(cli: &Cli, config: &Config) -> Result<PluginSet> {
     let env = std::env::var("HBC_PLUGIN_PATH").ok();
     let dirs =
@@ -128,19 +135,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // Signals first: a SIGTERM while plugins load must still stop cleanly (and remove
     // the private plugin copies).
     // (`--once` keeps the default handlers: Ctrl-C simply ends it.)
-    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<hbc::agent::Control>(4);
     if !cli.once {
         let mut signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGHUP,
         ])
         .context("cannot install signal handlers")?;
         std::thread::Builder::new()
             .name("signals".into())
             .stack_size(128 * 1024)
             .spawn(move || {
-                if signals.forever().next().is_some() {
-                    let _ = tx.try_send(());
+                for sig in signals.forever() {
+                    let c = if sig == signal_hook::consts::SIGHUP {
+                        hbc::agent::Control::Reload
+                    } else {
+                        hbc::agent::Control::Stop
+                    };
+                    let _ = tx.try_send(c);
                 }
             })
             .context("cannot start the signal thread")?;
@@ -181,19 +194,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let mut specs = config.servers.clone();
-    specs.extend(cli.servers.iter().cloned());
+    let mut specs = server_specs(&cli, &config);
     if specs.is_empty() {
         bail!("no server to send to: name one on the command line (hbc HOST[:PORT]) or set `servers` in the config; `hbc --once` collects without sending");
     }
-    let mut targets = specs
-        .iter()
-        .map(|s| hbc::send::Target::new(s, config.hb_port, config.interval))
-        .collect::<Result<Vec<_>, String>>()
-        .map_err(|e| anyhow::anyhow!(e))?;
-
+    let mut config = config;
     tracing::info!(host = %host, servers = %specs.join(", "), interval = ?config.interval, "hbc started");
-    let exit = hbc::agent::run(&config, &mut set, &mut targets, &host, &rx)
+    let reload = || -> Result<(Config, Vec<String>), String> {
+        let c = load_config(&cli).map_err(|e| format!("{e:#}"))?;
+        let s = server_specs(&cli, &c);
+        if s.is_empty() {
+            return Err("the new config names no server".into());
+        }
+        Ok((c, s))
+    };
+    let exit = hbc::agent::run(&mut config, &mut set, &mut specs, &host, &rx, &reload)
         .map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(?exit, "hbc stopping");
     set.stop_all();

@@ -15,7 +15,7 @@ use hbc_plugin_api::abi_stable::std_types::RResult;
 use hbc_plugin_api::PluginMod_Ref;
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, PluginConfig};
 use crate::isolate::Isolated;
 use crate::loader::{self, Candidate, Info, PrivateDir, Rejection};
 use crate::runner::{self, Collect, Handle, InProcess};
@@ -31,6 +31,10 @@ pub struct Running {
     thread: std::thread::Thread,
     size: u64,
     modified: SystemTime,
+    module: PluginMod_Ref,
+    copy: PathBuf,
+    /// The settings it was started with (a reload restarts it when they change).
+    settings: PluginConfig,
     /// Threshold state of this plugin's readings, and the run it last evaluated.
     pub tracker: LevelTracker,
     pub evaluated_run: u64,
@@ -74,6 +78,31 @@ impl Collect for Lazy {
             None => Err("plugin is not started".into()),
         }
     }
+}
+
+/// Starts a plugin's thread (in-process or isolated) with its settings.
+fn launch(
+    name: &str,
+    module: PluginMod_Ref,
+    copy: &Path,
+    pc: &PluginConfig,
+    config: &Config,
+) -> Result<(Arc<Handle>, std::thread::JoinHandle<()>), Rejection> {
+    let interval = pc.interval.unwrap_or(config.interval);
+    let timeout = pc.timeout.unwrap_or(config.plugin_timeout);
+    let collector: Box<dyn Collect> = if pc.isolate {
+        Box::new(Isolated::new(name, copy, &pc.options, timeout))
+    } else {
+        Box::new(Lazy {
+            module,
+            options: pc.options.to_string(),
+            monitor: None,
+        })
+    };
+    runner::spawn(name, collector, interval, timeout).map_err(|e| Rejection {
+        reason: format!("cannot start a thread for it: {e}"),
+        remedy: "check the process limits of hbc's user",
+    })
 }
 
 /// Gives memory freed after loading back to the system (glibc keeps freed heap).
@@ -263,26 +292,9 @@ impl PluginSet {
             );
             return;
         }
-        let interval = pc.interval.unwrap_or(config.interval);
-        let timeout = pc.timeout.unwrap_or(config.plugin_timeout);
-        let collector: Box<dyn Collect> = if pc.isolate {
-            Box::new(Isolated::new(&info.name, &copy, &pc.options, timeout))
-        } else {
-            Box::new(Lazy {
-                module: lib.module,
-                options: pc.options.to_string(),
-                monitor: None,
-            })
-        };
-        let (handle, thread) = match runner::spawn(&info.name, collector, interval, timeout) {
+        let (handle, thread) = match launch(&info.name, lib.module, &copy, &pc, config) {
             Ok(x) => x,
-            Err(e) => {
-                let why = Rejection {
-                    reason: format!("cannot start a thread for it: {e}"),
-                    remedy: "check the process limits of hbc's user",
-                };
-                return self.reject(cand, Some(info.name), why);
-            }
+            Err(why) => return self.reject(cand, Some(info.name), why),
         };
         tracing::info!(
             plugin = %info.name,
@@ -301,6 +313,9 @@ impl PluginSet {
             thread: thread.thread().clone(),
             size: cand.size,
             modified: cand.modified,
+            module: lib.module,
+            copy,
+            settings: pc,
             tracker: LevelTracker::new(),
             evaluated_run: 0,
             evaluated: Vec::new(),
@@ -308,6 +323,60 @@ impl PluginSet {
         if let Some(old) = self.running.insert(info.name, running) {
             old.stop();
         }
+    }
+
+    /// Applies a reloaded config: plugins whose settings (or the defaults they use)
+    /// changed are restarted from the library already loaded, disabled ones stop, and
+    /// newly enabled ones are loaded by the next scan.
+    pub fn reconfigure(&mut self, old: &Config, config: &Config) {
+        let names: Vec<String> = self.running.keys().cloned().collect();
+        for name in names {
+            let pc = config.plugin(&name);
+            let Some(r) = self.running.get(&name) else {
+                continue;
+            };
+            let same = r.settings == pc
+                && old.interval == config.interval
+                && old.plugin_timeout == config.plugin_timeout;
+            if same {
+                continue;
+            }
+            if !pc.enabled {
+                if let Some(r) = self.running.remove(&name) {
+                    r.stop();
+                    tracing::info!(plugin = %name, "plugin disabled by the new config; stopped");
+                    self.disabled.insert(
+                        r.file.clone(),
+                        Entry {
+                            file: r.file.clone(),
+                            name: Some(name.clone()),
+                            version: Some(r.info.version.clone()),
+                            status: "disabled".into(),
+                        },
+                    );
+                }
+                continue;
+            }
+            match launch(&name, r.module, &r.copy, &pc, config) {
+                Ok((handle, thread)) => {
+                    if let Some(r) = self.running.get_mut(&name) {
+                        r.stop();
+                        r.handle = handle;
+                        r.thread = thread.thread().clone();
+                        r.isolate = pc.isolate;
+                        r.settings = pc;
+                        r.evaluated_run = 0;
+                        tracing::info!(plugin = %name, "plugin restarted with its new settings");
+                    }
+                }
+                Err(why) => {
+                    tracing::error!(plugin = %name, "cannot restart the plugin with its new settings: {why}; it keeps running with the old ones")
+                }
+            }
+        }
+        // Files disabled before may be enabled now: let the next scan look at them again.
+        self.disabled
+            .retain(|_, e| e.name.as_deref().is_some_and(|n| !config.plugin(n).enabled));
     }
 
     /// Waits until every plugin has finished its first collect or its timeout passed.

@@ -9,4 +9,5 @@ mod hotload;
 mod nagios;
 mod protocol;
 mod readings;
+mod reload;
 mod util;

@@ -86,6 +86,7 @@ impl PluginDir {
 pub struct Hbc {
     pub child: Child,
     pub log: PathBuf,
+    pub config: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
@@ -109,6 +110,7 @@ impl Hbc {
         Hbc {
             child,
             log,
+            config: cfg,
             _tmp: tmp,
         }
     }
@@ -123,6 +125,14 @@ impl Hbc {
 
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends a signal to hbc.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
     }
 
     /// SIGTERM, then the exit status within `limit`.
