@@ -208,6 +208,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Ok((c, s))
     };
+    // Tell systemd (Type=notify) that plugins are loaded and heartbeats start.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let exit = hbc::agent::run(&mut config, &mut set, &mut specs, &host, &rx, &reload)
         .map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(?exit, "hbc stopping");

@@ -113,6 +113,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     actix_web::rt::System::new().block_on(async move {
         let running = hbd::server::start(config, data_dir).await?;
+        // Tell systemd (Type=notify) that every listener is up.
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         tokio::select! {
