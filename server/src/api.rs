@@ -53,7 +53,7 @@ fn bad(msg: impl Into<String>) -> ApiError {
 }
 
 /// Checks the bearer token of a mutating request.
-fn authorize(state: &Shared, req: &HttpRequest) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &Shared, req: &HttpRequest) -> Result<(), ApiError> {
     let Some(token) = state.config.api_token.as_deref() else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -428,5 +428,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
         .route("/api/v1/events", web::get().to(list_events))
         .route("/api/v1/heartbeat", web::post().to(post_heartbeat))
         .route("/ws", web::get().to(crate::ws::connect))
+        .configure(crate::dashboard::configure)
         .default_service(web::to(not_found));
 }

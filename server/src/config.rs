@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::notify::{self, config::Secret};
+
 /// Top-level keys that belong to hbc; ignored silently.
 const CLIENT_KEYS: &[&str] = &[
     "interval",
@@ -121,6 +123,74 @@ pub struct Config {
     pub ws_client_buffer: usize,
     /// Largest HTTP heartbeat body and UDP datagram accepted.
     pub max_datagram: usize,
+    // Dynamic DNS (docs/dyndns.md); checked by `dyndns::config::validate`.
+    pub dyndnshosts: crate::dyndns::DynDnsHosts,
+    /// Primary name server for RFC 2136 updates (`host[:port]`).
+    pub dns_server: Option<String>,
+    pub dns_zone: Option<String>,
+    pub dns_tsig_name: Option<String>,
+    /// Base64 TSIG secret (or `dns_tsig_keyfile`, a BIND key file).
+    pub dns_tsig_secret: Option<String>,
+    pub dns_tsig_keyfile: Option<PathBuf>,
+    pub dns_tsig_algorithm: Option<String>,
+    /// How long a new source address must stay the latest before the record follows.
+    #[serde(deserialize_with = "duration")]
+    pub dns_debounce: Duration,
+    /// Least time between two updates of one record.
+    #[serde(deserialize_with = "duration")]
+    pub dns_min_interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub dns_timeout: Duration,
+    pub dyndns2_url: Option<String>,
+    pub dyndns2_user: Option<String>,
+    pub dyndns2_password: Option<String>,
+    // Notifications (docs/notifications.md); value types in `notify::config`.
+    /// Pushover API base URL.
+    pub pushsrv: String,
+    pub pushover_token: Option<Secret>,
+    pub pushover_user: Option<Secret>,
+    /// Mattermost incoming webhook URL (its path is a secret).
+    pub mattermost_url: Option<Secret>,
+    pub mattermost_api_url: Option<String>,
+    pub mattermost_token: Option<Secret>,
+    pub mattermost_channel_id: Option<String>,
+    pub smtpserver: Option<String>,
+    pub smtpport: Option<u16>,
+    pub smtpuser: Option<String>,
+    pub smtppass: Option<Secret>,
+    pub smtp_tls: notify::config::SmtpTls,
+    /// Extra CA certificate (PEM) to trust for the SMTP server.
+    pub smtp_ca_file: Option<PathBuf>,
+    pub mailfrom: Option<String>,
+    pub mailto: notify::config::MailTo,
+    pub notify_routes: Vec<notify::config::Route>,
+    /// Heartbeats before a host that was DOWN counts as UP again.
+    pub notify_up_after: u32,
+    #[serde(deserialize_with = "duration")]
+    pub notify_flap_window: Duration,
+    pub notify_flap_high: f64,
+    pub notify_flap_low: f64,
+    #[serde(deserialize_with = "duration")]
+    pub notify_storm_window: Duration,
+    pub notify_storm_threshold: usize,
+    #[serde(deserialize_with = "notify::config::duration_or_off")]
+    pub notify_reminder: Option<Duration>,
+    #[serde(deserialize_with = "duration")]
+    pub notify_retry_min: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub notify_retry_max: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub notify_channel_alarm: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub notify_system_repeat: Duration,
+    pub notify_outbox_max: usize,
+    pub notify_templates_dir: Option<PathBuf>,
+    /// Base URL of the dashboard, for links in notifications.
+    pub dashboard_url: Option<String>,
+    /// Folder whose dashboard templates (`*.hbs`) replace the built-in ones, file by file.
+    pub templates_dir: Option<PathBuf>,
+    /// Folder whose files replace the dashboard's built-in assets (`/static/...`).
+    pub static_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -149,6 +219,51 @@ impl Default for Config {
             udp_rcvbuf: 8 << 20,
             ws_client_buffer: 1024,
             max_datagram: 65_507,
+            dyndnshosts: crate::dyndns::DynDnsHosts::default(),
+            dns_server: None,
+            dns_zone: None,
+            dns_tsig_name: None,
+            dns_tsig_secret: None,
+            dns_tsig_keyfile: None,
+            dns_tsig_algorithm: None,
+            dns_debounce: Duration::from_secs(30),
+            dns_min_interval: Duration::from_secs(60),
+            dns_timeout: Duration::from_secs(3),
+            dyndns2_url: None,
+            dyndns2_user: None,
+            dyndns2_password: None,
+            pushsrv: "https://api.pushover.net".into(),
+            pushover_token: None,
+            pushover_user: None,
+            mattermost_url: None,
+            mattermost_api_url: None,
+            mattermost_token: None,
+            mattermost_channel_id: None,
+            smtpserver: None,
+            smtpport: None,
+            smtpuser: None,
+            smtppass: None,
+            smtp_tls: notify::config::SmtpTls::Starttls,
+            smtp_ca_file: None,
+            mailfrom: None,
+            mailto: notify::config::MailTo::default(),
+            notify_routes: Vec::new(),
+            notify_up_after: 2,
+            notify_flap_window: Duration::from_secs(600),
+            notify_flap_high: 30.0,
+            notify_flap_low: 15.0,
+            notify_storm_window: Duration::from_secs(10),
+            notify_storm_threshold: 5,
+            notify_reminder: None,
+            notify_retry_min: Duration::from_secs(2),
+            notify_retry_max: Duration::from_secs(600),
+            notify_channel_alarm: Duration::from_secs(600),
+            notify_system_repeat: Duration::from_secs(3600),
+            notify_outbox_max: 100_000,
+            notify_templates_dir: None,
+            dashboard_url: None,
+            templates_dir: None,
+            static_dir: None,
         }
     }
 }
@@ -227,6 +342,8 @@ impl Config {
         if self.ws_client_buffer == 0 {
             return Err("ws_client_buffer: must be at least 1".into());
         }
+        crate::dyndns::config::validate(self)?;
+        notify::config::validate(self)?;
         Ok(())
     }
 

@@ -21,6 +21,10 @@ pub enum EventKind {
     HostForgotten,
     /// A problem of hbd itself (journal, DNS, notifications).
     System,
+    /// A host's DNS record was pointed at its new address (`from`/`to`: old/new address).
+    DnsUpdate,
+    /// Updating a host's DNS record failed (the message has the server's answer).
+    DnsUpdateFailed,
 }
 
 impl EventKind {
@@ -33,6 +37,8 @@ impl EventKind {
             EventKind::CheckLevel => "check_level",
             EventKind::HostForgotten => "host_forgotten",
             EventKind::System => "system",
+            EventKind::DnsUpdate => "dns_update",
+            EventKind::DnsUpdateFailed => "dns_update_failed",
         }
     }
 
@@ -45,6 +51,8 @@ impl EventKind {
             EventKind::CheckLevel,
             EventKind::HostForgotten,
             EventKind::System,
+            EventKind::DnsUpdate,
+            EventKind::DnsUpdateFailed,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -8,10 +8,13 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
+pub mod dyndns;
 pub mod event;
 pub mod journal;
 pub mod liveness;
 pub mod metrics;
+pub mod notify;
 pub mod registry;
 pub mod server;
 pub mod sink;

@@ -111,6 +111,9 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
         journal_dir,
         sinks,
     ));
+    for s in &state.sinks {
+        s.attach(Arc::downgrade(&state));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         // Events from subsystems get ids, are journaled and broadcast like the rest.

@@ -23,6 +23,10 @@ pub trait Sink: Send + Sync {
     /// (HMAC-signed with the configured secret).
     fn heartbeat(&self, _host: &str, _addr: IpAddr, _verified: bool) {}
 
+    /// Called once, when hbd's shared state exists and before any event or heartbeat:
+    /// for subsystems that read the registry (notifications list a host's readings).
+    fn attach(&self, _state: std::sync::Weak<crate::state::State>) {}
+
     /// Routes this subsystem adds to the API server (under `/api/v1/...`).
     fn configure(&self, _cfg: &mut web::ServiceConfig) {}
 

@@ -10,7 +10,13 @@ use crate::config::Config;
 use crate::sink::{Emitter, Sink};
 
 /// Starts every configured subsystem.
-pub fn start(_config: &Config, _data_dir: &Path, _emitter: Emitter) -> Result<Vec<Arc<dyn Sink>>> {
-    let sinks: Vec<Arc<dyn Sink>> = Vec::new();
+pub fn start(config: &Config, data_dir: &Path, emitter: Emitter) -> Result<Vec<Arc<dyn Sink>>> {
+    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+    if let Some(dns) = crate::dyndns::start(config, data_dir, emitter.clone())? {
+        sinks.push(dns);
+    }
+    // Always: silences and the status work without channels too.
+    let notify = crate::notify::start(config, data_dir, emitter.clone())?;
+    sinks.push(Arc::new(notify));
     Ok(sinks)
 }

@@ -39,15 +39,22 @@ fn host_appears_goes_down_and_comes_back() {
 
     // Deadline: 500 ms × 2.5, but at least interval + 1 s = 1.5 s after the last beat.
     hbc.stop();
-    let down = hbd.wait_for(Duration::from_secs(5), "host goes DOWN", |h| {
+    hbd.wait_for(Duration::from_secs(10), "host goes DOWN", |h| {
         h.status("e2e-host").as_deref() == Some("DOWN")
     });
-    assert!(
-        down <= Duration::from_millis(2300),
-        "DOWN after {down:?}, deadline is 1.5 s after the last heartbeat"
-    );
+    // Judged on hbd's own clock: the DOWN event fires at the deadline, not later than
+    // 1 s after it (the goal), whatever the test's polling adds.
+    let last_seen = hbd.host("e2e-host").expect("host")["last_seen_ms"]
+        .as_u64()
+        .expect("last seen");
     let ev = events(&hbd, "host=e2e-host&kind=host_down");
     assert_eq!(ev.len(), 1, "{ev:?}");
+    let fired = ev[0]["ts_ms"].as_u64().expect("ts");
+    let after = fired - last_seen;
+    assert!(
+        (1500..2500).contains(&after),
+        "DOWN fired {after} ms after the last heartbeat; the deadline is 1500 ms"
+    );
     assert!(ev[0]["message"]
         .as_str()
         .expect("msg")

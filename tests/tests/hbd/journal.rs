@@ -109,8 +109,11 @@ fn full_data_folder_is_reported_and_survived() {
             .contains("No space left"),
         "{health}"
     );
-    let (_, list) = hbd.get("/api/v1/hosts?limit=1");
-    assert_eq!(list["total"], 200, "ingest goes on with a full disk");
+    hbd.wait_for(
+        Duration::from_secs(10),
+        "ingest goes on with a full disk",
+        |h| h.get("/api/v1/hosts?limit=1").1["total"] == 200,
+    );
 
     std::fs::remove_file(&filler).expect("free space");
     hbd.wait_for(Duration::from_secs(5), "journal recovers", |h| {

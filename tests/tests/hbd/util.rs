@@ -25,8 +25,18 @@ pub fn config(yaml: &str) -> Config {
 }
 
 impl Hbd {
-    pub fn start(mut config: Config, data_dir: &Path, udp_port: u16) -> Hbd {
-        config.bind = "127.0.0.1".parse().expect("ip");
+    pub fn start(config: Config, data_dir: &Path, udp_port: u16) -> Hbd {
+        Hbd::start_on("127.0.0.1".parse().expect("ip"), config, data_dir, udp_port)
+    }
+
+    /// Like `start`, listening on `bind` (`::` for IPv4 and IPv6).
+    pub fn start_on(
+        bind: std::net::IpAddr,
+        mut config: Config,
+        data_dir: &Path,
+        udp_port: u16,
+    ) -> Hbd {
+        config.bind = bind;
         config.hb_port = udp_port;
         config.hbd_port = 0;
         config.ws_port = 0;

@@ -1,0 +1,434 @@
+//! `ingest`: the highest loss-free rate of signed heartbeats, for hbd and for the minimal
+//! receiver (and optionally the minimal receiver that also decodes and verifies), measured
+//! with the same generator in the same run.
+//!
+//! A rate is loss-free when the receiver accepted every datagram sent during a step
+//! (`accepted == sent`, from its `/metrics`). Steps start at `--start-rate` and grow by
+//! `--factor` until one loses datagrams (or the generator cannot reach the rate); then
+//! `--refine` bisection steps narrow the edge.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::payload::{now_ms, Template};
+use crate::send::{blast, Hosts, Sent};
+use crate::stats::median;
+use crate::sys::{self, Proc};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Opts {
+    /// The hbd binary.
+    #[arg(long, default_value = "target/release/hbd")]
+    pub hbd: PathBuf,
+    /// Work folder (data folders, logs).
+    #[arg(long, default_value = "/tmp/hb-bench")]
+    pub work: PathBuf,
+    /// Repetitions; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Simulated hosts (round-robin; each keeps its own seq).
+    #[arg(long, default_value_t = 10_000)]
+    pub hosts: usize,
+    #[arg(long, default_value_t = 30)]
+    pub readings: usize,
+    /// Sender threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Datagrams per sendmmsg.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Seconds per step.
+    #[arg(long, default_value_t = 3.0)]
+    pub step: f64,
+    #[arg(long, default_value_t = 40_000.0)]
+    pub start_rate: f64,
+    #[arg(long, default_value_t = 1.25)]
+    pub factor: f64,
+    #[arg(long, default_value_t = 2_000_000.0)]
+    pub max_rate: f64,
+    /// Bisection steps after the first lossy step.
+    #[arg(long, default_value_t = 3)]
+    pub refine: usize,
+    /// Receivers to measure, in order: `raw` (the baseline, always first when given),
+    /// `decode` (raw-recv plus hb-proto decode+verify), `hbd`.
+    #[arg(long, value_delimiter = ',', default_value = "raw,hbd")]
+    pub targets: Vec<String>,
+    /// Wait until other programs use at most this many cores before each measurement.
+    #[arg(long, default_value_t = 0.3)]
+    pub max_busy: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Raw,
+    Decode,
+    Hbd,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Raw => "raw-recv",
+            Target::Decode => "raw-recv --decode",
+            Target::Hbd => "hbd",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Step {
+    target_rate: f64,
+    sent: Sent,
+    received: u64,
+    accepted: u64,
+    kernel_drops: u64,
+    /// Receiver process CPU per datagram during the step (µs).
+    proc_us: f64,
+    /// Receiving thread CPU per datagram (µs).
+    thread_us: f64,
+    /// The receiver's busiest threads: name, µs per datagram.
+    threads: Vec<(String, f64)>,
+}
+
+impl Step {
+    fn lossless(&self) -> bool {
+        self.sent.errors == 0 && self.accepted == self.sent.datagrams
+    }
+    fn gen_limited(&self) -> bool {
+        self.sent.rate() < 0.95 * self.target_rate
+    }
+}
+
+struct Search {
+    best: Option<Step>,
+    gen_limited: bool,
+    steps: Vec<Step>,
+}
+
+fn start(t: Target, o: &Opts) -> Result<Proc> {
+    match t {
+        Target::Raw => sys::spawn_self("raw-recv", &o.work, &[]),
+        Target::Decode => sys::spawn_self("raw-recv", &o.work, &["--decode", crate::SECRET]),
+        // A 60 s interval in the datagrams: no host goes DOWN between steps.
+        Target::Hbd => sys::spawn_hbd(&o.hbd, &o.work, "hbd-ingest", ""),
+    }
+}
+
+/// The generator's state across steps: each host's seq keeps growing.
+struct Gen<'a> {
+    tpl: &'a Template,
+    hosts: Vec<Hosts>,
+    instance: u64,
+}
+
+fn run_step(
+    p: &Proc,
+    t: Target,
+    agent: &ureq::Agent,
+    g: &mut Gen<'_>,
+    rate: f64,
+    o: &Opts,
+) -> Result<Step> {
+    let c0 = p.counters(agent)?;
+    let k0 = sys::rcvbuf_errors();
+    let cpu0 = sys::threads_cpu(p.pid());
+    let sent = blast(
+        g.tpl,
+        p.udp,
+        &mut g.hosts,
+        g.instance,
+        rate,
+        Duration::from_secs_f64(o.step),
+        o.batch,
+    )?;
+    let cpu1 = sys::threads_cpu(p.pid());
+    // Drain: until every datagram is counted, or the count stops moving.
+    std::thread::sleep(Duration::from_millis(150));
+    let start = Instant::now();
+    let mut last = p.counters(agent)?;
+    let mut still = Instant::now();
+    while last.received - c0.received < sent.datagrams && start.elapsed() < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_millis(150));
+        let c = p.counters(agent)?;
+        if c.received != last.received {
+            still = Instant::now();
+        } else if still.elapsed() > Duration::from_millis(600) {
+            break;
+        }
+        last = c;
+    }
+    let c1 = p.counters(agent)?;
+    let n = sent.datagrams.max(1) as f64;
+    let proc_ns: u64 = sys::cpu_delta(&cpu0, &cpu1).iter().map(|(_, d)| d).sum();
+    let thread = if t == Target::Hbd {
+        "udp-ingest"
+    } else {
+        "hb-loadgen"
+    };
+    let thread_ns = sys::cpu_delta(&cpu0, &cpu1)
+        .iter()
+        .find(|(k, _)| k == thread)
+        .map_or(0, |(_, d)| *d);
+    Ok(Step {
+        target_rate: rate,
+        sent,
+        received: c1.received - c0.received,
+        accepted: c1.accepted - c0.accepted,
+        kernel_drops: sys::rcvbuf_errors() - k0,
+        proc_us: proc_ns as f64 / n / 1000.0,
+        thread_us: thread_ns as f64 / n / 1000.0,
+        threads: sys::cpu_delta(&cpu0, &cpu1)
+            .into_iter()
+            .take(4)
+            .map(|(k, d)| (k, d as f64 / n / 1000.0))
+            .collect(),
+    })
+}
+
+fn print_step(t: Target, s: &Step) {
+    println!(
+        "  {:<18} target {:>9.0}/s  sent {:>9.0}/s  lost {:>7}  rejected {:>5}  kernel drops {:>7}  receiver {:>5.2} µs/dgram (thread {:>5.2})  generator {:>5.2} µs/dgram  {}",
+        t.name(),
+        s.target_rate,
+        s.sent.rate(),
+        s.sent.datagrams.saturating_sub(s.received),
+        s.received.saturating_sub(s.accepted),
+        s.kernel_drops,
+        s.proc_us,
+        s.thread_us,
+        s.sent.cpu.as_secs_f64() * 1e6 / s.sent.datagrams.max(1) as f64,
+        if s.lossless() {
+            if s.gen_limited() {
+                "loss-free (generator-limited)"
+            } else {
+                "loss-free"
+            }
+        } else {
+            "LOSS"
+        }
+    );
+    if t == Target::Hbd {
+        println!(
+            "  {:<18} hbd threads (µs/dgram): {}",
+            "",
+            s.threads
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
+fn search(t: Target, o: &Opts, tpl: &Template) -> Result<Search> {
+    let p = start(t, o)?;
+    let agent = sys::agent();
+    let mut g = Gen {
+        tpl,
+        hosts: Hosts::split(o.hosts, o.threads.max(1)),
+        instance: now_ms(),
+    };
+    // Warm-up: one heartbeat per host (hbd creates them), then let it settle.
+    let warm = 20_000.0;
+    blast(
+        tpl,
+        p.udp,
+        &mut g.hosts,
+        g.instance,
+        warm,
+        Duration::from_secs_f64(o.hosts as f64 / warm + 0.05),
+        o.batch,
+    )?;
+    std::thread::sleep(Duration::from_secs(2));
+    let mut steps = Vec::new();
+    let mut best: Option<Step> = None;
+    let mut gen_limited = false;
+    let mut rate = o.start_rate;
+    let mut bad: Option<f64> = None;
+    loop {
+        let s = run_step(&p, t, &agent, &mut g, rate, o)?;
+        print_step(t, &s);
+        steps.push(s.clone());
+        if !s.lossless() {
+            if best.is_none() && rate > 2_000.0 {
+                rate /= 2.0;
+                continue;
+            }
+            bad = Some(rate);
+            break;
+        }
+        if best.as_ref().is_none_or(|b| s.sent.rate() > b.sent.rate()) {
+            best = Some(s.clone());
+        }
+        if s.gen_limited() {
+            gen_limited = true;
+            break;
+        }
+        if rate >= o.max_rate {
+            break;
+        }
+        rate = (rate * o.factor).min(o.max_rate);
+    }
+    if let (Some(b), Some(mut hi)) = (best.clone(), bad) {
+        let mut lo = b.target_rate;
+        for _ in 0..o.refine {
+            let mid = (lo + hi) / 2.0;
+            let s = run_step(&p, t, &agent, &mut g, mid, o)?;
+            print_step(t, &s);
+            steps.push(s.clone());
+            if s.lossless() {
+                lo = mid;
+                if best.as_ref().is_none_or(|b| s.sent.rate() > b.sent.rate()) {
+                    best = Some(s);
+                }
+            } else {
+                hi = mid;
+            }
+        }
+    }
+    if t == Target::Hbd {
+        let c = p.counters(&agent)?;
+        println!(
+            "  hbd totals: received {} accepted {} dropped {} events {} journal dropped {}",
+            c.received, c.accepted, c.dropped, c.events, c.journal_dropped
+        );
+    }
+    p.stop(Duration::from_secs(10))?;
+    Ok(Search {
+        best,
+        gen_limited,
+        steps,
+    })
+}
+
+pub fn run(o: &Opts) -> Result<()> {
+    std::fs::create_dir_all(&o.work)?;
+    let tpl = Template::new(o.readings, crate::SECRET, 60_000)?;
+    println!(
+        "== Ingest: highest loss-free rate of signed heartbeats ({} readings, {} B per datagram), {} simulated hosts",
+        o.readings,
+        tpl.len(),
+        o.hosts
+    );
+    println!(
+        "   generator: {} sender thread(s), sendmmsg batches of {}, datagrams stamped+signed on the fly; {} s per step",
+        o.threads, o.batch, o.step
+    );
+    println!(
+        "   NOTE: {} cores; the generator and the receiver under test share them.",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let mut targets = Vec::new();
+    for t in &o.targets {
+        targets.push(match t.as_str() {
+            "raw" => Target::Raw,
+            "decode" => Target::Decode,
+            "hbd" => Target::Hbd,
+            _ => anyhow::bail!("--targets: {t:?} is not raw, decode or hbd"),
+        });
+    }
+    if targets.is_empty() {
+        anyhow::bail!("--targets: name at least one of raw, decode, hbd");
+    }
+    // results[target][round]
+    let mut results: Vec<Vec<Search>> = targets.iter().map(|_| Vec::new()).collect();
+    for round in 0..o.rounds {
+        // Alternate the order so drift in machine noise does not favour one side.
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let q = sys::wait_quiet(o.max_busy, Duration::from_secs(180));
+            println!(
+                "-- round {}/{}: {}  ({q})",
+                round + 1,
+                o.rounds,
+                targets[i].name()
+            );
+            let s = search(targets[i], o, &tpl)?;
+            match &s.best {
+                Some(b) => println!(
+                    "   => loss-free up to {:.0}/s{}",
+                    b.sent.rate(),
+                    if s.gen_limited {
+                        " (generator-limited: the receiver may take more)"
+                    } else {
+                        ""
+                    }
+                ),
+                None => println!("   => no loss-free rate found"),
+            }
+            results[i].push(s);
+        }
+    }
+    println!();
+    println!("Ingest summary (median of {} rounds):", o.rounds);
+    println!(
+        "| receiver | loss-free rate (datagrams/s) | per round | receiver CPU µs/datagram at that rate (ingest thread) | generator-limited rounds | steps run |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let rate_of = |s: &Search| s.best.as_ref().map_or(0.0, |b| b.sent.rate());
+    for (i, t) in targets.iter().enumerate() {
+        let rates: Vec<f64> = results[i].iter().map(rate_of).collect();
+        let us: Vec<f64> = results[i]
+            .iter()
+            .filter_map(|s| s.best.as_ref().map(|b| b.proc_us))
+            .collect();
+        let tus: Vec<f64> = results[i]
+            .iter()
+            .filter_map(|s| s.best.as_ref().map(|b| b.thread_us))
+            .collect();
+        println!(
+            "| {} | {:.0} | {} | {:.2} ({:.2}) | {}/{} | {} |",
+            t.name(),
+            median(&rates),
+            rates
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            median(&us),
+            median(&tus),
+            results[i].iter().filter(|s| s.gen_limited).count(),
+            results[i].len(),
+            results[i].iter().map(|s| s.steps.len()).sum::<usize>()
+        );
+    }
+    let rates = |t: Target| -> Option<Vec<f64>> {
+        let i = targets.iter().position(|x| *x == t)?;
+        Some(results[i].iter().map(rate_of).collect())
+    };
+    let ratio = |a: &[f64], b: &[f64]| -> Vec<f64> {
+        a.iter()
+            .zip(b)
+            .map(|(x, r)| if *r > 0.0 { x / r } else { f64::NAN })
+            .collect()
+    };
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!();
+    if let (Some(raw), Some(hbd)) = (rates(Target::Raw), rates(Target::Hbd)) {
+        let r = ratio(&hbd, &raw);
+        println!(
+            "hbd / raw loss-free rate: {:.2} (per round {}); goal >= 0.5. collectd's network plugin: ~6,000 packets/s per dispatch thread (reported).",
+            median(&r),
+            fmt(&r)
+        );
+    }
+    if let (Some(raw), Some(dec)) = (rates(Target::Raw), rates(Target::Decode)) {
+        let r = ratio(&dec, &raw);
+        println!(
+            "raw-recv --decode / raw loss-free rate: {:.2} (per round {}): what decode + HMAC verify alone cost",
+            median(&r),
+            fmt(&r)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! The baselines, each run as its own process like hbd:
+//!
+//! - `raw-recv`: the minimal receiver. `recvmmsg` in batches of 64 on a socket with the
+//!   same receive buffer as hbd, counting datagrams (`--decode`: also decode and verify
+//!   each with hb-proto, to split hbd's cost into protocol and the rest).
+//! - `ws-echo`: the minimal WebSocket push server. Receives a datagram, verifies it,
+//!   formats a `beat` message shaped like hbd's and writes it to every client in turn.
+//!
+//! Both serve their counters under hbd's metric names on a tiny HTTP port, so the
+//! benchmarks read every receiver the same way.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+/// Counters served on `/metrics`.
+#[derive(Default)]
+pub struct Stats {
+    pub received: AtomicU64,
+    pub accepted: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl Stats {
+    fn render(&self) -> String {
+        format!(
+            "hbd_datagrams_received_total{{transport=\"udp\"}} {}\nhbd_datagrams_accepted_total {}\nhbd_datagrams_dropped_total{{reason=\"any\"}} {}\n",
+            self.received.load(Ordering::Relaxed),
+            self.accepted.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// Answers every HTTP request on `addr` with the counters (Connection: close).
+pub fn serve_metrics(addr: SocketAddr, stats: Arc<Stats>) -> Result<()> {
+    let l = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            for s in l.incoming().flatten() {
+                let _ = answer(s, &stats);
+            }
+        })?;
+    Ok(())
+}
+
+fn answer(mut s: TcpStream, stats: &Stats) -> std::io::Result<()> {
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut req = Vec::new();
+    let mut b = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 16_384 {
+        let n = s.read(&mut b)?;
+        if n == 0 {
+            break;
+        }
+        req.extend_from_slice(&b[..n]);
+    }
+    let body = stats.render();
+    write!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Binds a UDP socket with `rcvbuf` bytes of receive buffer (forced past rmem_max when
+/// root, as hbd does) and a 200 ms receive timeout.
+pub fn bind_udp(addr: SocketAddr, rcvbuf: usize) -> Result<UdpSocket> {
+    let s = UdpSocket::bind(addr).with_context(|| format!("binding {addr}"))?;
+    let v = rcvbuf.min(i32::MAX as usize) as libc::c_int;
+    for opt in [libc::SO_RCVBUF, libc::SO_RCVBUFFORCE] {
+        // SAFETY: setsockopt with a valid fd and an int value.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(s)
+}
+
+/// `raw-recv`: counts datagrams forever (until killed).
+pub fn raw_recv(
+    udp: SocketAddr,
+    http: SocketAddr,
+    rcvbuf: usize,
+    decode: Option<String>,
+) -> Result<()> {
+    let stats = Arc::new(Stats::default());
+    let sock = bind_udp(udp, rcvbuf)?;
+    serve_metrics(http, stats.clone())?;
+    const BATCH: usize = 64;
+    const SLOT: usize = 2048;
+    let mut buf = vec![0u8; BATCH * SLOT];
+    let mut iov: Vec<libc::iovec> = (0..BATCH)
+        .map(|i| libc::iovec {
+            iov_base: buf[i * SLOT..].as_mut_ptr().cast(),
+            iov_len: SLOT,
+        })
+        .collect();
+    // SAFETY: a zeroed mmsghdr is valid (no name, no control).
+    let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+    for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
+        m.msg_hdr.msg_iov = v;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    let secret = decode.map(String::into_bytes);
+    loop {
+        // Blocks for the first datagram (up to the socket timeout), then takes what is queued.
+        // SAFETY: msgs point into iov and buf, which outlive the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n <= 0 {
+            continue;
+        }
+        let n = n as usize;
+        stats.received.fetch_add(n as u64, Ordering::Relaxed);
+        match &secret {
+            None => {
+                stats.accepted.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Some(key) => {
+                for (i, m) in msgs.iter().take(n).enumerate() {
+                    let len = (m.msg_len as usize).min(SLOT);
+                    let d = &buf[i * SLOT..i * SLOT + len];
+                    if hb_proto::decode(d, Some(key)).is_ok() {
+                        stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+type Client = tungstenite::WebSocket<TcpStream>;
+
+/// The fields of hbd's `beat` message, in its order.
+#[derive(serde::Serialize)]
+struct Beat<'a> {
+    name: &'a str,
+    status: &'static str,
+    level: &'static str,
+    watched: bool,
+    last_seen_ms: u64,
+    since_ms: u64,
+    interval_ms: u32,
+    address: std::net::IpAddr,
+    lost: u64,
+    cpu: Option<f32>,
+    mem: Option<f32>,
+    fs: Option<f32>,
+    load: Option<f32>,
+    worst: Option<()>,
+}
+
+#[derive(serde::Serialize)]
+struct Msg<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    data: Beat<'a>,
+}
+
+/// `ws-echo`: for every verified datagram, one `beat` message to every client.
+pub fn ws_echo(udp: SocketAddr, http: SocketAddr, ws: SocketAddr, secret: String) -> Result<()> {
+    let stats = Arc::new(Stats::default());
+    let sock = bind_udp(udp, 8 << 20)?;
+    serve_metrics(http, stats.clone())?;
+    let clients: Arc<Mutex<Vec<Client>>> = Arc::default();
+    let l = TcpListener::bind(ws).with_context(|| format!("binding {ws}"))?;
+    {
+        let clients = clients.clone();
+        std::thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || {
+                for s in l.incoming().flatten() {
+                    let _ = s.set_nodelay(true);
+                    if let Ok(mut c) = tungstenite::accept(s) {
+                        let snap = r#"{"type":"snapshot","data":{"hosts":[],"last_event_id":0}}"#;
+                        if c.send(tungstenite::Message::Text(snap.into())).is_ok() {
+                            clients.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+                        }
+                    }
+                }
+            })?;
+    }
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        let Ok(p) = hb_proto::decode(&buf[..n], Some(secret.as_bytes())) else {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let f = |key: &str| {
+            p.readings
+                .iter()
+                .find(|r| r.key == key)
+                .and_then(|r| match r.value {
+                    hb_proto::ValueRef::F64(v) => Some(v as f32),
+                    hb_proto::ValueRef::I64(v) => Some(v as f32),
+                    _ => None,
+                })
+        };
+        let now = crate::payload::now_ms();
+        let msg = serde_json::to_string(&Msg {
+            kind: "beat",
+            data: Beat {
+                name: p.host,
+                status: "UP",
+                level: p.level.as_str(),
+                watched: false,
+                last_seen_ms: now,
+                since_ms: now,
+                interval_ms: p.interval_ms,
+                address: from.ip(),
+                lost: 0,
+                cpu: f("cpu.usage_percent"),
+                mem: f("memory.used_percent"),
+                fs: f("fs./.used_percent"),
+                load: f("cpu.load1"),
+                worst: None,
+            },
+        })?;
+        let mut cs = clients.lock().unwrap_or_else(|p| p.into_inner());
+        cs.retain_mut(|c| c.send(tungstenite::Message::Text(msg.clone())).is_ok());
+    }
+}

@@ -1,0 +1,334 @@
+//! Notifications: host DOWN/UP, level changes, never-seen watched hosts and hbd's own
+//! problems, sent to Pushover, Mattermost (webhook and REST API) and e-mail, never
+//! silently lost and not noisy (docs/notifications.md).
+//!
+//! The path of a notification:
+//!
+//! ```text
+//! Sink::event / heartbeat ─(bounded queue)─> engine thread: policy ─> router ─> outbox
+//!   (per channel, fsynced) ─> dispatcher thread per channel ─> Pushover / Mattermost / SMTP
+//! ```
+//!
+//! - [`policy`]: pure state machine (confirmation, flapping, storms, reminders, silences).
+//! - [`rules`]: routes (host globs, kinds, levels → channels).
+//! - [`outbox`]: the durable per-channel queue; [`dispatch`]: sending with [`retry`].
+//! - [`pushover`], [`mattermost`], [`email`]: the channels; [`templates`]: the texts.
+//!
+//! **Invariants:** `Sink::event` never blocks (it queues, bounded, and counts drops); a
+//! notification leaves its outbox only after its channel accepted it; secrets never
+//! appear in logs, errors or API output.
+
+pub mod api;
+pub mod channel;
+pub mod config;
+pub mod dispatch;
+pub mod email;
+pub mod engine;
+pub mod flap;
+pub mod mattermost;
+pub mod notification;
+pub mod outbox;
+pub mod policy;
+pub mod pushover;
+pub mod retry;
+pub mod rules;
+pub mod silence;
+pub mod templates;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::event::{Event, EventKind};
+use crate::sink::{Emitter, Sink};
+use crate::state::{now_ms, State};
+
+use self::config::Settings;
+use self::dispatch::{ChannelStatus, Dispatcher, Queue};
+use self::engine::{lock, Engine, Input};
+
+/// Inputs waiting for the engine thread (events and heartbeats of pending hosts).
+const INPUT_CAPACITY: usize = 65_536;
+/// How long shutdown waits for a send in flight.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
+
+/// The state the sink, its threads and its API routes share.
+pub struct Inner {
+    engine: Arc<Mutex<Engine>>,
+    queues: Vec<Arc<Queue>>,
+    tx: SyncSender<Input>,
+    pending: Arc<Mutex<HashSet<String>>>,
+    up_after: u32,
+    /// Inputs dropped because the engine thread was far behind.
+    dropped: AtomicU64,
+    processed: Arc<AtomicU64>,
+    emitter: Emitter,
+    stop_engine: Arc<AtomicBool>,
+    stop_dispatch: Arc<AtomicBool>,
+    threads: Mutex<Option<Threads>>,
+}
+
+struct Threads {
+    engine: JoinHandle<()>,
+    dispatchers: Vec<JoinHandle<()>>,
+}
+
+/// The status JSON (`/api/v1/notify`, `/healthz` under `subsystems.notify`).
+#[derive(Serialize)]
+pub struct Status {
+    pub channels: Vec<ChannelStatus>,
+    pub silences: Vec<silence::Silence>,
+    /// Hosts (and `host:key` checks) flapping now.
+    pub flapping: Vec<String>,
+    /// Notifications held in the storm window.
+    pub held: usize,
+    /// Hosts waiting for heartbeats to confirm they are UP.
+    pub pending_up: usize,
+    pub inputs_processed: u64,
+    pub inputs_dropped: u64,
+    pub unrouted: u64,
+}
+
+impl Inner {
+    pub fn channel_status(&self) -> Vec<ChannelStatus> {
+        self.queues.iter().map(|q| q.status()).collect()
+    }
+
+    pub fn status(&self) -> Status {
+        let now = now_ms();
+        let (silences, flapping, held, unrouted) = {
+            let e = lock(&self.engine);
+            (
+                e.policy.silences(now),
+                e.policy
+                    .flapping()
+                    .into_iter()
+                    .map(|(h, k)| match k {
+                        Some(k) => format!("{h}:{k}"),
+                        None => h,
+                    })
+                    .collect(),
+                e.policy.held(),
+                e.unrouted,
+            )
+        };
+        Status {
+            channels: self.channel_status(),
+            silences,
+            flapping,
+            held,
+            pending_up: lock(&self.pending).len(),
+            inputs_processed: self.processed.load(Ordering::Relaxed),
+            inputs_dropped: self.dropped.load(Ordering::Relaxed),
+            unrouted,
+        }
+    }
+
+    fn queue_input(&self, input: Input) {
+        match self.tx.try_send(input) {
+            Ok(()) => {}
+            Err(TrySendError::Full(i)) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() {
+                    let what = match &i {
+                        Input::Event(e) => format!("{} event of {}", e.kind.as_str(), e.host),
+                        Input::Heartbeat(h) => format!("heartbeat of {h}"),
+                    };
+                    tracing::error!(
+                        "notification engine far behind: dropped the {what} ({} dropped so far)",
+                        n + 1
+                    );
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// The notification subsystem as a sink.
+pub struct Notify {
+    inner: Arc<Inner>,
+}
+
+/// Starts the engine and one dispatcher per configured channel. Runs without channels
+/// too (silences and the status work; nothing is sent).
+pub fn start(config: &crate::config::Config, data_dir: &Path, emitter: Emitter) -> Result<Notify> {
+    let settings = Settings::from_config(config);
+    let dir = data_dir.join("notify");
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the notification folder {}", dir.display()))?;
+    let templates = Arc::new(
+        templates::Templates::load(settings.templates_dir.as_deref(), &settings.dashboard_url)
+            .context("notify_templates_dir")?,
+    );
+    let names: Vec<String> = settings
+        .channels
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    for r in &settings.routes {
+        for c in &r.channels {
+            if !names.contains(c) {
+                tracing::warn!("notify_routes names channel {c}, which is not configured; that part of the route is ignored");
+            }
+        }
+    }
+    let stop_dispatch = Arc::new(AtomicBool::new(false));
+    let mut queues = Vec::new();
+    let mut dispatchers = Vec::new();
+    for c in &settings.channels {
+        let path = dir.join(format!("{}.outbox", c.name()));
+        let (outbox, report) = outbox::Outbox::open(&path, settings.outbox_max)
+            .with_context(|| format!("cannot open the notification outbox {}", path.display()))?;
+        for p in &report.problems {
+            tracing::warn!("{p}");
+        }
+        if report.pending > 0 {
+            tracing::info!(
+                channel = c.name(),
+                pending = report.pending,
+                "resuming queued notifications"
+            );
+        }
+        let queue = Arc::new(Queue::new(c.name(), c.target(), outbox));
+        let sender = channel::build(c).map_err(anyhow::Error::msg)?;
+        dispatchers.push(Dispatcher {
+            queue: queue.clone(),
+            channel: sender,
+            templates: templates.clone(),
+            secrets: c.secrets(),
+            retry_min: settings.retry_min,
+            retry_max: settings.retry_max,
+            alarm_after: settings.channel_alarm,
+            emitter: emitter.clone(),
+            stop: stop_dispatch.clone(),
+        });
+        queues.push(queue);
+    }
+    let state_path = dir.join("policy.json");
+    let (saved, problem) = engine::load_state(&state_path);
+    if let Some(p) = problem {
+        tracing::warn!("{p}");
+    }
+    let policy = policy::Policy::restore(settings.policy.clone(), saved);
+    let router = rules::Router::new(settings.routes.clone(), names.clone());
+    let engine = Engine::new(policy, router, queues.clone(), state_path);
+    let pending = engine.pending.clone();
+    let engine = Arc::new(Mutex::new(engine));
+    let (tx, rx) = std::sync::mpsc::sync_channel(INPUT_CAPACITY);
+    let stop_engine = Arc::new(AtomicBool::new(false));
+    let processed = Arc::new(AtomicU64::new(0));
+    let engine_thread = engine::spawn(engine.clone(), rx, stop_engine.clone(), processed.clone())
+        .context("cannot start the notification engine thread")?;
+    let mut handles = Vec::new();
+    for d in dispatchers {
+        handles.push(
+            d.spawn()
+                .context("cannot start a notification dispatcher thread")?,
+        );
+    }
+    tracing::info!(
+        channels = %if names.is_empty() { "none".to_string() } else { names.join(", ") },
+        "notifications ready"
+    );
+    Ok(Notify {
+        inner: Arc::new(Inner {
+            engine,
+            queues,
+            tx,
+            pending,
+            up_after: settings.policy.up_after,
+            dropped: AtomicU64::new(0),
+            processed,
+            emitter,
+            stop_engine,
+            stop_dispatch,
+            threads: Mutex::new(Some(Threads {
+                engine: engine_thread,
+                dispatchers: handles,
+            })),
+        }),
+    })
+}
+
+/// Joins `t`, giving up at `deadline` (the thread is then left to finish alone).
+fn join_until(t: JoinHandle<()>, deadline: Instant, what: &str) {
+    while !t.is_finished() {
+        if Instant::now() >= deadline {
+            tracing::warn!("{what} still busy at shutdown; not waiting longer");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = t.join();
+}
+
+impl Sink for Notify {
+    fn name(&self) -> &'static str {
+        "notify"
+    }
+
+    fn event(&self, event: &Event) {
+        if event.kind == EventKind::HostUp && self.inner.up_after > 1 {
+            // Count the next heartbeats even before the engine thread saw this event.
+            lock(&self.inner.pending).insert(event.host.clone());
+        }
+        self.inner
+            .queue_input(Input::Event(Box::new(event.clone())));
+    }
+
+    fn heartbeat(&self, host: &str, _addr: IpAddr, _verified: bool) {
+        // Only hosts waiting for their UP confirmation need their heartbeats counted.
+        if lock(&self.inner.pending).contains(host) {
+            self.inner.queue_input(Input::Heartbeat(host.to_string()));
+        }
+    }
+
+    fn attach(&self, state: Weak<State>) {
+        lock(&self.inner.engine).registry = Some(state);
+    }
+
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
+        api::configure(cfg, self.inner.clone());
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::to_value(self.inner.status()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Drains the inputs, releases the storm window into the outboxes, saves the policy
+    /// state, lets each dispatcher finish its send in flight (so nothing is sent twice
+    /// after a restart) and flushes the outboxes. Safe to call more than once.
+    fn shutdown(&self) {
+        let Some(threads) = lock(&self.inner.threads).take() else {
+            return;
+        };
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
+        self.inner.stop_engine.store(true, Ordering::Relaxed);
+        join_until(threads.engine, deadline, "the notification engine");
+        self.inner.stop_dispatch.store(true, Ordering::Relaxed);
+        for q in &self.inner.queues {
+            q.wake();
+        }
+        for t in threads.dispatchers {
+            join_until(t, deadline, "a notification dispatcher");
+        }
+        for q in &self.inner.queues {
+            q.sync();
+        }
+        let queued: usize = self.inner.queues.iter().map(|q| q.status().queued).sum();
+        tracing::info!(
+            queued,
+            "notifications stopped; queued ones are sent after the next start"
+        );
+    }
+}
