@@ -39,6 +39,16 @@ const SERVER_KEYS: &[&str] = &[
     "silences",
     "tls",
     "max_hosts",
+    "pidfile",
+    "startup_grace",
+    "time_window",
+    "snapshot_interval",
+    "udp_rcvbuf",
+    "ws_client_buffer",
+    "max_heartbeat_bytes",
+    "dyndns2_url",
+    "dyndns2_user",
+    "dyndns2_password",
 ];
 const SERVER_KEY_PREFIXES: &[&str] = &[
     "journal_",

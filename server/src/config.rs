@@ -122,7 +122,7 @@ pub struct Config {
     /// Messages buffered per WebSocket client before it is dropped as too slow.
     pub ws_client_buffer: usize,
     /// Largest HTTP heartbeat body and UDP datagram accepted.
-    pub max_datagram: usize,
+    pub max_heartbeat_bytes: usize,
     // Dynamic DNS (docs/dyndns.md); checked by `dyndns::config::validate`.
     pub dyndnshosts: crate::dyndns::DynDnsHosts,
     /// Primary name server for RFC 2136 updates (`host[:port]`).
@@ -218,7 +218,7 @@ impl Default for Config {
             snapshot_interval: Duration::from_secs(60),
             udp_rcvbuf: 8 << 20,
             ws_client_buffer: 1024,
-            max_datagram: 65_507,
+            max_heartbeat_bytes: 65_507,
             dyndnshosts: crate::dyndns::DynDnsHosts::default(),
             dns_server: None,
             dns_zone: None,

@@ -74,6 +74,9 @@ mod tests {
         log.reopen().expect("reopen");
         log.lock().write_all(b"two\n").expect("write");
         assert_eq!(std::fs::read_to_string(&path).expect("new"), "two\n");
-        assert_eq!(std::fs::read_to_string(dir.path().join("hbd.log.1")).expect("old"), "one\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("hbd.log.1")).expect("old"),
+            "one\n"
+        );
     }
 }

@@ -7,7 +7,11 @@ use clap::Parser;
 use hbd::cli::{Cli, Command};
 use hbd::config::Config;
 
-fn init_logging(verbose: u8, logfile: Option<&std::path::Path>) -> Result<()> {
+/// Sets up logging to standard error or to `logfile`; returns the file for reopening.
+fn init_logging(
+    verbose: u8,
+    logfile: Option<&std::path::Path>,
+) -> Result<Option<hbd::logfile::LogFile>> {
     let default = match verbose {
         0 => "info,actix_server=warn",
         1 => "debug,actix_server=info",
@@ -20,22 +24,41 @@ fn init_logging(verbose: u8, logfile: Option<&std::path::Path>) -> Result<()> {
         .with_target(false);
     match logfile {
         Some(p) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
+            let f = hbd::logfile::LogFile::open(p)
                 .with_context(|| format!("cannot open logfile {}", p.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(f))
-                .init();
+            builder.with_ansi(false).with_writer(f.clone()).init();
+            Ok(Some(f))
         }
-        None => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_writer(std::io::stderr)
-            .init(),
+        None => {
+            builder
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr)
+                .init();
+            Ok(None)
+        }
     }
-    Ok(())
+}
+
+/// Reads the config again the way start-up did (same file, same command-line overrides).
+fn load_config(cli: &Cli) -> Result<(Config, Option<std::path::PathBuf>, Vec<String>), String> {
+    let (mut config, source, warnings) =
+        Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(b) = cli.bind {
+        config.bind = b;
+    }
+    if let Some(p) = cli.hb_port {
+        config.hb_port = p;
+    }
+    if let Some(p) = cli.hbd_port {
+        config.hbd_port = p;
+    }
+    if let Some(p) = cli.ws_port {
+        config.ws_port = p;
+    }
+    if let Some(d) = &cli.data_dir {
+        config.data_dir = Some(d.clone());
+    }
+    Ok((config, source, warnings))
 }
 
 /// Forks into the background: the parent exits, the child leaves the terminal.
@@ -62,7 +85,7 @@ fn daemonize(pidfile: &std::path::Path) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let (mut config, source, warnings) = match Config::load(cli.config.as_deref()) {
+    let (config, source, warnings) = match load_config(&cli) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("hbd: error: {e}");
@@ -76,21 +99,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         println!("config OK");
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(b) = cli.bind {
-        config.bind = b;
-    }
-    if let Some(p) = cli.hb_port {
-        config.hb_port = p;
-    }
-    if let Some(p) = cli.hbd_port {
-        config.hbd_port = p;
-    }
-    if let Some(p) = cli.ws_port {
-        config.ws_port = p;
-    }
-    if let Some(d) = cli.data_dir {
-        config.data_dir = Some(d);
-    }
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
@@ -103,7 +111,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .unwrap_or_else(|| data_dir.join("hbd.pid"));
         daemonize(&pidfile)?;
     }
-    init_logging(cli.verbose, logfile.as_deref())?;
+    let log = init_logging(cli.verbose, logfile.as_deref())?;
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -115,11 +123,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
         let running = hbd::server::start(config, data_dir).await?;
         // Tell systemd (Type=notify) that every listener is up.
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-            _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+                _ = hup.recv() => {
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+                    if let Some(f) = &log {
+                        match f.reopen() {
+                            Ok(()) => tracing::info!("SIGHUP: log file {} reopened", f.path().display()),
+                            Err(e) => tracing::error!("SIGHUP: cannot reopen log file {}: {e}; still writing to the old one", f.path().display()),
+                        }
+                    }
+                    match load_config(&cli) {
+                        Ok((new, _, warnings)) => {
+                            for w in &warnings {
+                                tracing::warn!("{w}");
+                            }
+                            for p in running.reload(new) {
+                                tracing::warn!("SIGHUP: {p}");
+                            }
+                        }
+                        Err(e) => tracing::error!("SIGHUP: config not reloaded, keeping the running one: {e}"),
+                    }
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+                }
+            }
         }
         running.stop().await
     })?;

@@ -28,6 +28,8 @@ pub struct Running {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     servers: Vec<actix_web::dev::ServerHandle>,
+    /// The config in force (the last one SIGHUP applied).
+    current: std::sync::Mutex<Config>,
 }
 
 fn settings(config: &Config) -> Settings {
@@ -169,7 +171,7 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     }
 
     let data = web::Data::new(state.clone());
-    let max_body = config.max_datagram;
+    let max_body = config.max_heartbeat_bytes;
     let d = data.clone();
     let sinks = state.sinks.clone();
     let http = HttpServer::new(move || {
@@ -218,6 +220,7 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
         udp_addr,
         http_addr,
         ws_addr,
+        current: std::sync::Mutex::new(state.config.clone()),
         state,
         data_dir,
         stop,
@@ -227,6 +230,22 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
 }
 
 impl Running {
+    /// SIGHUP: applies a new, already validated config without losing state: watched
+    /// hosts and liveness settings at once, subsystems through [`crate::sink::Sink::reload`].
+    /// Settings that need new listeners or files (ports, bind, data folder, secret,
+    /// journal) are reported as needing a restart. Returns what could not be applied.
+    pub fn reload(&self, new: Config) -> Vec<String> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let mut problems = crate::reload::apply(&self.state, &current, &new);
+        for s in &self.state.sinks {
+            if let Err(e) = s.reload(&new) {
+                problems.push(format!("{}: {e}", s.name()));
+            }
+        }
+        *current = new;
+        problems
+    }
+
     /// Stops listeners and threads, saves a snapshot, flushes the journal.
     pub async fn stop(self) -> Result<()> {
         self.stop.store(true, Ordering::Relaxed);

@@ -37,6 +37,16 @@ pub trait Sink: Send + Sync {
 
     /// Called once at shutdown: persist and stop (bounded time).
     fn shutdown(&self) {}
+
+    /// SIGHUP: apply this subsystem's settings from a new, already validated config,
+    /// keeping its state (queues, outboxes, what was last set). Unchanged settings are a
+    /// no-op. An error means the old settings stay in force.
+    fn reload(&self, _config: &crate::config::Config) -> Result<(), String> {
+        Err(format!(
+            "{} cannot change its settings while running; restart hbd to apply them",
+            self.name()
+        ))
+    }
 }
 
 /// Lets a subsystem publish events (hbd gives them ids, journals and broadcasts them).

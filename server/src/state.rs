@@ -194,7 +194,7 @@ impl State {
         self.counters
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        if data.len() > self.config.max_datagram {
+        if data.len() > self.config.max_heartbeat_bytes {
             self.counters.drop_reason("oversized");
             return Err("oversized");
         }

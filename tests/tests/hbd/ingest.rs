@@ -20,7 +20,7 @@ fn dropped(hbd: &Hbd, reason: &str) -> u64 {
 fn bad_datagrams_are_dropped_and_counted_by_reason() {
     let dir = tempfile::tempdir().expect("tmp");
     let hbd = Hbd::start(
-        config("secret: s3cret-key\nmax_datagram: 8192\n"),
+        config("secret: s3cret-key\nmax_heartbeat_bytes: 8192\n"),
         dir.path(),
         0,
     );

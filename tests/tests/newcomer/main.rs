@@ -2,6 +2,8 @@
 //! the bundled plugins, the dashboard answers, the local host appears, and Ctrl-C stops
 //! both cleanly.
 
+mod config;
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

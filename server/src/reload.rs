@@ -1,0 +1,56 @@
+//! What a SIGHUP changes in the registry: watched hosts and the liveness and ingest
+//! settings. Hosts, readings, history and deadlines are kept.
+
+use crate::config::Config;
+use crate::registry::Settings;
+use crate::state::{now_ms, State};
+
+/// Applies the parts of `new` that the registry holds; returns the changed settings that
+/// only take effect after a restart.
+pub fn apply(state: &State, old: &Config, new: &Config) -> Vec<String> {
+    let mut restart = Vec::new();
+    let mut need_restart = |changed: bool, key: &str| {
+        if changed {
+            restart.push(format!("{key} changed: restart hbd to apply it"));
+        }
+    };
+    need_restart(old.bind != new.bind, "bind");
+    need_restart(old.hb_port != new.hb_port, "hb_port");
+    need_restart(old.hbd_port != new.hbd_port, "hbd_port");
+    need_restart(old.ws_port != new.ws_port, "ws_port");
+    need_restart(old.data_dir != new.data_dir, "data_dir");
+    need_restart(old.secret != new.secret, "secret");
+    need_restart(old.api_token != new.api_token, "api_token");
+    need_restart(
+        old.journal_max_bytes != new.journal_max_bytes,
+        "journal_max_bytes",
+    );
+    need_restart(old.journal_keep != new.journal_keep, "journal_keep");
+    need_restart(old.journal_fsync != new.journal_fsync, "journal_fsync");
+
+    let now = now_ms();
+    let mut reg = state.registry();
+    reg.settings = Settings {
+        grace: new.grace,
+        window_ms: reg.settings.window_ms,
+        max_hosts: new.max_hosts,
+        history_len: new.history_len,
+        startup_grace_ms: new.startup_grace.as_millis() as u64,
+    };
+    if new.secret.is_some() {
+        reg.settings.window_ms = new.time_window.as_millis() as u64;
+    }
+    for name in old.watchhosts.0.keys() {
+        if !new.watchhosts.0.contains_key(name) {
+            reg.unwatch(name);
+        }
+    }
+    for (name, w) in &new.watchhosts.0 {
+        reg.watch(name, w.grace, now);
+    }
+    tracing::info!(
+        watched = new.watchhosts.0.len(),
+        "config reloaded: watched hosts and liveness settings applied"
+    );
+    restart
+}
