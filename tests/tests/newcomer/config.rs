@@ -15,6 +15,9 @@ fn cell(s: &str) -> &str {
     s.trim().trim_matches('`')
 }
 
+/// Parses a config with one program; the warnings, or the error.
+type Parse = fn(&str) -> Result<Vec<String>, String>;
+
 fn hbc(yaml: &str) -> Result<Vec<String>, String> {
     hbc::config::Config::parse(yaml, Path::new("t.yaml"))
         .map(|(_, w)| w)
@@ -52,10 +55,7 @@ fn every_documented_key_is_parsed_by_its_program() {
         let program = cell(cols[1]);
         let example = cell(cols[3]);
         let yaml = format!("{key}: {example}\n{}", companions(key));
-        let (own, other): (
-            Vec<fn(&str) -> Result<Vec<String>, String>>,
-            Vec<fn(&str) -> Result<Vec<String>, String>>,
-        ) = match program {
+        let (own, other): (Vec<Parse>, Vec<Parse>) = match program {
             "hbc" => (vec![hbc], vec![hbd]),
             "hbd" => (vec![hbd], vec![hbc]),
             "both" => (vec![hbc, hbd], vec![]),
@@ -84,10 +84,7 @@ fn every_documented_key_is_parsed_by_its_program() {
 fn sample_files_parse_in_both_programs_without_unknown_keys() {
     for sample in ["packaging/hbc.yaml", "packaging/hbd.yaml"] {
         let text = std::fs::read_to_string(repo().join(sample)).expect("sample");
-        for (name, parse) in [
-            ("hbc", hbc as fn(&str) -> Result<Vec<String>, String>),
-            ("hbd", hbd),
-        ] {
+        for (name, parse) in [("hbc", hbc as Parse), ("hbd", hbd)] {
             let w =
                 parse(&text).unwrap_or_else(|e| panic!("{sample} does not parse in {name}: {e}"));
             assert!(w.is_empty(), "{sample} in {name}: {w:?}");
