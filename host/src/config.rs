@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+pub use hb_proto::config::parse_duration;
+use hb_proto::config::{duration, opt_duration};
 
 use crate::thresholds::ThresholdSpec;
 
@@ -308,81 +311,12 @@ fn complete_key_path(e: &serde_norway::Error, text: &str) -> String {
     }
 }
 
-/// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; use e.g. 500ms, 10s, 2m or 1h"))?;
-    if !v.is_finite() || v < 0.0 || v * mult > 1e9 {
-        return Err(format!("{text:?} is not a usable duration"));
-    }
-    Ok(Duration::from_secs_f64(v * mult))
-}
-
-/// Accepts a number of seconds or a text like `500ms`. A visitor (not an untagged enum)
-/// so that errors are raised inside the YAML deserializer and carry the line.
-struct DurationVisitor;
-
-impl serde::de::Visitor<'_> for DurationVisitor {
-    type Value = Duration;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a duration such as 500ms, 10s, 2m, 1h or a number of seconds")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
-        parse_duration(v).map_err(E::custom)
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Duration, E> {
-        parse_duration(&v.to_string()).map_err(E::custom)
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
-        parse_duration(&v.to_string()).map_err(E::custom)
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-        parse_duration(&v.to_string()).map_err(E::custom)
-    }
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    d.deserialize_any(DurationVisitor)
-}
-
-fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    duration(d).map(Some)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<(Config, Vec<String>), String> {
         Config::parse(text, Path::new("test.yaml")).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 
     #[test]

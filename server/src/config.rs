@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use hb_proto::config::duration;
+pub use hb_proto::config::parse_duration;
+
 use crate::notify::{self, config::Secret};
 
 /// Top-level keys that belong to hbc; ignored silently.
@@ -395,55 +398,6 @@ impl Config {
             None => PathBuf::from("hbd-data"),
         }
     }
-}
-
-/// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; use e.g. 500ms, 10s, 2m or 1h"))?;
-    if !v.is_finite() || v < 0.0 || v * mult > 1e9 {
-        return Err(format!("{text:?} is not a usable duration"));
-    }
-    Ok(Duration::from_secs_f64(v * mult))
-}
-
-struct DurationVisitor;
-
-impl serde::de::Visitor<'_> for DurationVisitor {
-    type Value = Duration;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a duration such as 500ms, 10s, 2m, 1h or a number of seconds")
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
-        parse_duration(v).map_err(E::custom)
-    }
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Duration, E> {
-        parse_duration(&v.to_string()).map_err(E::custom)
-    }
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
-        parse_duration(&v.to_string()).map_err(E::custom)
-    }
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-        parse_duration(&v.to_string()).map_err(E::custom)
-    }
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    d.deserialize_any(DurationVisitor)
 }
 
 #[cfg(test)]
