@@ -193,7 +193,7 @@ fn sigterm_under_load_loses_nothing() {
             n += 1;
             let _ = sock.send_to(&datagram(&format!("load-{n}"), 1), ("127.0.0.1", udp));
             // About 2,500 new hosts a second (the events API pages at 10,000).
-            if n % 5 == 0 {
+            if n.is_multiple_of(5) {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
