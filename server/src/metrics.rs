@@ -1,10 +1,10 @@
 //! `GET /metrics`: hbd's own counters and per-host gauges in the Prometheus text format
 //! (version 0.0.4), so an existing Prometheus can keep long-term history.
 
-use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use std::fmt::{Display, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::registry::{LevelName, Status};
+use crate::registry::{Host, LevelName, Registry, Status};
 use crate::state::State;
 
 /// Escapes a label value: backslash, double quote and newline.
@@ -25,6 +25,44 @@ fn head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// A metric with a single sample: `name value`.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl Display) {
+    head(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// A metric whose samples differ by one label: `name{label="x"} value` for each `(x,
+/// value)`. The label values must be escaped already.
+fn labelled<X: Display, V: Display>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (X, V)>,
+) {
+    head(out, name, kind, help);
+    for (x, value) in samples {
+        let _ = writeln!(out, "{name}{{{label}=\"{x}\"}} {value}");
+    }
+}
+
+/// A metric with a sample per host, in registry order; hosts for which `value` gives
+/// `None` are left out.
+fn per_host<V: Display>(
+    out: &mut String,
+    registry: &Registry,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl Fn(&Host) -> Option<V>,
+) {
+    let samples = registry
+        .iter()
+        .filter_map(|h| Some((escape(&h.name), value(h)?)));
+    labelled(out, name, kind, help, "host", samples);
+}
+
 fn float(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
@@ -42,125 +80,90 @@ fn float(v: f64) -> String {
 /// Renders every metric.
 pub fn render(state: &State) -> String {
     let c = &state.counters;
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let mut out = String::with_capacity(64 * 1024);
-    head(
+    labelled(
         &mut out,
         "hbd_datagrams_received_total",
         "counter",
         "Heartbeat datagrams received, by transport.",
+        "transport",
+        [
+            ("udp", load(&c.udp_received)),
+            ("http", load(&c.http_received)),
+        ],
     );
-    let _ = writeln!(
-        out,
-        "hbd_datagrams_received_total{{transport=\"udp\"}} {}",
-        c.udp_received.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "hbd_datagrams_received_total{{transport=\"http\"}} {}",
-        c.http_received.load(Ordering::Relaxed)
-    );
-    head(
+    single(
         &mut out,
         "hbd_datagrams_accepted_total",
         "counter",
         "Heartbeat datagrams verified and applied.",
+        load(&c.accepted),
     );
-    let _ = writeln!(
-        out,
-        "hbd_datagrams_accepted_total {}",
-        c.accepted.load(Ordering::Relaxed)
-    );
-    head(
+    labelled(
         &mut out,
         "hbd_datagrams_dropped_total",
         "counter",
         "Heartbeat datagrams dropped, by reason.",
+        "reason",
+        c.dropped(),
     );
-    for (reason, n) in c.dropped() {
-        let _ = writeln!(
-            out,
-            "hbd_datagrams_dropped_total{{reason=\"{reason}\"}} {n}"
-        );
-    }
-    head(&mut out, "hbd_events_total", "counter", "Events published.");
-    let _ = writeln!(out, "hbd_events_total {}", c.events.load(Ordering::Relaxed));
+    single(
+        &mut out,
+        "hbd_events_total",
+        "counter",
+        "Events published.",
+        load(&c.events),
+    );
     let js = &state.journal.stats;
-    head(
+    single(
         &mut out,
         "hbd_journal_appended_total",
         "counter",
         "Events written to the journal.",
+        load(&js.appended),
     );
-    let _ = writeln!(
-        out,
-        "hbd_journal_appended_total {}",
-        js.appended.load(Ordering::Relaxed)
-    );
-    head(
+    single(
         &mut out,
         "hbd_journal_write_errors_total",
         "counter",
         "Failed journal writes.",
+        load(&js.write_errors),
     );
-    let _ = writeln!(
-        out,
-        "hbd_journal_write_errors_total {}",
-        js.write_errors.load(Ordering::Relaxed)
-    );
-    head(
+    single(
         &mut out,
         "hbd_journal_pending",
         "gauge",
         "Events waiting to be written (disk failing).",
+        load(&js.pending),
     );
-    let _ = writeln!(
-        out,
-        "hbd_journal_pending {}",
-        js.pending.load(Ordering::Relaxed)
-    );
-    head(
+    single(
         &mut out,
         "hbd_journal_dropped_total",
         "counter",
         "Events the journal could not keep.",
+        load(&js.dropped) + load(&c.journal_dropped),
     );
-    let _ = writeln!(
-        out,
-        "hbd_journal_dropped_total {}",
-        js.dropped.load(Ordering::Relaxed) + c.journal_dropped.load(Ordering::Relaxed)
-    );
-    head(
+    single(
         &mut out,
         "hbd_websocket_clients",
         "gauge",
         "Connected WebSocket clients.",
+        load(&c.ws_clients),
     );
-    let _ = writeln!(
-        out,
-        "hbd_websocket_clients {}",
-        c.ws_clients.load(Ordering::Relaxed)
-    );
-    head(
+    single(
         &mut out,
         "hbd_websocket_messages_total",
         "counter",
         "Live messages published.",
+        load(&c.ws_messages),
     );
-    let _ = writeln!(
-        out,
-        "hbd_websocket_messages_total {}",
-        c.ws_messages.load(Ordering::Relaxed)
-    );
-    head(
+    single(
         &mut out,
         "hbd_websocket_slow_clients_dropped_total",
         "counter",
         "Clients disconnected for falling behind.",
-    );
-    let _ = writeln!(
-        out,
-        "hbd_websocket_slow_clients_dropped_total {}",
-        c.ws_dropped_slow.load(Ordering::Relaxed)
+        load(&c.ws_dropped_slow),
     );
 
     let reg = state.registry();
@@ -172,63 +175,54 @@ pub fn render(state: &State) -> String {
             Status::NeverSeen => never += 1,
         }
     }
-    head(&mut out, "hbd_hosts", "gauge", "Hosts by liveness status.");
-    let _ = writeln!(out, "hbd_hosts{{status=\"up\"}} {up}\nhbd_hosts{{status=\"down\"}} {down}\nhbd_hosts{{status=\"never_seen\"}} {never}");
-
-    head(&mut out, "hbd_host_up", "gauge", "1 if the host is UP.");
-    for h in reg.iter() {
-        let _ = writeln!(
-            out,
-            "hbd_host_up{{host=\"{}\"}} {}",
-            escape(&h.name),
-            u8::from(h.status == Status::Up)
-        );
-    }
-    head(
+    labelled(
         &mut out,
+        "hbd_hosts",
+        "gauge",
+        "Hosts by liveness status.",
+        "status",
+        [("up", up), ("down", down), ("never_seen", never)],
+    );
+
+    per_host(
+        &mut out,
+        &reg,
+        "hbd_host_up",
+        "gauge",
+        "1 if the host is UP.",
+        |h| Some(u8::from(h.status == Status::Up)),
+    );
+    per_host(
+        &mut out,
+        &reg,
         "hbd_host_last_seen_seconds",
         "gauge",
         "Unix time of the host's last heartbeat.",
+        |h| h.last_seen_ms.map(|t| float(t as f64 / 1000.0)),
     );
-    for h in reg.iter() {
-        if let Some(t) = h.last_seen_ms {
-            let _ = writeln!(
-                out,
-                "hbd_host_last_seen_seconds{{host=\"{}\"}} {}",
-                escape(&h.name),
-                float(t as f64 / 1000.0)
-            );
-        }
-    }
-    head(
+    per_host(
         &mut out,
+        &reg,
         "hbd_host_level",
         "gauge",
         "Overall level: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+        |h| {
+            Some(match h.level {
+                LevelName::Ok => 0,
+                LevelName::Warning => 1,
+                LevelName::Critical => 2,
+                LevelName::Unknown => 3,
+            })
+        },
     );
-    for h in reg.iter() {
-        let v = match h.level {
-            LevelName::Ok => 0,
-            LevelName::Warning => 1,
-            LevelName::Critical => 2,
-            LevelName::Unknown => 3,
-        };
-        let _ = writeln!(out, "hbd_host_level{{host=\"{}\"}} {v}", escape(&h.name));
-    }
-    head(
+    per_host(
         &mut out,
+        &reg,
         "hbd_host_lost_heartbeats_total",
         "counter",
         "Heartbeats missing from the sequence.",
+        |h| Some(h.lost),
     );
-    for h in reg.iter() {
-        let _ = writeln!(
-            out,
-            "hbd_host_lost_heartbeats_total{{host=\"{}\"}} {}",
-            escape(&h.name),
-            h.lost
-        );
-    }
     head(
         &mut out,
         "hbd_reading",
@@ -250,4 +244,153 @@ pub fn render(state: &State) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use expect_test::expect;
+    use hb_proto::{decode, encode, Heartbeat, Level, Reading, Value};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::journal::{Journal, JournalConfig, Writer};
+    use crate::registry::{Registry, Settings};
+
+    fn reading(key: &str, value: Value, unit: &str) -> Reading {
+        Reading {
+            key: key.into(),
+            value,
+            unit: unit.into(),
+            level: Level::Ok,
+            message: String::new(),
+            threshold: String::new(),
+        }
+    }
+
+    fn beat(registry: &mut Registry, host: &str, readings: Vec<Reading>, now_ms: u64) {
+        let heartbeat = Heartbeat {
+            host: host.into(),
+            instance: 1,
+            seq: 1,
+            sent_ms: now_ms,
+            interval_ms: 10_000,
+            level: Level::Warning,
+            readings,
+        };
+        let source = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        for datagram in encode(&heartbeat, None, 1400).expect("encode") {
+            let packet = decode(&datagram, None).expect("decode");
+            registry
+                .apply(&packet, source, now_ms, &mut Vec::new())
+                .expect("apply");
+        }
+    }
+
+    #[test]
+    fn renders_counters_and_per_host_gauges() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (journal, _) = Journal::open(JournalConfig::new(tmp.path()), |_| {}).expect("open");
+        let writer = Writer::spawn(journal, 16).expect("spawn");
+        let mut registry = Registry::new(Settings::default());
+        beat(
+            &mut registry,
+            "web1",
+            vec![
+                reading("cpu.usage_percent", Value::F64(12.5), "%"),
+                reading("os.name", Value::Text("Debian".into()), ""),
+                reading("fs./mnt/a\"b\\c.used_bytes", Value::I64(4096), "B"),
+            ],
+            1_700_000_000_250,
+        );
+        registry.watch("db1", None, 1_700_000_000_000);
+        let state = State::new(
+            Config::default(),
+            registry,
+            writer,
+            tmp.path().to_path_buf(),
+            Vec::new(),
+        );
+        state.counters.drop_reason("bad_signature");
+
+        expect![[r##"
+            # HELP hbd_datagrams_received_total Heartbeat datagrams received, by transport.
+            # TYPE hbd_datagrams_received_total counter
+            hbd_datagrams_received_total{transport="udp"} 0
+            hbd_datagrams_received_total{transport="http"} 0
+            # HELP hbd_datagrams_accepted_total Heartbeat datagrams verified and applied.
+            # TYPE hbd_datagrams_accepted_total counter
+            hbd_datagrams_accepted_total 0
+            # HELP hbd_datagrams_dropped_total Heartbeat datagrams dropped, by reason.
+            # TYPE hbd_datagrams_dropped_total counter
+            hbd_datagrams_dropped_total{reason="short"} 0
+            hbd_datagrams_dropped_total{reason="bad_magic"} 0
+            hbd_datagrams_dropped_total{reason="bad_version"} 0
+            hbd_datagrams_dropped_total{reason="bad_flags"} 0
+            hbd_datagrams_dropped_total{reason="unsigned"} 0
+            hbd_datagrams_dropped_total{reason="bad_signature"} 1
+            hbd_datagrams_dropped_total{reason="truncated"} 0
+            hbd_datagrams_dropped_total{reason="trailing_bytes"} 0
+            hbd_datagrams_dropped_total{reason="bad_utf8"} 0
+            hbd_datagrams_dropped_total{reason="bad_host_name"} 0
+            hbd_datagrams_dropped_total{reason="bad_level"} 0
+            hbd_datagrams_dropped_total{reason="bad_value_type"} 0
+            hbd_datagrams_dropped_total{reason="bad_part"} 0
+            hbd_datagrams_dropped_total{reason="empty_key"} 0
+            hbd_datagrams_dropped_total{reason="replayed"} 0
+            hbd_datagrams_dropped_total{reason="outside_time_window"} 0
+            hbd_datagrams_dropped_total{reason="host_cap"} 0
+            hbd_datagrams_dropped_total{reason="oversized"} 0
+            # HELP hbd_events_total Events published.
+            # TYPE hbd_events_total counter
+            hbd_events_total 0
+            # HELP hbd_journal_appended_total Events written to the journal.
+            # TYPE hbd_journal_appended_total counter
+            hbd_journal_appended_total 0
+            # HELP hbd_journal_write_errors_total Failed journal writes.
+            # TYPE hbd_journal_write_errors_total counter
+            hbd_journal_write_errors_total 0
+            # HELP hbd_journal_pending Events waiting to be written (disk failing).
+            # TYPE hbd_journal_pending gauge
+            hbd_journal_pending 0
+            # HELP hbd_journal_dropped_total Events the journal could not keep.
+            # TYPE hbd_journal_dropped_total counter
+            hbd_journal_dropped_total 0
+            # HELP hbd_websocket_clients Connected WebSocket clients.
+            # TYPE hbd_websocket_clients gauge
+            hbd_websocket_clients 0
+            # HELP hbd_websocket_messages_total Live messages published.
+            # TYPE hbd_websocket_messages_total counter
+            hbd_websocket_messages_total 0
+            # HELP hbd_websocket_slow_clients_dropped_total Clients disconnected for falling behind.
+            # TYPE hbd_websocket_slow_clients_dropped_total counter
+            hbd_websocket_slow_clients_dropped_total 0
+            # HELP hbd_hosts Hosts by liveness status.
+            # TYPE hbd_hosts gauge
+            hbd_hosts{status="up"} 1
+            hbd_hosts{status="down"} 0
+            hbd_hosts{status="never_seen"} 1
+            # HELP hbd_host_up 1 if the host is UP.
+            # TYPE hbd_host_up gauge
+            hbd_host_up{host="web1"} 1
+            hbd_host_up{host="db1"} 0
+            # HELP hbd_host_last_seen_seconds Unix time of the host's last heartbeat.
+            # TYPE hbd_host_last_seen_seconds gauge
+            hbd_host_last_seen_seconds{host="web1"} 1700000000.25
+            # HELP hbd_host_level Overall level: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+            # TYPE hbd_host_level gauge
+            hbd_host_level{host="web1"} 1
+            hbd_host_level{host="db1"} 3
+            # HELP hbd_host_lost_heartbeats_total Heartbeats missing from the sequence.
+            # TYPE hbd_host_lost_heartbeats_total counter
+            hbd_host_lost_heartbeats_total{host="web1"} 0
+            hbd_host_lost_heartbeats_total{host="db1"} 0
+            # HELP hbd_reading Numeric readings reported by hbc, by host, key and unit.
+            # TYPE hbd_reading gauge
+            hbd_reading{host="web1",key="cpu.usage_percent",unit="%"} 12.5
+            hbd_reading{host="web1",key="fs./mnt/a\"b\\c.used_bytes",unit="B"} 4096
+        "##]]
+        .assert_eq(&render(&state));
+    }
 }

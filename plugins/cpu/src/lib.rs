@@ -21,6 +21,7 @@ mod stat;
 use std::time::{Duration, Instant};
 
 use hbc_plugin_api::{Options, Plugin, Reading};
+use hbc_plugin_support::read_into;
 
 use crate::loadavg::{parse_loadavg, LoadAvg};
 use crate::stat::{parse_proc_stat, usage, ProcStat};
@@ -88,7 +89,7 @@ impl Plugin for CpuPlugin {
             Some(sample) => sample,
             None => self.sample()?,
         };
-        wait_for_min_interval(previous.at);
+        hbc_plugin_support::wait_until_elapsed(previous.at, MIN_INTERVAL);
         let current = match self.sample() {
             Ok(sample) => sample,
             Err(e) => {
@@ -99,7 +100,7 @@ impl Plugin for CpuPlugin {
         let mut readings = usage_readings(&previous.stat, &current.stat, self.options.per_core);
         self.previous = Some(current);
 
-        read_into(PROC_LOADAVG, &mut self.buffer)?;
+        read_into(Self::NAME, PROC_LOADAVG, &mut self.buffer)?;
         let load = parse_loadavg(&self.buffer)
             .map_err(|e| format!("cpu plugin: cannot parse {PROC_LOADAVG}: {e}"))?;
         readings.extend(load_readings(&load));
@@ -114,7 +115,7 @@ impl Plugin for CpuPlugin {
 
 impl CpuPlugin {
     fn sample(&mut self) -> Result<Sample, String> {
-        read_into(PROC_STAT, &mut self.buffer)?;
+        read_into(Self::NAME, PROC_STAT, &mut self.buffer)?;
         let at = Instant::now();
         let stat = parse_proc_stat(&self.buffer)
             .map_err(|e| format!("cpu plugin: cannot parse {PROC_STAT}: {e}"))?;
@@ -123,24 +124,6 @@ impl CpuPlugin {
 }
 
 hbc_plugin_api::export_plugin!(CpuPlugin);
-
-/// Sleeps until [`MIN_INTERVAL`] has passed since `since`.
-fn wait_for_min_interval(since: Instant) {
-    let elapsed = since.elapsed();
-    if elapsed < MIN_INTERVAL {
-        std::thread::sleep(MIN_INTERVAL - elapsed);
-    }
-}
-
-/// Reads a whole file into `buffer`, replacing what was there.
-fn read_into(path: &str, buffer: &mut String) -> Result<(), String> {
-    use std::io::Read;
-    buffer.clear();
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_to_string(buffer))
-        .map(drop)
-        .map_err(|e| format!("cpu plugin: cannot read {path}: {e}"))
-}
 
 /// Usage readings between two samples. A core without a previous sample (it just came
 /// online) is left out until the next cycle.
@@ -200,10 +183,9 @@ mod tests {
     }
 
     fn number(readings: &[Reading], key: &str) -> f64 {
-        match find(readings, key) {
-            Some(r) => r.value.as_f64().unwrap_or(f64::NAN),
-            None => panic!("no reading {key} in {readings:?}"),
-        }
+        hbc_plugin_support::testing::value(readings, key)
+            .as_f64()
+            .unwrap_or(f64::NAN)
     }
 
     #[test]

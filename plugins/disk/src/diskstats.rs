@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use hbc_plugin_support::per_second;
+
 /// `/proc/diskstats` counts sectors of 512 bytes whatever the device's sector size.
 const SECTOR_BYTES: u64 = 512;
 
@@ -91,16 +93,6 @@ pub fn rates(previous: &DiskCounters, current: &DiskCounters, elapsed: Duration)
         // Milliseconds busy per second, over 1000 ms; the kernel's tick accounting can
         // overshoot the wall clock a little.
         busy_percent: (busy_ms / 10.0).min(100.0),
-    }
-}
-
-/// The increase per second of a cumulative counter. A counter that went down (it wrapped,
-/// or the device was re-created) gives zero for this cycle, as does no time passing.
-pub fn per_second(previous: u64, current: u64, seconds: f64) -> f64 {
-    if current < previous || seconds <= 0.0 {
-        0.0
-    } else {
-        (current - previous) as f64 / seconds
     }
 }
 
@@ -216,12 +208,5 @@ mod tests {
         // Counters that did not go back still count.
         assert_eq!(r.writes_per_s, 1.0);
         assert_eq!(r.write_bytes_per_s, 8.0 * 512.0);
-    }
-
-    #[test]
-    fn no_time_is_zero_not_infinite() {
-        assert_eq!(per_second(1, 5, 0.0), 0.0);
-        assert_eq!(per_second(u64::MAX, 0, 1.0), 0.0);
-        assert_eq!(per_second(0, 5, 0.5), 10.0);
     }
 }

@@ -8,7 +8,7 @@
 //! - `disk.<dev>.busy_percent` (%): share of the time with I/O in flight.
 //!
 //! Options: `include` and `exclude`, lists of device names or prefixes ending in `*`
-//! (see [`filter`]); by default `loop*`, `ram*` and `zram*` are left out.
+//! (see [`NameFilter`]); by default `loop*`, `ram*` and `zram*` are left out.
 //!
 //! Rates compare two samples: the first is taken in `new`, and a `collect` less than
 //! 100 ms after the previous sample waits for the rest of those 100 ms first. A device
@@ -18,15 +18,14 @@
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 mod diskstats;
-mod filter;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use hbc_plugin_api::{Options, Plugin, Reading};
+use hbc_plugin_support::{read_into, NameFilter};
 
 use crate::diskstats::{parse_diskstats, rates, DiskCounters, DiskRates};
-use crate::filter::NameFilter;
 
 const PROC_DISKSTATS: &str = "/proc/diskstats";
 const SYS_BLOCK: &str = "/sys/block";
@@ -87,10 +86,7 @@ impl Plugin for DiskPlugin {
 
     #[cfg(target_os = "linux")]
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
-        let elapsed = self.previous_at.elapsed();
-        if elapsed < MIN_INTERVAL {
-            std::thread::sleep(MIN_INTERVAL - elapsed);
-        }
+        hbc_plugin_support::wait_until_elapsed(self.previous_at, MIN_INTERVAL);
         self.sample()
     }
 
@@ -114,7 +110,7 @@ impl DiskPlugin {
     }
 
     fn sample_from(&mut self, buffer: &mut String) -> Result<Vec<Reading>, String> {
-        read_into(PROC_DISKSTATS, buffer)?;
+        read_into(Self::NAME, PROC_DISKSTATS, buffer)?;
         let at = Instant::now();
         let devices = parse_diskstats(buffer)
             .map_err(|e| format!("disk plugin: cannot parse {PROC_DISKSTATS}: {e}"))?;
@@ -161,16 +157,6 @@ fn list_whole_devices() -> Result<HashSet<String>, String> {
         names.insert(name.to_string_lossy().replace('!', "/"));
     }
     Ok(names)
-}
-
-/// Reads a whole file into `buffer`, replacing what was there.
-fn read_into(path: &str, buffer: &mut String) -> Result<(), String> {
-    use std::io::Read;
-    buffer.clear();
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_to_string(buffer))
-        .map(drop)
-        .map_err(|e| format!("disk plugin: cannot read {path}: {e}"))
 }
 
 fn device_readings(name: &str, rates: &DiskRates) -> [Reading; 5] {
@@ -230,6 +216,16 @@ mod tests {
             ]
         );
         assert_eq!(r[4].value.as_f64(), Some(12.5));
+    }
+
+    #[test]
+    fn defaults_skip_loop_ram_and_zram() {
+        let f = NameFilter::new(Vec::new(), None, DEFAULT_EXCLUDE).expect("filter");
+        assert!(f.accepts("vda"));
+        assert!(f.accepts("nvme0n1"));
+        assert!(!f.accepts("loop0"));
+        assert!(!f.accepts("ram15"));
+        assert!(!f.accepts("zram0"));
     }
 
     #[test]

@@ -172,13 +172,7 @@ fn usage_readings(point: &str, fs_type: &str, usage: &Usage) -> Vec<Reading> {
 mod tests {
     use super::*;
     use hbc_plugin_api::Value;
-
-    fn value<'a>(readings: &'a [Reading], key: &str) -> &'a Value {
-        match readings.iter().find(|r| r.key.as_str() == key) {
-            Some(r) => &r.value,
-            None => panic!("no reading {key} in {readings:?}"),
-        }
-    }
+    use hbc_plugin_support::testing::value;
 
     #[test]
     fn readings_of_a_mount() {

@@ -46,11 +46,7 @@ impl Plugin for MemoryPlugin {
 
     #[cfg(target_os = "linux")]
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
-        use std::io::Read;
-        self.buffer.clear();
-        std::fs::File::open(PROC_MEMINFO)
-            .and_then(|mut file| file.read_to_string(&mut self.buffer))
-            .map_err(|e| format!("memory plugin: cannot read {PROC_MEMINFO}: {e}"))?;
+        hbc_plugin_support::read_into(Self::NAME, PROC_MEMINFO, &mut self.buffer)?;
         let info = parse_meminfo(&self.buffer)
             .map_err(|e| format!("memory plugin: cannot parse {PROC_MEMINFO}: {e}"))?;
         Ok(readings(&info))
@@ -82,13 +78,7 @@ fn readings(info: &MemInfo) -> Vec<Reading> {
 mod tests {
     use super::*;
     use hbc_plugin_api::Value;
-
-    fn value<'a>(readings: &'a [Reading], key: &str) -> &'a Value {
-        match readings.iter().find(|r| r.key.as_str() == key) {
-            Some(r) => &r.value,
-            None => panic!("no reading {key} in {readings:?}"),
-        }
-    }
+    use hbc_plugin_support::testing::value;
 
     #[test]
     fn readings_from_meminfo() {

@@ -64,6 +64,7 @@ mod tests {
 
     use hbc_plugin_api::abi_stable::std_types::ROption;
     use hbc_plugin_api::{Level, Value};
+    use hbc_plugin_support::testing::reading as find;
 
     const PLUGINS: &str = "/usr/lib/nagios/plugins";
 
@@ -74,13 +75,6 @@ mod tests {
 
     fn collect(options: &str) -> Vec<Reading> {
         plugin(options).collect().expect("collects")
-    }
-
-    fn find<'a>(readings: &'a [Reading], key: &str) -> &'a Reading {
-        readings
-            .iter()
-            .find(|r| r.key.as_str() == key)
-            .unwrap_or_else(|| panic!("no reading {key} in {readings:#?}"))
     }
 
     fn assert_state(readings: &[Reading], name: &str, code: i64, level: Level) {

@@ -11,7 +11,7 @@
 //! the part after the last dot.
 //!
 //! Options: `include` and `exclude`, lists of interface names or prefixes ending in `*`
-//! (see [`filter`]); by default `lo` is left out.
+//! (see [`NameFilter`]); by default `lo` is left out.
 //!
 //! Rates compare two samples: the first is taken in `new`, and a `collect` less than
 //! 100 ms after the previous sample waits for the rest of those 100 ms first. An
@@ -20,15 +20,14 @@
 // Off Linux only the stub `collect` is compiled in, which leaves the rest unused.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
-mod filter;
 mod netdev;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hbc_plugin_api::{Options, Plugin, Reading};
+use hbc_plugin_support::{read_into, NameFilter};
 
-use crate::filter::NameFilter;
 use crate::netdev::{parse_net_dev, rates, NetCounters, NetRates};
 
 const PROC_NET_DEV: &str = "/proc/net/dev";
@@ -83,10 +82,7 @@ impl Plugin for NetworkPlugin {
 
     #[cfg(target_os = "linux")]
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
-        let elapsed = self.previous_at.elapsed();
-        if elapsed < MIN_INTERVAL {
-            std::thread::sleep(MIN_INTERVAL - elapsed);
-        }
+        hbc_plugin_support::wait_until_elapsed(self.previous_at, MIN_INTERVAL);
         self.sample()
     }
 
@@ -110,7 +106,7 @@ impl NetworkPlugin {
     }
 
     fn sample_from(&mut self, buffer: &mut String) -> Result<Vec<Reading>, String> {
-        read_into(PROC_NET_DEV, buffer)?;
+        read_into(Self::NAME, PROC_NET_DEV, buffer)?;
         let at = Instant::now();
         let interfaces = parse_net_dev(buffer)
             .map_err(|e| format!("network plugin: cannot parse {PROC_NET_DEV}: {e}"))?;
@@ -142,16 +138,6 @@ impl NetworkPlugin {
         self.previous_at = at;
         Ok(readings)
     }
-}
-
-/// Reads a whole file into `buffer`, replacing what was there.
-fn read_into(path: &str, buffer: &mut String) -> Result<(), String> {
-    use std::io::Read;
-    buffer.clear();
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_to_string(buffer))
-        .map(drop)
-        .map_err(|e| format!("network plugin: cannot read {path}: {e}"))
 }
 
 fn rate_readings(name: &str, rates: &NetRates) -> [Reading; 4] {
@@ -240,6 +226,14 @@ mod tests {
                 ("network.eth0.tx_drops", &Value::I64(8), ""),
             ]
         );
+    }
+
+    #[test]
+    fn defaults_skip_loopback() {
+        let f = NameFilter::new(Vec::new(), None, DEFAULT_EXCLUDE).expect("filter");
+        assert!(f.accepts("eth0"));
+        assert!(f.accepts("lo0"));
+        assert!(!f.accepts("lo"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use hbc_plugin_support::per_second;
+
 /// The cumulative counters of one interface that the plugin uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetCounters {
@@ -90,17 +92,6 @@ pub fn rates(previous: &NetCounters, current: &NetCounters, elapsed: Duration) -
         tx_bytes_per_s: per_second(previous.tx_bytes, current.tx_bytes, seconds),
         rx_packets_per_s: per_second(previous.rx_packets, current.rx_packets, seconds),
         tx_packets_per_s: per_second(previous.tx_packets, current.tx_packets, seconds),
-    }
-}
-
-/// The increase per second of a cumulative counter. A counter that went down (a 32-bit
-/// counter wrapped, or the interface was re-created) gives zero for this cycle, as does no
-/// time passing.
-pub fn per_second(previous: u64, current: u64, seconds: f64) -> f64 {
-    if current < previous || seconds <= 0.0 {
-        0.0
-    } else {
-        (current - previous) as f64 / seconds
     }
 }
 

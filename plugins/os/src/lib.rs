@@ -21,6 +21,8 @@ mod os_release;
 mod proc;
 
 use hbc_plugin_api::{Options, Plugin, Reading};
+#[cfg(target_os = "linux")]
+use hbc_plugin_support::read_into;
 
 const OS_RELEASE: &str = "/etc/os-release";
 const OS_RELEASE_FALLBACK: &str = "/usr/lib/os-release";
@@ -77,10 +79,10 @@ impl Plugin for OsPlugin {
             .nodename()
             .to_string_lossy()
             .into_owned();
-        read_into(PROC_UPTIME, &mut self.buffer)?;
+        read_into(Self::NAME, PROC_UPTIME, &mut self.buffer)?;
         let uptime = proc::parse_uptime(&self.buffer)
             .map_err(|e| format!("os plugin: cannot parse {PROC_UPTIME}: {e}"))?;
-        read_into(PROC_LOADAVG, &mut self.buffer)?;
+        read_into(Self::NAME, PROC_LOADAVG, &mut self.buffer)?;
         let tasks = proc::parse_task_count(&self.buffer)
             .map_err(|e| format!("os plugin: cannot parse {PROC_LOADAVG}: {e}"))?;
         let info = self
@@ -103,7 +105,7 @@ impl OsPlugin {
     fn read_static_info(&mut self) -> Result<StaticInfo, String> {
         let release = self.read_os_release()?;
         let uname = rustix::system::uname();
-        read_into(PROC_STAT, &mut self.buffer)?;
+        read_into(Self::NAME, PROC_STAT, &mut self.buffer)?;
         let boot_time = proc::parse_btime(&self.buffer)
             .map_err(|e| format!("os plugin: cannot parse {PROC_STAT}: {e}"))?;
         Ok(StaticInfo {
@@ -132,16 +134,6 @@ impl OsPlugin {
     }
 }
 
-/// Reads a whole file into `buffer`, replacing what was there.
-fn read_into(path: &str, buffer: &mut String) -> Result<(), String> {
-    use std::io::Read;
-    buffer.clear();
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_to_string(buffer))
-        .map(drop)
-        .map_err(|e| format!("os plugin: cannot read {path}: {e}"))
-}
-
 fn readings(info: &StaticInfo, hostname: String, uptime: u64, tasks: u64) -> Vec<Reading> {
     let integer = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
     let mut readings = Vec::with_capacity(8);
@@ -163,13 +155,7 @@ fn readings(info: &StaticInfo, hostname: String, uptime: u64, tasks: u64) -> Vec
 mod tests {
     use super::*;
     use hbc_plugin_api::Value;
-
-    fn value<'a>(readings: &'a [Reading], key: &str) -> &'a Value {
-        match readings.iter().find(|r| r.key.as_str() == key) {
-            Some(r) => &r.value,
-            None => panic!("no reading {key} in {readings:?}"),
-        }
-    }
+    use hbc_plugin_support::testing::value;
 
     fn text(s: &str) -> Value {
         Value::Text(s.into())

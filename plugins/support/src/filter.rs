@@ -1,6 +1,7 @@
-//! Which interfaces to report: the `include` and `exclude` options.
+//! Which names to report (devices, interfaces, ...): a plugin's `include` and `exclude`
+//! options.
 //!
-//! A pattern is a name (`eth0`), or a prefix followed by `*` (`veth*`, or `*` for all).
+//! A pattern is a name (`sda`), or a prefix followed by `*` (`loop*`, or `*` for all).
 //! `include`, when given, is an allowlist and turns the default exclusions off; `exclude`,
 //! when given, replaces the default exclusions. A name matching both is excluded.
 
@@ -12,6 +13,7 @@ pub struct NameFilter {
 
 impl NameFilter {
     /// Builds the filter from the options, refusing patterns it would not understand.
+    /// `default_exclude` (patterns too) applies when neither option is given.
     pub fn new(
         include: Vec<String>,
         exclude: Option<Vec<String>>,
@@ -59,45 +61,55 @@ fn matches(pattern: &str, name: &str) -> bool {
 mod tests {
     use super::*;
 
-    const DEFAULTS: &[&str] = &["lo"];
+    const DEFAULTS: &[&str] = &["loop*", "lo"];
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
-    fn defaults_skip_loopback() {
+    fn defaults_apply_without_options() {
         let f = NameFilter::new(Vec::new(), None, DEFAULTS).expect("filter");
-        assert!(f.accepts("eth0"));
+        assert!(f.accepts("sda"));
         assert!(f.accepts("lo0"));
         assert!(!f.accepts("lo"));
+        assert!(!f.accepts("loop0"));
+        assert!(!f.accepts("loop"));
+        let f = NameFilter::new(Vec::new(), None, &[]).expect("no defaults");
+        assert!(f.accepts("loop0"));
     }
 
     #[test]
     fn exclude_replaces_the_defaults() {
-        let f = NameFilter::new(Vec::new(), Some(names(&["veth*", "docker0"])), DEFAULTS)
-            .expect("filter");
+        let f =
+            NameFilter::new(Vec::new(), Some(names(&["sd*", "vdb"])), DEFAULTS).expect("filter");
+        assert!(f.accepts("loop0"));
         assert!(f.accepts("lo"));
-        assert!(!f.accepts("veth1a2b3c"));
-        assert!(!f.accepts("docker0"));
-        assert!(f.accepts("docker1"));
+        assert!(!f.accepts("sda"));
+        assert!(!f.accepts("vdb"));
+        assert!(f.accepts("vdbx"));
+        let f = NameFilter::new(Vec::new(), Some(Vec::new()), DEFAULTS).expect("empty exclude");
+        assert!(f.accepts("loop0"));
     }
 
     #[test]
     fn include_is_an_allowlist_without_default_exclusions() {
-        let f = NameFilter::new(names(&["lo", "en*"]), None, DEFAULTS).expect("filter");
-        assert!(f.accepts("lo"));
-        assert!(f.accepts("enp3s0"));
-        assert!(!f.accepts("eth0"));
-        let f = NameFilter::new(names(&["*"]), Some(names(&["wg0"])), DEFAULTS).expect("filter");
-        assert!(f.accepts("eth0"));
-        assert!(!f.accepts("wg0"));
+        let f = NameFilter::new(names(&["loop0", "nvme*"]), None, DEFAULTS).expect("filter");
+        assert!(f.accepts("loop0"));
+        assert!(f.accepts("nvme1n1"));
+        assert!(!f.accepts("vda"));
+        let f = NameFilter::new(names(&["*"]), Some(names(&["sdb"])), DEFAULTS).expect("filter");
+        assert!(f.accepts("sda"));
+        assert!(f.accepts("loop0"));
+        assert!(!f.accepts("sdb"));
     }
 
     #[test]
     fn bad_patterns_are_errors() {
-        let err = NameFilter::new(names(&["e*0"]), None, DEFAULTS).expect_err("inner star");
-        assert!(err.contains("include") && err.contains("e*0"), "{err}");
+        let err = NameFilter::new(names(&["s*a"]), None, DEFAULTS).expect_err("inner star");
+        assert!(err.contains("include") && err.contains("s*a"), "{err}");
+        let err = NameFilter::new(Vec::new(), Some(names(&["*e"])), DEFAULTS).expect_err("star");
+        assert!(err.contains("exclude") && err.contains("*e"), "{err}");
         assert!(NameFilter::new(Vec::new(), Some(names(&[""])), DEFAULTS).is_err());
         assert!(NameFilter::new(Vec::new(), Some(names(&["a**"])), DEFAULTS).is_err());
     }

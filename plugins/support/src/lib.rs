@@ -1,0 +1,17 @@
+//! Helpers shared by hbc's monitor plugins, and open to other plugin authors: the
+//! `include`/`exclude` name filter, rates of cumulative counters, and reading `/proc`
+//! files into a reused buffer.
+//!
+//! It depends on std only, so a plugin using it still depends on nothing but
+//! `hbc-plugin-api` and small system crates. The `test-util` feature adds `testing`,
+//! helpers for a plugin's unit tests (they need `hbc-plugin-api`).
+
+mod filter;
+mod rate;
+mod read;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use filter::NameFilter;
+pub use rate::{per_second, wait_until_elapsed};
+pub use read::read_into;
