@@ -266,9 +266,6 @@ impl Running {
         for s in &self.state.sinks {
             s.shutdown();
         }
-        for s in &self.state.sinks {
-            s.shutdown();
-        }
         let flushed = self.state.journal.flush(Duration::from_secs(5));
         if let Err(e) = &flushed {
             tracing::error!("journal not fully written at shutdown: {e}");

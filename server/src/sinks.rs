@@ -12,9 +12,8 @@ use crate::sink::{Emitter, Sink};
 /// Starts every configured subsystem.
 pub fn start(config: &Config, data_dir: &Path, emitter: Emitter) -> Result<Vec<Arc<dyn Sink>>> {
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
-    if let Some(dns) = crate::dyndns::start(config, data_dir, emitter.clone())? {
-        sinks.push(dns);
-    }
+    // Always (idle without dyndnshosts), so that a reload can add names.
+    sinks.push(crate::dyndns::start(config, data_dir, emitter.clone())?);
     // Always: silences and the status work without channels too.
     let notify = crate::notify::start(config, data_dir, emitter.clone())?;
     sinks.push(Arc::new(notify));

@@ -310,9 +310,15 @@ mod tests {
     fn fake_server(
         answer: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + Clone + 'static,
     ) -> SocketAddr {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let addr = udp.local_addr().expect("addr");
-        let tcp = std::net::TcpListener::bind(addr).expect("tcp bind");
+        // A UDP port whose TCP twin is free too (another test may hold it).
+        let (udp, addr, tcp) = (0..100)
+            .find_map(|_| {
+                let udp = UdpSocket::bind("127.0.0.1:0").ok()?;
+                let addr = udp.local_addr().ok()?;
+                let tcp = std::net::TcpListener::bind(addr).ok()?;
+                Some((udp, addr, tcp))
+            })
+            .expect("a UDP port with its TCP twin free");
         let a = answer.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];

@@ -67,6 +67,44 @@ impl Tracker {
         }
     }
 
+    /// New `dns_debounce` / `dns_min_interval` (a reload); they apply to what is pending.
+    pub fn set_timing(&mut self, debounce: Duration, min_interval: Duration) {
+        self.debounce = debounce;
+        self.min_interval = min_interval;
+    }
+
+    /// The targets were renumbered (a reload): `map` gives each old target index its new
+    /// one, or None for a target gone from the config (its records are forgotten here;
+    /// what was last set stays in the saved state).
+    pub fn remap(&mut self, map: impl Fn(usize) -> Option<usize>) {
+        self.slots = std::mem::take(&mut self.slots)
+            .into_iter()
+            .filter_map(|((i, rtype), s)| map(i).map(|j| ((j, rtype), s)))
+            .collect();
+    }
+
+    /// Forgets every backoff (a new server or key: the old failures say nothing about
+    /// it), so what is pending is tried at once; the failure count stays for the log.
+    pub fn retry_now(&mut self) {
+        for s in self.slots.values_mut() {
+            s.retry_at = None;
+            s.backoff = Duration::ZERO;
+            s.last_code = None;
+        }
+    }
+
+    /// The record must be written again although it holds the right address (its TTL or
+    /// zone changed): its address becomes pending, due without a new debounce.
+    pub fn rewrite(&mut self, key: RecordKey, now: Instant) {
+        let since = now.checked_sub(self.debounce).unwrap_or(now);
+        let s = self.slots.entry(key).or_default();
+        if let Some(a) = s.current.take() {
+            if s.seen.is_none_or(|(seen, _)| seen == a) {
+                s.seen = Some((a, since));
+            }
+        }
+    }
+
     pub fn slot(&self, key: RecordKey) -> Option<&Slot> {
         self.slots.get(&key)
     }
@@ -263,6 +301,45 @@ mod tests {
         t.observe(K, ip("10.0.0.3"), now);
         let r = t.failed(K, "REFUSED", now);
         assert_eq!((r.after, r.report, r.attempt), (BACKOFF_MIN, true, 1));
+    }
+
+    #[test]
+    fn reloads_keep_what_was_set_and_renumber_targets() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(Duration::ZERO, Duration::ZERO);
+        let (a, b) = ((0, RType::A), (1, RType::A));
+        t.observe(a, ip("10.0.0.1"), t0);
+        t.succeeded(a, ip("10.0.0.1"), t0);
+        t.set_current(b, Some(ip("10.0.0.2")));
+        // Target 0 goes away, target 1 becomes 0: what it holds comes along.
+        t.remap(|i| (i == 1).then_some(0));
+        assert_eq!(t.slot(a).and_then(|s| s.current), Some(ip("10.0.0.2")));
+        assert!(t.slot(b).is_none());
+        t.observe(a, ip("10.0.0.2"), t0);
+        assert!(t.due(t0).is_empty(), "unchanged: nothing sent again");
+
+        // Longer timings apply to what is pending.
+        t.set_timing(30 * SEC, Duration::ZERO);
+        t.observe(a, ip("10.0.0.3"), t0);
+        assert!(t.due(t0 + 29 * SEC).is_empty());
+        assert_eq!(t.due(t0 + 30 * SEC).len(), 1);
+
+        // A failure backs off; a new server or key is tried at once.
+        let r = t.failed(a, "NOTAUTH/BADSIG", t0 + 30 * SEC);
+        assert!(t.due(t0 + 30 * SEC).is_empty(), "backing off {:?}", r.after);
+        t.retry_now();
+        assert_eq!(t.due(t0 + 30 * SEC), vec![(a, ip("10.0.0.3"))]);
+        assert_eq!(t.slot(a).expect("slot").failures, 1, "still counted");
+
+        // A TTL change writes the same address again, without waiting for the debounce.
+        let now = t0 + 40 * SEC;
+        t.succeeded(a, ip("10.0.0.3"), now);
+        assert!(t.due(now).is_empty());
+        t.rewrite(a, now);
+        assert_eq!(t.due(now), vec![(a, ip("10.0.0.3"))]);
+        // Nothing known about the record: nothing to write again.
+        t.rewrite(b, now);
+        assert_eq!(t.due(now), vec![(a, ip("10.0.0.3"))]);
     }
 
     #[test]

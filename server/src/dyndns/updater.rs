@@ -1,8 +1,10 @@
 //! The updater thread: restores what was last written, checks it against the server
 //! (start-up query), then turns observed source addresses into updates when the tracker
-//! says they are due; journals every success and every new failure as an event.
+//! says they are due; journals every success and every new failure as an event. A reload
+//! hands it new settings ([`Reconfig`]) between two updates: what each record holds is
+//! kept per DNS name, so an unchanged record is not sent again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,11 +21,20 @@ use crate::event::{Event, EventKind};
 use crate::sink::Emitter;
 use crate::state::now_ms;
 
-/// A verified heartbeat's source address for target `target`.
+/// A verified heartbeat's source address for the target of `host` (by name, so a
+/// reload renumbering the targets cannot misdirect an address still queued).
 pub struct Observed {
-    pub target: usize,
+    pub host: String,
     pub addr: IpAddr,
     pub at: Instant,
+}
+
+/// New settings for the running updater (a reload).
+pub struct Reconfig {
+    pub settings: Settings,
+    pub backend: Backend,
+    /// Whether the server or its credentials changed (not only the timeout).
+    pub backend_changed: bool,
 }
 
 /// Longest sleep between checks of the stop flag.
@@ -31,6 +42,8 @@ const TICK: Duration = Duration::from_millis(100);
 
 pub struct Worker {
     pub targets: Vec<Target>,
+    /// Heartbeat host name → index into `targets`.
+    pub by_host: HashMap<String, usize>,
     pub backend: Backend,
     pub tracker: Tracker,
     pub saved: Saved,
@@ -66,6 +79,7 @@ impl Worker {
             }
         }
         Worker {
+            by_host: by_host(&settings.targets),
             targets: settings.targets.clone(),
             backend,
             tracker,
@@ -77,9 +91,11 @@ impl Worker {
     }
 
     pub fn run(mut self, rx: Receiver<Observed>, stop: Arc<AtomicBool>) {
-        self.verify(&stop);
+        let all: Vec<usize> = (0..self.targets.len()).collect();
+        self.verify(&all, &stop);
         self.publish_status();
         while !stop.load(Ordering::Relaxed) {
+            self.reconfigure(&stop);
             let now = Instant::now();
             let wait = self
                 .tracker
@@ -87,6 +103,8 @@ impl Worker {
                 .map_or(TICK, |t| t.saturating_duration_since(now).min(TICK));
             match rx.recv_timeout(wait) {
                 Ok(o) => {
+                    // A reload queued before this address's host became known here.
+                    self.reconfigure(&stop);
                     self.observe(o);
                     while let Ok(o) = rx.try_recv() {
                         self.observe(o);
@@ -107,21 +125,98 @@ impl Worker {
     }
 
     fn observe(&mut self, o: Observed) {
-        if o.target < self.targets.len() {
-            self.tracker
-                .observe((o.target, RType::of(o.addr)), o.addr, o.at);
+        if let Some(&i) = self.by_host.get(&o.host) {
+            self.tracker.observe((i, RType::of(o.addr)), o.addr, o.at);
         }
     }
 
-    /// Start-up check: what do the records hold now? Trusts the server over the saved
-    /// state; when the server cannot be asked, keeps the saved state.
-    fn verify(&mut self, stop: &AtomicBool) {
+    /// Applies new settings if a reload left some: records keep their state by DNS name
+    /// (a name new to the updater starts from what was last set and is checked against
+    /// the server), a changed TTL or zone rewrites the record, a new server or key is
+    /// tried at once and every name checked against it.
+    fn reconfigure(&mut self, stop: &AtomicBool) {
+        let Some(r) = self.shared.take_reconfig() else {
+            return;
+        };
+        let now = Instant::now();
+        let old = std::mem::take(&mut self.targets);
+        let new = r.settings.targets;
+        let old_index: HashMap<&str, usize> = old
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        let map: HashMap<usize, usize> = new
+            .iter()
+            .enumerate()
+            .filter_map(|(j, t)| old_index.get(t.name.as_str()).map(|&i| (i, j)))
+            .collect();
+        self.tracker.remap(|i| map.get(&i).copied());
+        self.tracker
+            .set_timing(r.settings.debounce, r.settings.min_interval);
+        let mut check = Vec::new();
+        for (j, t) in new.iter().enumerate() {
+            match old_index.get(t.name.as_str()).map(|&i| &old[i]) {
+                Some(o) => {
+                    if (o.ttl, &o.zone) != (t.ttl, &t.zone) {
+                        for rtype in [RType::A, RType::Aaaa] {
+                            self.tracker.rewrite((j, rtype), now);
+                        }
+                    }
+                }
+                None => {
+                    for rtype in [RType::A, RType::Aaaa] {
+                        self.tracker
+                            .set_current((j, rtype), self.saved.get(&t.name, rtype));
+                    }
+                    check.push(j);
+                }
+            }
+        }
+        if r.backend_changed {
+            self.tracker.retry_now();
+            check = (0..new.len()).collect();
+        }
+        {
+            let names: std::collections::HashSet<&str> =
+                new.iter().map(|t| t.name.as_str()).collect();
+            let mut status = self.shared.lock_status();
+            status.retain(|name, _| names.contains(name.as_str()));
+            // A name that moved to another host, TTL or zone is shown afresh.
+            for t in &new {
+                if status
+                    .get(&t.name)
+                    .is_some_and(|s| (&s.host, &s.zone, s.ttl) != (&t.host, &t.zone, t.ttl))
+                {
+                    status.remove(&t.name);
+                }
+            }
+        }
+        self.by_host = by_host(&new);
+        self.targets = new;
+        self.backend = r.backend;
+        tracing::info!(
+            names = self.targets.len(),
+            backend = %self.backend.describe(),
+            "dynamic DNS: new settings in force"
+        );
+        self.verify(&check, stop);
+        self.publish_status();
+    }
+
+    /// What do the records hold now (at start-up, and for names a reload added)? Trusts
+    /// the server over the saved state; when the server cannot be asked, keeps the saved
+    /// state.
+    fn verify(&mut self, which: &[usize], stop: &AtomicBool) {
         let Backend::Rfc2136(client) = &self.backend else {
             // A dyndns2 provider cannot be asked; the saved state is all there is.
             return;
         };
         let mut changed = false;
-        for (i, t) in self.targets.iter().enumerate() {
+        for &i in which {
+            let Some(t) = self.targets.get(i) else {
+                continue;
+            };
             for rtype in [RType::A, RType::Aaaa] {
                 if stop.load(Ordering::Relaxed) {
                     return;
@@ -150,8 +245,8 @@ impl Worker {
                     Err(f) => {
                         tracing::warn!(
                             host = %t.host,
-                            "dynamic DNS: cannot check {rtype} {} at start-up: {f}; trusting \
-                             what hbd last set",
+                            "dynamic DNS: cannot check {rtype} {}: {f}; trusting what hbd \
+                             last set",
                             t.name
                         );
                         if matches!(f.code.as_str(), "UNREACHABLE" | "TIMEOUT") {
@@ -251,6 +346,14 @@ impl Worker {
             }
         }
     }
+}
+
+fn by_host(targets: &[Target]) -> HashMap<String, usize> {
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.host.clone(), i))
+        .collect()
 }
 
 impl Backend {

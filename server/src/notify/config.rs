@@ -304,7 +304,7 @@ impl Default for PolicySettings {
 }
 
 /// One configured channel, with its secrets.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ChannelConfig {
     Pushover {
         api: String,
@@ -322,7 +322,7 @@ pub enum ChannelConfig {
     Email(EmailConfig),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EmailConfig {
     pub server: String,
     pub port: u16,
@@ -380,7 +380,7 @@ impl ChannelConfig {
 }
 
 /// Everything the notification subsystem needs, resolved from the config.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub channels: Vec<ChannelConfig>,
     pub routes: Vec<Route>,

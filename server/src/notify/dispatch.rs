@@ -6,6 +6,9 @@
 //! policy turns into a notification on the other channels; its recovery raises another.
 //!
 //! Blocking I/O on plain threads keeps this independent of the HTTP server's runtime.
+//! A reload reaches a dispatcher through its [`Control`]: new settings and a new sender
+//! are picked up before the next attempt (a send in flight finishes with the old ones),
+//! and a channel removed from the config is paused with its outbox kept.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -126,6 +129,17 @@ impl Queue {
         self.wake.notify_all();
     }
 
+    /// A reload changed where the channel sends or its outbox bound.
+    pub fn reconfigure(&self, target: String, outbox_max: usize) {
+        lock(&self.outbox).set_max(outbox_max);
+        lock(&self.status).target = target;
+    }
+
+    /// Retries the head at once (new credentials or server: the old backoff is moot).
+    fn retry_now(&self) {
+        lock(&self.status).next_retry_ms = None;
+    }
+
     /// Sleeps up to `d`, or until woken.
     fn wait(&self, d: Duration) {
         let guard = lock(&self.status);
@@ -133,17 +147,82 @@ impl Queue {
     }
 }
 
-/// Settings of one dispatcher.
-pub struct Dispatcher {
-    pub queue: Arc<Queue>,
-    pub channel: Box<dyn Channel>,
+/// What a dispatcher sends with; replaced as a whole by a reload.
+pub struct DispatchSettings {
     pub templates: Arc<Templates>,
+    /// Every secret of the channel, scrubbed from error texts.
     pub secrets: Vec<String>,
     pub retry_min: Duration,
     pub retry_max: Duration,
     pub alarm_after: Duration,
+}
+
+struct Next {
+    settings: Arc<DispatchSettings>,
+    /// A new sender, taken by the dispatcher before its next attempt.
+    sender: Option<Box<dyn Channel>>,
+}
+
+/// How the rest of the subsystem steers a running dispatcher: settings, sender, pause
+/// and stop.
+pub struct Control {
+    next: Mutex<Next>,
+    /// The channel is not in the config (any more): send nothing, keep the outbox.
+    paused: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl Control {
+    pub fn new(settings: DispatchSettings) -> Control {
+        Control {
+            next: Mutex::new(Next {
+                settings: Arc::new(settings),
+                sender: None,
+            }),
+            paused: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// New settings, and a new sender when the channel's own settings changed; both
+    /// apply together from the next attempt on.
+    pub fn update(&self, settings: DispatchSettings, sender: Option<Box<dyn Channel>>) {
+        let mut n = lock(&self.next);
+        n.settings = Arc::new(settings);
+        if sender.is_some() {
+            n.sender = sender;
+        }
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Asks the dispatcher to end after the send in flight (wake its queue too).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn take(&self) -> (Arc<DispatchSettings>, Option<Box<dyn Channel>>) {
+        let mut n = lock(&self.next);
+        (n.settings.clone(), n.sender.take())
+    }
+}
+
+/// One channel's sending thread.
+pub struct Dispatcher {
+    pub queue: Arc<Queue>,
+    pub channel: Box<dyn Channel>,
+    pub control: Arc<Control>,
     pub emitter: Emitter,
-    pub stop: Arc<AtomicBool>,
 }
 
 /// A fallback rendering when a (user) template fails: never block the queue on it.
@@ -172,7 +251,16 @@ impl Dispatcher {
     fn run(mut self) {
         let name = self.queue.name.clone();
         let mut jitter = Jitter::from_time(&name);
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.control.stopped() {
+            let (settings, sender) = self.control.take();
+            if let Some(sender) = sender {
+                self.channel = sender;
+                self.queue.retry_now();
+            }
+            if self.control.is_paused() {
+                self.queue.wait(Duration::from_millis(500));
+                continue;
+            }
             let Some(entry) = self.queue.head() else {
                 self.queue.wait(Duration::from_millis(500));
                 continue;
@@ -184,7 +272,10 @@ impl Dispatcher {
                     .wait(Duration::from_millis((next - now).min(500)));
                 continue;
             }
-            let msg = match self.templates.render(&entry.n, &name, entry.queued_ms, now) {
+            let msg = match settings
+                .templates
+                .render(&entry.n, &name, entry.queued_ms, now)
+            {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::error!(channel = %name, "{e}; sending a plain text instead");
@@ -194,8 +285,8 @@ impl Dispatcher {
             match self.channel.send(&msg) {
                 Ok(()) => self.delivered(&entry),
                 Err(e) => {
-                    let text = redact(&e.message, &self.secrets);
-                    self.failed(&entry, text, e.retry_after, jitter.sample());
+                    let text = redact(&e.message, &settings.secrets);
+                    self.failed(&entry, text, e.retry_after, jitter.sample(), &settings);
                 }
             }
         }
@@ -263,7 +354,14 @@ impl Dispatcher {
         }
     }
 
-    fn failed(&mut self, entry: &Entry, error: String, retry_after: Option<Duration>, r: f64) {
+    fn failed(
+        &mut self,
+        entry: &Entry,
+        error: String,
+        retry_after: Option<Duration>,
+        r: f64,
+        settings: &DispatchSettings,
+    ) {
         let name = self.queue.name.clone();
         let now = now_ms();
         let alarm = {
@@ -273,8 +371,8 @@ impl Dispatcher {
             let first = s.failing_since_ms.is_none();
             let since = *s.failing_since_ms.get_or_insert(now);
             let wait = retry_after
-                .unwrap_or_else(|| backoff(s.attempts, self.retry_min, self.retry_max, r))
-                .min(self.retry_max.max(Duration::from_secs(1)) * 4);
+                .unwrap_or_else(|| backoff(s.attempts, settings.retry_min, settings.retry_max, r))
+                .min(settings.retry_max.max(Duration::from_secs(1)) * 4);
             s.next_retry_ms = Some(now + wait.as_millis() as u64);
             if first || s.last_error.as_deref() != Some(error.as_str()) {
                 tracing::warn!(channel = %name, id = %entry.n.id, attempt = s.attempts, retry_in_ms = wait.as_millis() as u64, "notification not delivered: {error}");
@@ -282,7 +380,7 @@ impl Dispatcher {
             s.last_error = Some(error.clone());
             s.last_error_ms = Some(now);
             let due =
-                !s.alarmed && now.saturating_sub(since) >= self.alarm_after.as_millis() as u64;
+                !s.alarmed && now.saturating_sub(since) >= settings.alarm_after.as_millis() as u64;
             if due {
                 s.alarmed = true;
             }

@@ -116,6 +116,20 @@ impl Engine {
         self.router.channels()
     }
 
+    /// A reload: new routes over the channels now configured (`queues`, in the router's
+    /// order) and new policy knobs. The policy's state (announced states, silences,
+    /// flapping, the storm window) is kept; what is held is routed when released.
+    pub fn reconfigure(
+        &mut self,
+        router: Router,
+        queues: Vec<Arc<Queue>>,
+        policy: super::config::PolicySettings,
+    ) {
+        self.router = router;
+        self.queues = queues;
+        self.policy.set_settings(policy);
+    }
+
     /// Fills in the failing readings of the host (with values and thresholds).
     fn enrich(&self, n: &mut Notification) {
         let wants = matches!(

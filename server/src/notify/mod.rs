@@ -19,6 +19,7 @@
 //! appear in logs, errors or API output.
 
 pub mod api;
+mod apply;
 pub mod channel;
 pub mod config;
 pub mod dispatch;
@@ -38,7 +39,7 @@ pub mod templates;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -52,8 +53,9 @@ use crate::event::{Event, EventKind};
 use crate::sink::{Emitter, Sink};
 use crate::state::{now_ms, State};
 
+use self::apply::Current;
 use self::config::Settings;
-use self::dispatch::{ChannelStatus, Dispatcher, Queue};
+use self::dispatch::ChannelStatus;
 use self::engine::{lock, Engine, Input};
 
 /// Inputs waiting for the engine thread (events and heartbeats of pending hosts).
@@ -61,25 +63,26 @@ const INPUT_CAPACITY: usize = 65_536;
 /// How long shutdown waits for a send in flight.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
 
-/// The state the sink, its threads and its API routes share.
+/// The state the sink, its threads and its API routes share. Settings a reload changes
+/// live behind locks in here (the engine's router and policy knobs, each dispatcher's
+/// [`dispatch::Control`], [`Current`]), so the routes registered at start-up always see
+/// the settings in force.
 pub struct Inner {
     engine: Arc<Mutex<Engine>>,
-    queues: Vec<Arc<Queue>>,
     tx: SyncSender<Input>,
     pending: Arc<Mutex<HashSet<String>>>,
-    up_after: u32,
+    up_after: AtomicU32,
     /// Inputs dropped because the engine thread was far behind.
     dropped: AtomicU64,
     processed: Arc<AtomicU64>,
     emitter: Emitter,
     stop_engine: Arc<AtomicBool>,
-    stop_dispatch: Arc<AtomicBool>,
-    threads: Mutex<Option<Threads>>,
-}
-
-struct Threads {
-    engine: JoinHandle<()>,
-    dispatchers: Vec<JoinHandle<()>>,
+    engine_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The settings in force and every channel's queue and dispatcher.
+    current: Mutex<Current>,
+    /// `<data_dir>/notify`: the outboxes and the policy state.
+    dir: std::path::PathBuf,
+    stopped: AtomicBool,
 }
 
 /// The status JSON (`/api/v1/notify`, `/healthz` under `subsystems.notify`).
@@ -99,8 +102,13 @@ pub struct Status {
 }
 
 impl Inner {
+    /// The configured channels (not those a reload removed).
     pub fn channel_status(&self) -> Vec<ChannelStatus> {
-        self.queues.iter().map(|q| q.status()).collect()
+        lock(&self.current)
+            .active()
+            .iter()
+            .map(|q| q.status())
+            .collect()
     }
 
     pub fn status(&self) -> Status {
@@ -166,98 +174,48 @@ pub fn start(config: &crate::config::Config, data_dir: &Path, emitter: Emitter) 
     let dir = data_dir.join("notify");
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the notification folder {}", dir.display()))?;
-    let templates = Arc::new(
-        templates::Templates::load(settings.templates_dir.as_deref(), &settings.dashboard_url)
-            .context("notify_templates_dir")?,
-    );
-    let names: Vec<String> = settings
-        .channels
-        .iter()
-        .map(|c| c.name().to_string())
-        .collect();
-    for r in &settings.routes {
-        for c in &r.channels {
-            if !names.contains(c) {
-                tracing::warn!("notify_routes names channel {c}, which is not configured; that part of the route is ignored");
-            }
-        }
-    }
-    let stop_dispatch = Arc::new(AtomicBool::new(false));
-    let mut queues = Vec::new();
-    let mut dispatchers = Vec::new();
-    for c in &settings.channels {
-        let path = dir.join(format!("{}.outbox", c.name()));
-        let (outbox, report) = outbox::Outbox::open(&path, settings.outbox_max)
-            .with_context(|| format!("cannot open the notification outbox {}", path.display()))?;
-        for p in &report.problems {
-            tracing::warn!("{p}");
-        }
-        if report.pending > 0 {
-            tracing::info!(
-                channel = c.name(),
-                pending = report.pending,
-                "resuming queued notifications"
-            );
-        }
-        let queue = Arc::new(Queue::new(c.name(), c.target(), outbox));
-        let sender = channel::build(c).map_err(anyhow::Error::msg)?;
-        dispatchers.push(Dispatcher {
-            queue: queue.clone(),
-            channel: sender,
-            templates: templates.clone(),
-            secrets: c.secrets(),
-            retry_min: settings.retry_min,
-            retry_max: settings.retry_max,
-            alarm_after: settings.channel_alarm,
-            emitter: emitter.clone(),
-            stop: stop_dispatch.clone(),
-        });
-        queues.push(queue);
-    }
     let state_path = dir.join("policy.json");
     let (saved, problem) = engine::load_state(&state_path);
     if let Some(p) = problem {
         tracing::warn!("{p}");
     }
     let policy = policy::Policy::restore(settings.policy.clone(), saved);
-    let router = rules::Router::new(settings.routes.clone(), names.clone());
-    let engine = Engine::new(policy, router, queues.clone(), state_path);
+    // Channels and routes come with the first `apply`, like with every reload.
+    let router = rules::Router::new(Vec::new(), Vec::new());
+    let engine = Engine::new(policy, router, Vec::new(), state_path);
     let pending = engine.pending.clone();
     let engine = Arc::new(Mutex::new(engine));
     let (tx, rx) = std::sync::mpsc::sync_channel(INPUT_CAPACITY);
     let stop_engine = Arc::new(AtomicBool::new(false));
     let processed = Arc::new(AtomicU64::new(0));
-    let engine_thread = engine::spawn(engine.clone(), rx, stop_engine.clone(), processed.clone())
-        .context("cannot start the notification engine thread")?;
-    let mut handles = Vec::new();
-    for d in dispatchers {
-        handles.push(
-            d.spawn()
-                .context("cannot start a notification dispatcher thread")?,
-        );
+    let inner = Arc::new(Inner {
+        engine: engine.clone(),
+        tx,
+        pending,
+        up_after: AtomicU32::new(settings.policy.up_after),
+        dropped: AtomicU64::new(0),
+        processed: processed.clone(),
+        emitter,
+        stop_engine: stop_engine.clone(),
+        engine_thread: Mutex::new(None),
+        current: Mutex::new(Current::default()),
+        dir,
+        stopped: AtomicBool::new(false),
+    });
+    inner.apply(settings).map_err(anyhow::Error::msg)?;
+    let started = engine::spawn(engine, rx, stop_engine, processed)
+        .context("cannot start the notification engine thread");
+    match started {
+        Ok(t) => *lock(&inner.engine_thread) = Some(t),
+        Err(e) => {
+            Notify {
+                inner: inner.clone(),
+            }
+            .stop_dispatchers(Instant::now() + SHUTDOWN_WAIT);
+            return Err(e);
+        }
     }
-    tracing::info!(
-        channels = %if names.is_empty() { "none".to_string() } else { names.join(", ") },
-        "notifications ready"
-    );
-    Ok(Notify {
-        inner: Arc::new(Inner {
-            engine,
-            queues,
-            tx,
-            pending,
-            up_after: settings.policy.up_after,
-            dropped: AtomicU64::new(0),
-            processed,
-            emitter,
-            stop_engine,
-            stop_dispatch,
-            threads: Mutex::new(Some(Threads {
-                engine: engine_thread,
-                dispatchers: handles,
-            })),
-        }),
-    })
+    Ok(Notify { inner })
 }
 
 /// Joins `t`, giving up at `deadline` (the thread is then left to finish alone).
@@ -272,13 +230,28 @@ fn join_until(t: JoinHandle<()>, deadline: Instant, what: &str) {
     let _ = t.join();
 }
 
+impl Notify {
+    /// Stops every dispatcher (configured or paused), waits for sends in flight until
+    /// `deadline`, flushes the outboxes; returns how many notifications stay queued.
+    fn stop_dispatchers(&self, deadline: Instant) -> usize {
+        let (threads, queues) = lock(&self.inner.current).stop_all();
+        for t in threads {
+            join_until(t, deadline, "a notification dispatcher");
+        }
+        for q in &queues {
+            q.sync();
+        }
+        queues.iter().map(|q| q.status().queued).sum()
+    }
+}
+
 impl Sink for Notify {
     fn name(&self) -> &'static str {
         "notify"
     }
 
     fn event(&self, event: &Event) {
-        if event.kind == EventKind::HostUp && self.inner.up_after > 1 {
+        if event.kind == EventKind::HostUp && self.inner.up_after.load(Ordering::Relaxed) > 1 {
             // Count the next heartbeats even before the engine thread saw this event.
             lock(&self.inner.pending).insert(event.host.clone());
         }
@@ -309,26 +282,25 @@ impl Sink for Notify {
     /// state, lets each dispatcher finish its send in flight (so nothing is sent twice
     /// after a restart) and flushes the outboxes. Safe to call more than once.
     fn shutdown(&self) {
-        let Some(threads) = lock(&self.inner.threads).take() else {
+        let Some(engine) = lock(&self.inner.engine_thread).take() else {
             return;
         };
+        self.inner.stopped.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + SHUTDOWN_WAIT;
         self.inner.stop_engine.store(true, Ordering::Relaxed);
-        join_until(threads.engine, deadline, "the notification engine");
-        self.inner.stop_dispatch.store(true, Ordering::Relaxed);
-        for q in &self.inner.queues {
-            q.wake();
-        }
-        for t in threads.dispatchers {
-            join_until(t, deadline, "a notification dispatcher");
-        }
-        for q in &self.inner.queues {
-            q.sync();
-        }
-        let queued: usize = self.inner.queues.iter().map(|q| q.status().queued).sum();
+        join_until(engine, deadline, "the notification engine");
+        let queued = self.stop_dispatchers(deadline);
         tracing::info!(
             queued,
             "notifications stopped; queued ones are sent after the next start"
         );
+    }
+
+    /// Applies new channels, credentials, routes, policy knobs, retry timings, templates
+    /// and dashboard URL; queued notifications, silences and announced states stay.
+    fn reload(&self, config: &crate::config::Config) -> Result<(), String> {
+        self.inner
+            .apply(Settings::from_config(config))
+            .map_err(|e| format!("{e}; the running notification settings stay"))
     }
 }

@@ -217,6 +217,12 @@ impl Outbox {
         }
     }
 
+    /// Changes the bound (a reload of `notify_outbox_max`); what is already queued stays,
+    /// even beyond a lower bound.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
     /// The oldest pending notification.
     pub fn head(&self) -> Option<&Entry> {
         self.pending.front()

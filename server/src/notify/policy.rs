@@ -262,6 +262,13 @@ impl Policy {
         &self.s
     }
 
+    /// New knobs (a reload): every state is kept; the next event or tick applies them
+    /// (a longer `up_after` makes pending hosts wait for more heartbeats, a shorter storm
+    /// window releases what it holds at the next tick).
+    pub fn set_settings(&mut self, s: PolicySettings) {
+        self.s = s;
+    }
+
     /// Whether `host` waits for heartbeats to confirm it is UP.
     pub fn is_pending(&self, host: &str) -> bool {
         self.hosts.get(host).is_some_and(|h| h.pending_up.is_some())

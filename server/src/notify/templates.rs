@@ -58,6 +58,8 @@ pub struct Templates {
     plain: Handlebars<'static>,
     html: Handlebars<'static>,
     dashboard_url: String,
+    /// The text of each template as loaded, to tell whether a reload changed anything.
+    sources: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -187,6 +189,7 @@ impl Templates {
         plain.set_strict_mode(false);
         let mut html = Handlebars::new();
         html.set_strict_mode(false);
+        let mut sources = Vec::with_capacity(BUILTIN.len());
         for (name, builtin) in BUILTIN {
             let file = format!("{name}.hbs");
             let (text, origin) = match dir.map(|d| d.join(&file)) {
@@ -204,17 +207,24 @@ impl Templates {
             } else {
                 &mut plain
             };
-            reg.register_template_string(name, text)
+            reg.register_template_string(name, &text)
                 .map_err(|e| TemplateError::Invalid {
                     file: origin,
                     message: e.to_string(),
                 })?;
+            sources.push(text);
         }
         Ok(Templates {
             plain,
             html,
             dashboard_url: dashboard_url.trim_end_matches('/').to_string(),
+            sources,
         })
+    }
+
+    /// Whether `other` renders exactly like these (same texts, same dashboard URL).
+    pub fn same_as(&self, other: &Templates) -> bool {
+        self.dashboard_url == other.dashboard_url && self.sources == other.sources
     }
 
     fn host_url(&self, host: &str, kind: Kind) -> String {

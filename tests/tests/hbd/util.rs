@@ -17,6 +17,10 @@ pub struct Hbd {
     pub state: hbd::state::Shared,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// A new config for `Running::reload` and where to send its result.
+    reload: mpsc::Sender<(Config, mpsc::Sender<Vec<String>>)>,
+    /// What `start_on` set in the config (bind, UDP port), set again on reload.
+    listen: (std::net::IpAddr, u16),
 }
 
 pub fn config(yaml: &str) -> Config {
@@ -43,6 +47,7 @@ impl Hbd {
         let dir = data_dir.to_path_buf();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (reload_tx, reload_rx) = mpsc::channel::<(Config, mpsc::Sender<Vec<String>>)>();
         let thread = std::thread::spawn(move || {
             let sys = actix_web::rt::System::new();
             sys.block_on(async move {
@@ -64,6 +69,9 @@ impl Hbd {
                     if stop_rx.try_recv().is_ok() {
                         break;
                     }
+                    if let Ok((new, reply)) = reload_rx.try_recv() {
+                        let _ = reply.send(running.reload(new));
+                    }
                     actix_web::rt::time::sleep(Duration::from_millis(20)).await;
                 }
                 let _ = running.stop().await;
@@ -80,7 +88,26 @@ impl Hbd {
             state,
             stop: Some(stop_tx),
             thread: Some(thread),
+            reload: reload_tx,
+            listen: (bind, udp_port),
         }
+    }
+
+    /// Applies `config` like SIGHUP does (with the listeners `start_on` chose); returns
+    /// what could not be applied.
+    #[allow(
+        dead_code,
+        reason = "used by the reload tests; other test binaries share this file"
+    )]
+    pub fn reload(&self, mut config: Config) -> Vec<String> {
+        config.bind = self.listen.0;
+        config.hb_port = self.listen.1;
+        config.hbd_port = 0;
+        config.ws_port = 0;
+        let (tx, rx) = mpsc::channel();
+        self.reload.send((config, tx)).expect("hbd is running");
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("hbd applies the reload within 30 s")
     }
 
     pub fn url(&self, path: &str) -> String {
