@@ -47,6 +47,7 @@ const SERVER_KEYS: &[&str] = &[
     "time_window",
     "snapshot_interval",
     "udp_rcvbuf",
+    "ingest_threads",
     "ws_client_buffer",
     "max_heartbeat_bytes",
     "dyndns2_url",

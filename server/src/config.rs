@@ -120,8 +120,10 @@ pub struct Config {
     pub journal_fsync_interval: Duration,
     #[serde(deserialize_with = "duration")]
     pub snapshot_interval: Duration,
-    /// Requested UDP receive buffer (bytes).
+    /// Requested UDP receive buffer (bytes), per ingest socket.
     pub udp_rcvbuf: usize,
+    /// UDP ingest threads, each with its own `SO_REUSEPORT` socket on `hb_port`.
+    pub ingest_threads: usize,
     /// Messages buffered per WebSocket client before it is dropped as too slow.
     pub ws_client_buffer: usize,
     /// Largest HTTP heartbeat body and UDP datagram accepted.
@@ -220,6 +222,7 @@ impl Default for Config {
             journal_fsync_interval: Duration::from_secs(1),
             snapshot_interval: Duration::from_secs(60),
             udp_rcvbuf: 8 << 20,
+            ingest_threads: 2,
             ws_client_buffer: 1024,
             max_heartbeat_bytes: 65_507,
             dyndnshosts: crate::dyndns::DynDnsHosts::default(),
@@ -305,6 +308,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if !(1..=16).contains(&self.ingest_threads) {
+            return Err(format!(
+                "ingest_threads: {} is out of range; use 1 to 16 (default 2)",
+                self.ingest_threads
+            ));
+        }
         if !(self.grace >= 1.0 && self.grace <= 1000.0) {
             return Err(format!(
                 "grace: {} is out of range; use 1 to 1000 (default 2.5)",

@@ -131,9 +131,10 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
             })?;
     }
 
-    let udp_sock = udp::bind(
+    let udp_socks = udp::bind_group(
         SocketAddr::new(config.bind, config.hb_port),
         config.udp_rcvbuf,
+        config.ingest_threads,
     )
     .with_context(|| {
         format!(
@@ -141,11 +142,11 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
             config.bind, config.hb_port
         )
     })?;
-    let udp_addr = udp_sock.local_addr()?;
-    let mut threads = vec![
-        udp::spawn(udp_sock, state.clone(), stop.clone())?,
-        liveness::spawn(state.clone(), stop.clone())?,
-    ];
+    let udp_addr = udp_socks.first().context("no UDP socket")?.local_addr()?;
+    let mut threads = vec![liveness::spawn(state.clone(), stop.clone())?];
+    for (i, sock) in udp_socks.into_iter().enumerate() {
+        threads.push(udp::spawn(sock, i, state.clone(), stop.clone())?);
+    }
     {
         let (state, stop, dir) = (state.clone(), stop.clone(), data_dir.clone());
         let every = config.snapshot_interval;

@@ -15,8 +15,20 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::state::Shared;
 
-/// Binds the heartbeat socket with a large receive buffer.
-pub fn bind(addr: SocketAddr, rcvbuf: usize) -> std::io::Result<UdpSocket> {
+/// Binds `n` heartbeat sockets to one port with `SO_REUSEPORT` (one per ingest thread):
+/// the kernel spreads datagrams over them by source address and port, so each sender's
+/// datagrams stay in order on one thread. With `n == 1` a single plain socket.
+pub fn bind_group(addr: SocketAddr, rcvbuf: usize, n: usize) -> std::io::Result<Vec<UdpSocket>> {
+    let first = bind_one(addr, rcvbuf, n > 1)?;
+    let addr = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..n {
+        all.push(bind_one(addr, rcvbuf, true)?);
+    }
+    Ok(all)
+}
+
+fn bind_one(addr: SocketAddr, rcvbuf: usize, reuse_port: bool) -> std::io::Result<UdpSocket> {
     let domain = if addr.is_ipv4() {
         Domain::IPV4
     } else {
@@ -26,6 +38,10 @@ pub fn bind(addr: SocketAddr, rcvbuf: usize) -> std::io::Result<UdpSocket> {
     if addr.is_ipv6() {
         // Accept IPv4-mapped traffic too when bound to [::].
         let _ = sock.set_only_v6(false);
+    }
+    if reuse_port {
+        // Only sockets of the same user can join the group (Linux checks the UID).
+        sock.set_reuse_port(true)?;
     }
     if sock.set_recv_buffer_size(rcvbuf).is_err() || sock.recv_buffer_size().unwrap_or(0) < rcvbuf {
         // Root may exceed net.core.rmem_max.
@@ -68,10 +84,11 @@ fn force_rcvbuf(_: &Socket, _: usize) {}
 /// Runs the receive loop on its own thread until `stop` is set.
 pub fn spawn(
     sock: UdpSocket,
+    index: usize,
     state: Shared,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("udp-ingest".into()).spawn(move || {
+    std::thread::Builder::new().name(format!("udp-ingest-{index}")).spawn(move || {
         let mut buf = vec![0u8; 65_536];
         let mut events = Vec::new();
         let mut logged = 0u64;
