@@ -523,7 +523,7 @@ impl Registry {
                 } else {
                     h.readings.iter().position(|x| &*x.key == r.key)
                 };
-                let value = match r.value {
+                let value = || match r.value {
                     ValueRef::F64(v) => Val::F64(v),
                     ValueRef::I64(v) => Val::I64(v),
                     ValueRef::Bool(v) => Val::Bool(v),
@@ -546,7 +546,11 @@ impl Registry {
                             events.push(e);
                             x.level = lvl;
                         }
-                        x.value = value;
+                        // Texts (OS name, kernel) rarely change: keep the allocation.
+                        let same_text = matches!((&x.value, r.value), (Val::Text(old), ValueRef::Text(new)) if &**old == new);
+                        if !same_text {
+                            x.value = value();
+                        }
                         if &*x.message != r.message {
                             x.message = r.message.into();
                         }
@@ -563,7 +567,7 @@ impl Registry {
                         interned.push((h.readings.len(), Arc::from(r.key), Arc::from(r.unit)));
                         h.readings.push(Reading {
                             key: Arc::from(""),
-                            value,
+                            value: value(),
                             unit: Arc::from(""),
                             level: lvl,
                             message: r.message.into(),
