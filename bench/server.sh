@@ -5,9 +5,12 @@
 #   ONLY=ingest ROUNDS=1 bench/server.sh
 #
 # Env: ROUNDS (repetitions, medians reported; default 3), ONLY (comma-separated subset of
-# cost,ingest,fleet,ws), NO_BUILD=1 (use the existing target/release), MAX_BUSY (wait
-# until other programs use at most this many cores before each measurement, default 0.3),
-# HOSTS (fleet size, default 100000), KEEP_TMP=1 (keep hbd's data folders and logs).
+# cost,ingest,fleet,ws), WS_RATES (heartbeats/s for ws-latency, default "200 1000"),
+# NO_BUILD=1 (use the existing target/release), MAX_BUSY (wait until other programs use
+# at most this many cores before each measurement, default 0.3), OUT (results file),
+# HOSTS (fleet size, default 100000), KEEP_TMP=1 (keep hbd's data folders and logs),
+# HBD / LOADGEN (binaries to use instead of target/release/{hbd,hb-loadgen}; e.g. copies,
+# so a concurrent build cannot replace them mid-run).
 #
 # Runs the real hbd binary in its own process against `hb-loadgen` (bench/loadgen), which
 # also provides the same-run baselines: a minimal recvmmsg receiver for ingest and CPU, a
@@ -18,6 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 ROUNDS=${ROUNDS:-3}
 ONLY=${ONLY:-cost,ingest,fleet,ws}
+WS_RATES=${WS_RATES:-200 1000}
 MAX_BUSY=${MAX_BUSY:-0.3}
 HOSTS=${HOSTS:-100000}
 work=$(mktemp -d /tmp/hb-bench.XXXXXX)
@@ -28,13 +32,13 @@ cd "$root"
 if [[ ${NO_BUILD:-0} != 1 ]]; then
     cargo build --release -p hbd -p hb-loadgen >&2
 fi
-hbd=$root/target/release/hbd
-gen=$root/target/release/hb-loadgen
+hbd=${HBD:-$root/target/release/hbd}
+gen=${LOADGEN:-$root/target/release/hb-loadgen}
 [[ -x $hbd && -x $gen ]] || { echo "server.sh: build first (cargo build --release -p hbd -p hb-loadgen)" >&2; exit 1; }
 
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 mkdir -p "$here/results"
-out=$here/results/server.txt
+out=${OUT:-$here/results/server.txt}
 
 {
     echo "# hbd server benchmarks ($(date -u '+%Y-%m-%d %H:%M UTC'))"
@@ -42,12 +46,15 @@ out=$here/results/server.txt
     rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
     dirty=$(git status --porcelain -- server proto bench/loadgen 2>/dev/null | wc -l)
     echo "revision: $rev$([[ $dirty != 0 ]] && echo " + $dirty uncommitted files in server/ proto/ bench/loadgen/")"
-    echo "net.core.rmem_max $(sysctl -n net.core.rmem_max); hbd and raw-recv force an 8 MiB receive buffer (root: SO_RCVBUFFORCE)"
+    echo "binaries: $hbd (built $(date -u -r "$hbd" '+%Y-%m-%d %H:%M UTC')), $gen"
+    echo "net.core.rmem_max $(sysctl -n net.core.rmem_max); hbd asks for an 8 MiB UDP receive buffer (udp_rcvbuf) and raw-recv takes the same steps (see bench/README.md)"
     echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg); rounds: $ROUNDS (medians reported); each measurement waits until other programs use <= $MAX_BUSY cores"
     echo "NOTE: $(nproc) cores shared by the load generator (and WebSocket clients) and the server under test; the baselines run under the same conditions."
     echo
     if want cost; then
         "$gen" cost
+        echo
+        "$gen" memory --hosts "$HOSTS"
         echo
     fi
     if want ingest; then
@@ -59,8 +66,10 @@ out=$here/results/server.txt
         echo
     fi
     if want ws; then
-        "$gen" ws-latency --hbd "$hbd" --work "$work" --rounds "$ROUNDS" --max-busy "$MAX_BUSY"
-        echo
+        for rate in $WS_RATES; do
+            "$gen" ws-latency --hbd "$hbd" --work "$work" --rounds "$ROUNDS" --rate "$rate" --max-busy "$MAX_BUSY"
+            echo
+        done
     fi
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } 2>&1 | tee "$out"

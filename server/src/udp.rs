@@ -43,12 +43,14 @@ fn bind_one(addr: SocketAddr, rcvbuf: usize, reuse_port: bool) -> std::io::Resul
         // Only sockets of the same user can join the group (Linux checks the UID).
         sock.set_reuse_port(true)?;
     }
-    if sock.set_recv_buffer_size(rcvbuf).is_err() || sock.recv_buffer_size().unwrap_or(0) < rcvbuf {
+    // Linux reports twice the size it grants (bookkeeping overhead), hence the halving.
+    if sock.set_recv_buffer_size(rcvbuf).is_err()
+        || sock.recv_buffer_size().unwrap_or(0) / 2 < rcvbuf
+    {
         // Root may exceed net.core.rmem_max.
         force_rcvbuf(&sock, rcvbuf);
     }
-    let got = sock.recv_buffer_size().unwrap_or(0);
-    // Linux reports twice the requested size (bookkeeping overhead).
+    let got = sock.recv_buffer_size().unwrap_or(0) / 2;
     if got < rcvbuf {
         tracing::warn!(
             requested = rcvbuf,

@@ -76,6 +76,8 @@ fn sleep_sampling(until: Instant, pid: u32, rss_max: &mut u64) {
 }
 
 struct Round {
+    /// Cores used by other programs during the ingest-only and API windows.
+    others: f64,
     baseline_cores: f64,
     cores: f64,
     cores_api: f64,
@@ -200,6 +202,7 @@ fn round(o: &Opts, tpl: &Template) -> Result<Round> {
         // Quiet window.
         sleep_sampling(t0 + interval + settle, pid, &mut rss_max);
         let c0 = sys::threads_cpu(pid);
+        let others = sys::Others::start(pid);
         let w0 = Instant::now();
         sleep_sampling(w0 + cpu_w, pid, &mut rss_max);
         let c1 = sys::threads_cpu(pid);
@@ -229,6 +232,7 @@ fn round(o: &Opts, tpl: &Template) -> Result<Round> {
             j += 1;
         }
         let c2 = sys::threads_cpu(pid);
+        let others = others.cores();
         let cores_api = sys::cpu_delta(&c1, &c2)
             .iter()
             .map(|(_, d)| *d)
@@ -297,6 +301,7 @@ fn round(o: &Opts, tpl: &Template) -> Result<Round> {
         let c = sys::Counters::parse(&text);
         let (_, hwm2) = sys::rss_kb(pid);
         Ok(Round {
+            others,
             baseline_cores,
             cores,
             cores_api,
@@ -349,11 +354,12 @@ pub fn run(o: &Opts) -> Result<()> {
         println!("-- round {}/{}  ({q})", i + 1, o.rounds);
         let r = round(o, &tpl)?;
         println!(
-            "   hbd CPU {:.1} % of one core ingest-only (raw-recv baseline {:.1} %, ratio {:.1}); {:.1} % with list-hosts paging",
+            "   hbd CPU {:.1} % of one core ingest-only (raw-recv baseline {:.1} %, ratio {:.1}); {:.1} % with list-hosts paging; other programs {:.2} cores meanwhile",
             r.cores * 100.0,
             r.baseline_cores * 100.0,
             r.cores / r.baseline_cores,
-            r.cores_api * 100.0
+            r.cores_api * 100.0,
+            r.others
         );
         println!(
             "   per thread in the ingest-only window: {}",

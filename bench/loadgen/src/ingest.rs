@@ -58,6 +58,10 @@ pub struct Opts {
     /// Wait until other programs use at most this many cores before each measurement.
     #[arg(long, default_value_t = 0.3)]
     pub max_busy: f64,
+    /// A lossy step during which other programs used more than this many cores is
+    /// repeated (up to twice) after waiting for a quieter moment.
+    #[arg(long, default_value_t = 0.25)]
+    pub max_others: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +94,8 @@ struct Step {
     thread_us: f64,
     /// The receiver's busiest threads: name, µs per datagram.
     threads: Vec<(String, f64)>,
+    /// Cores used by other programs during the step.
+    others: f64,
 }
 
 impl Step {
@@ -134,6 +140,7 @@ fn run_step(
     let c0 = p.counters(agent)?;
     let k0 = sys::rcvbuf_errors();
     let cpu0 = sys::threads_cpu(p.pid());
+    let others = sys::Others::start(p.pid());
     let sent = blast(
         g.tpl,
         p.udp,
@@ -144,6 +151,7 @@ fn run_step(
         o.batch,
     )?;
     let cpu1 = sys::threads_cpu(p.pid());
+    let others = others.cores();
     // Drain: until every datagram is counted, or the count stops moving.
     std::thread::sleep(Duration::from_millis(150));
     let start = Instant::now();
@@ -184,12 +192,13 @@ fn run_step(
             .take(4)
             .map(|(k, d)| (k, d as f64 / n / 1000.0))
             .collect(),
+        others,
     })
 }
 
 fn print_step(t: Target, s: &Step) {
     println!(
-        "  {:<18} target {:>9.0}/s  sent {:>9.0}/s  lost {:>7}  rejected {:>5}  kernel drops {:>7}  receiver {:>5.2} µs/dgram (thread {:>5.2})  generator {:>5.2} µs/dgram  {}",
+        "  {:<18} target {:>9.0}/s  sent {:>9.0}/s  lost {:>7}  rejected {:>5}  kernel drops {:>7}  receiver {:>5.2} µs/dgram (thread {:>5.2})  generator {:>5.2} µs/dgram  others {:.2} cores  {}",
         t.name(),
         s.target_rate,
         s.sent.rate(),
@@ -199,6 +208,7 @@ fn print_step(t: Target, s: &Step) {
         s.proc_us,
         s.thread_us,
         s.sent.cpu.as_secs_f64() * 1e6 / s.sent.datagrams.max(1) as f64,
+        s.others,
         if s.lossless() {
             if s.gen_limited() {
                 "loss-free (generator-limited)"
@@ -218,6 +228,31 @@ fn print_step(t: Target, s: &Step) {
                 .map(|(k, v)| format!("{k} {v:.2}"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    }
+}
+
+/// A step; a lossy one disturbed by other programs is repeated.
+fn quiet_step(
+    p: &Proc,
+    t: Target,
+    agent: &ureq::Agent,
+    g: &mut Gen<'_>,
+    rate: f64,
+    o: &Opts,
+) -> Result<Step> {
+    let mut attempt = 0;
+    loop {
+        let s = run_step(p, t, agent, g, rate, o)?;
+        print_step(t, &s);
+        if s.lossless() || s.others <= o.max_others || attempt >= 2 {
+            return Ok(s);
+        }
+        attempt += 1;
+        let q = sys::wait_quiet(o.max_busy, Duration::from_secs(60));
+        println!(
+            "  {:<18} (other programs used {:.2} cores during that step: repeating it; {q})",
+            "", s.others
         );
     }
 }
@@ -248,8 +283,7 @@ fn search(t: Target, o: &Opts, tpl: &Template) -> Result<Search> {
     let mut rate = o.start_rate;
     let mut bad: Option<f64> = None;
     loop {
-        let s = run_step(&p, t, &agent, &mut g, rate, o)?;
-        print_step(t, &s);
+        let s = quiet_step(&p, t, &agent, &mut g, rate, o)?;
         steps.push(s.clone());
         if !s.lossless() {
             if best.is_none() && rate > 2_000.0 {
@@ -275,8 +309,7 @@ fn search(t: Target, o: &Opts, tpl: &Template) -> Result<Search> {
         let mut lo = b.target_rate;
         for _ in 0..o.refine {
             let mid = (lo + hi) / 2.0;
-            let s = run_step(&p, t, &agent, &mut g, mid, o)?;
-            print_step(t, &s);
+            let s = quiet_step(&p, t, &agent, &mut g, mid, o)?;
             steps.push(s.clone());
             if s.lossless() {
                 lo = mid;

@@ -4,7 +4,8 @@
 //!   same receive buffer as hbd, counting datagrams (`--decode`: also decode and verify
 //!   each with hb-proto, to split hbd's cost into protocol and the rest).
 //! - `ws-echo`: the minimal WebSocket push server. Receives a datagram, verifies it,
-//!   formats a `beat` message shaped like hbd's and writes it to every client in turn.
+//!   formats a `beat` message shaped like hbd's, frames it once and writes the frame to
+//!   every client in turn (one `write` per client, TCP_NODELAY).
 //!
 //! Both serve their counters under hbd's metric names on a tiny HTTP port, so the
 //! benchmarks read every receiver the same way.
@@ -69,23 +70,48 @@ fn answer(mut s: TcpStream, stats: &Stats) -> std::io::Result<()> {
     )
 }
 
-/// Binds a UDP socket with `rcvbuf` bytes of receive buffer (forced past rmem_max when
-/// root, as hbd does) and a 200 ms receive timeout.
+fn rcvbuf_of(s: &UdpSocket) -> usize {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into an int we own, with its size.
+    unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        );
+    }
+    v.max(0) as usize
+}
+
+fn set_rcvbuf(s: &UdpSocket, opt: libc::c_int, size: usize) {
+    let v = size.min(i32::MAX as usize) as libc::c_int;
+    // SAFETY: setsockopt with a valid fd and an int value.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Binds a UDP socket with a 200 ms receive timeout and the receive buffer hbd gets for
+/// `rcvbuf`: exactly hbd's steps (server/src/udp.rs `bind`): SO_RCVBUF, and
+/// SO_RCVBUFFORCE only when the size read back is below the request. Linux reads back
+/// twice the size it granted, so with net.core.rmem_max = 4 MiB and 8 MiB asked, both
+/// end up with 8 MiB of buffer (4 MiB granted, doubled), not 16.
 pub fn bind_udp(addr: SocketAddr, rcvbuf: usize) -> Result<UdpSocket> {
     let s = UdpSocket::bind(addr).with_context(|| format!("binding {addr}"))?;
-    let v = rcvbuf.min(i32::MAX as usize) as libc::c_int;
-    for opt in [libc::SO_RCVBUF, libc::SO_RCVBUFFORCE] {
-        // SAFETY: setsockopt with a valid fd and an int value.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+    set_rcvbuf(&s, libc::SO_RCVBUF, rcvbuf);
+    if rcvbuf_of(&s) < rcvbuf {
+        set_rcvbuf(&s, libc::SO_RCVBUFFORCE, rcvbuf);
     }
+    eprintln!("receive buffer: {} B (as read back)", rcvbuf_of(&s));
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
     Ok(s)
 }
@@ -244,7 +270,22 @@ pub fn ws_echo(udp: SocketAddr, http: SocketAddr, ws: SocketAddr, secret: String
                 worst: None,
             },
         })?;
+        // One unmasked text frame, the same bytes for every client: one write each.
+        let mut frame = Vec::with_capacity(msg.len() + 10);
+        frame.push(0x81);
+        match msg.len() {
+            n if n < 126 => frame.push(n as u8),
+            n if n < 65_536 => {
+                frame.push(126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(msg.as_bytes());
         let mut cs = clients.lock().unwrap_or_else(|p| p.into_inner());
-        cs.retain_mut(|c| c.send(tungstenite::Message::Text(msg.clone())).is_ok());
+        cs.retain_mut(|c| c.get_mut().write_all(&frame).is_ok());
     }
 }

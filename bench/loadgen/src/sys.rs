@@ -161,6 +161,19 @@ impl Counters {
     }
 }
 
+/// The child gets SIGTERM when this process dies (even by a signal), so an interrupted
+/// benchmark leaves no hbd behind.
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+}
+
 /// Starts the real hbd binary with a config file in a fresh data folder under `work`.
 pub fn spawn_hbd(hbd: &Path, work: &Path, tag: &str, extra_yaml: &str) -> Result<Proc> {
     let dir = work.join(tag);
@@ -176,7 +189,9 @@ pub fn spawn_hbd(hbd: &Path, work: &Path, tag: &str, extra_yaml: &str) -> Result
         ),
     )?;
     let log = std::fs::File::create(dir.join("hbd.log"))?;
-    let child = Command::new(hbd)
+    let mut cmd = Command::new(hbd);
+    die_with_parent(&mut cmd);
+    let child = cmd
         .args(["-f", "-c"])
         .arg(&cfg)
         .args(["--hb-port", &udp.to_string()])
@@ -209,6 +224,7 @@ pub fn spawn_self(sub: &'static str, work: &Path, extra: &[&str]) -> Result<Proc
     let me = std::env::current_exe()?;
     let log = std::fs::File::create(dir.join(format!("{sub}.log")))?;
     let mut cmd = Command::new(me);
+    die_with_parent(&mut cmd);
     cmd.arg(sub)
         .args(["--udp", &format!("127.0.0.1:{udp}")])
         .args(["--http", &format!("127.0.0.1:{http}")]);
@@ -329,6 +345,63 @@ fn cpu_jiffies() -> (u64, u64) {
     // idle + iowait
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
     (total - idle, total)
+}
+
+/// CPU time of this whole process, finished threads included (getrusage).
+pub fn self_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// What other programs use while we measure: the machine's user+system time (from
+/// /proc/stat; interrupt time is left out, loopback delivery runs there) minus this
+/// process and the process under test.
+pub struct Others {
+    jiffies: u64,
+    ours: Duration,
+    theirs: u64,
+    pid: u32,
+    start: Instant,
+}
+
+fn user_sys_jiffies() -> u64 {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    s.lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .take(3)
+        .filter_map(|x| x.parse::<u64>().ok())
+        .sum()
+}
+
+impl Others {
+    /// Starts watching; `pid` is the process under test.
+    pub fn start(pid: u32) -> Others {
+        Others {
+            jiffies: user_sys_jiffies(),
+            ours: self_cpu(),
+            theirs: total_cpu(pid),
+            pid,
+            start: Instant::now(),
+        }
+    }
+
+    /// Cores used by other programs since `start`.
+    pub fn cores(&self) -> f64 {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let el = self.start.elapsed().as_secs_f64().max(1e-3);
+        let all = (user_sys_jiffies() - self.jiffies) as f64 / hz;
+        let ours = (self_cpu() - self.ours).as_secs_f64()
+            + total_cpu(self.pid).saturating_sub(self.theirs) as f64 / 1e9;
+        ((all - ours) / el).max(0.0)
+    }
 }
 
 /// Cores kept busy by the whole machine over `window` (call it while nothing of ours

@@ -50,6 +50,8 @@ pub struct Opts {
 }
 
 struct Run {
+    /// Cores used by other programs while sending.
+    others: f64,
     lat_ms: Vec<f64>,
     expected: u64,
     server_cores: f64,
@@ -169,6 +171,7 @@ fn measure(p: &Proc, o: &Opts, tpl: &Template) -> Result<Run> {
     }
     std::thread::sleep(Duration::from_millis(300));
     let c0 = sys::total_cpu(p.pid());
+    let others = sys::Others::start(p.pid());
     let w0 = Instant::now();
     sender.paced(
         tpl,
@@ -181,6 +184,7 @@ fn measure(p: &Proc, o: &Opts, tpl: &Template) -> Result<Run> {
         |k| sent[k as usize].store(t0.elapsed().as_nanos() as u64, Ordering::Release),
     );
     let server_cores = (sys::total_cpu(p.pid()) - c0) as f64 / w0.elapsed().as_nanos() as f64;
+    let others = others.cores();
     end_ns.store(
         (t0.elapsed() + Duration::from_secs(3)).as_nanos() as u64,
         Ordering::SeqCst,
@@ -194,6 +198,7 @@ fn measure(p: &Proc, o: &Opts, tpl: &Template) -> Result<Run> {
         }
     }
     Ok(Run {
+        others,
         lat_ms,
         expected: (total * o.clients) as u64,
         server_cores,
@@ -225,7 +230,7 @@ pub fn run(o: &Opts) -> Result<()> {
             let r = measure(&p, o, &tpl)?;
             p.stop(Duration::from_secs(10))?;
             println!(
-                "-- round {}/{} {}: delivered {}/{}, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; server CPU {:.1} % of one core  ({q})",
+                "-- round {}/{} {}: delivered {}/{}, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; server CPU {:.1} % of one core; other programs {:.2} cores meanwhile  ({q})",
                 round + 1,
                 o.rounds,
                 names[i],
@@ -235,7 +240,8 @@ pub fn run(o: &Opts) -> Result<()> {
                 percentile(&r.lat_ms, 99.0),
                 percentile(&r.lat_ms, 99.9),
                 max(&r.lat_ms),
-                r.server_cores * 100.0
+                r.server_cores * 100.0,
+                r.others
             );
             runs[i].push(r);
         }
