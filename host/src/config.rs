@@ -254,30 +254,14 @@ impl Config {
 
     /// Loads `explicit`, else `~/.hb.yaml`, else `/etc/hbc.yaml`, else embedded defaults.
     pub fn load(explicit: Option<&Path>) -> Result<(Config, Source, Vec<String>), ConfigError> {
-        let candidates: Vec<PathBuf> = match explicit {
-            Some(p) => vec![p.to_path_buf()],
-            None => {
-                let mut v = Vec::new();
-                if let Some(home) = std::env::var_os("HOME") {
-                    v.push(PathBuf::from(home).join(".hb.yaml"));
-                }
-                v.push(PathBuf::from("/etc/hbc.yaml"));
-                v
+        match hb_proto::config::read_config_file(explicit, "/etc/hbc.yaml") {
+            Ok(Some((path, text))) => {
+                let (c, w) = Config::parse(&text, &path)?;
+                Ok((c, Source::File(path), w))
             }
-        };
-        for path in candidates {
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    let (c, w) = Config::parse(&text, &path)?;
-                    return Ok((c, Source::File(path), w));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
-                    continue
-                }
-                Err(source) => return Err(ConfigError::Read { path, source }),
-            }
+            Ok(None) => Ok((Config::default(), Source::Embedded, Vec::new())),
+            Err((path, source)) => Err(ConfigError::Read { path, source }),
         }
-        Ok((Config::default(), Source::Embedded, Vec::new()))
     }
 
     /// The settings of plugin `name` (defaults when it has no section).

@@ -2,9 +2,35 @@
 //! keys side by side, so both read durations the same way): `500ms`, `10s`, `2m`, `1h`,
 //! or a bare number of seconds.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserializer;
+
+/// Reads the config file both programs look for: `explicit` (which must exist), else
+/// `~/.hb.yaml`, else `system` (`/etc/hbc.yaml` or `/etc/hbd.yaml`). `Ok(None)` when
+/// none exists (built-in defaults); the error names the file that could not be read.
+pub fn read_config_file(
+    explicit: Option<&Path>,
+    system: &str,
+) -> Result<Option<(PathBuf, String)>, (PathBuf, std::io::Error)> {
+    let candidates: Vec<PathBuf> = match explicit {
+        Some(p) => vec![p.to_path_buf()],
+        None => std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".hb.yaml"))
+            .into_iter()
+            .chain([PathBuf::from(system)])
+            .collect(),
+    };
+    for path in candidates {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => return Ok(Some((path, text))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {}
+            Err(e) => return Err((path, e)),
+        }
+    }
+    Ok(None)
+}
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -83,5 +109,19 @@ mod tests {
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("NaN").is_err());
         assert!(parse_duration("1e12h").is_err());
+    }
+
+    #[test]
+    fn an_explicit_file_must_exist_the_defaults_need_not() {
+        let dir = std::env::temp_dir().join(format!("hb-proto-cfg-{}", std::process::id()));
+        let missing = dir.join("nope.yaml");
+        let err = read_config_file(Some(&missing), "/nonexistent/hbx.yaml").expect_err("missing");
+        assert_eq!(err.0, missing);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("c.yaml");
+        std::fs::write(&file, "interval: 5s\n").expect("write");
+        let got = read_config_file(Some(&file), "/nonexistent/hbx.yaml").expect("read");
+        assert_eq!(got, Some((file.clone(), "interval: 5s\n".to_string())));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
