@@ -253,13 +253,24 @@ impl PluginSet {
             .get(&info.name)
             .map(|r| r.file == cand.path)
             .unwrap_or(false);
-        if let Some(other) = self.running.get(&info.name) {
+        // A name is taken by a running plugin, or (when only listing) by a file listed ok.
+        let taken_by = self
+            .running
+            .get(&info.name)
+            .map(|r| r.file.clone())
+            .or_else(|| {
+                self.disabled
+                    .values()
+                    .find(|e| e.name.as_deref() == Some(info.name.as_str()) && e.file != cand.path)
+                    .map(|e| e.file.clone())
+            });
+        if let Some(other) = taken_by {
             if !replacing {
                 let why = Rejection {
                     reason: format!(
                         "it is another plugin named {:?}, already loaded from {}",
                         info.name,
-                        other.file.display()
+                        other.display()
                     ),
                     remedy: "remove one of the two files (plugin names must be unique)",
                 };

@@ -144,3 +144,25 @@ pub fn spawn(
         })?;
     Ok((handle, thread))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_back_off_exponentially_up_to_a_cap() {
+        let i = Duration::from_secs(10);
+        assert_eq!(backoff(i, 1), i);
+        assert_eq!(backoff(i, 2), i);
+        assert_eq!(backoff(i, 3), i * 2);
+        assert_eq!(backoff(i, 4), i * 4);
+        assert_eq!(backoff(i, 7), i * 30);
+        assert_eq!(
+            backoff(i, 50),
+            Duration::from_secs(300),
+            "capped at 5 minutes"
+        );
+        let long = Duration::from_secs(600);
+        assert_eq!(backoff(long, 50), long, "never shorter than the interval");
+    }
+}

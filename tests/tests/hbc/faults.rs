@@ -296,3 +296,43 @@ fn bad_config_is_a_clear_error() {
     assert!(status.success());
     assert!(stdout.contains("config OK"));
 }
+
+#[test]
+fn a_second_library_with_a_taken_plugin_name_is_refused() {
+    let dir = PluginDir::with(&["cpu"]);
+    std::fs::copy(plugin_lib("cpu"), dir.path().join("libzz_cpu_again.so")).expect("copy");
+    let (status, stdout, stderr) = run_hbc(
+        "",
+        &[
+            "--plugin-dir",
+            dir.path().to_str().expect("utf8"),
+            "plugins",
+            "--json",
+        ],
+    );
+    assert!(status.success(), "{stderr}");
+    let list: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let again = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|e| {
+            e["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("libzz_cpu_again.so"))
+        })
+        .expect("listed");
+    let status = again["status"].as_str().expect("status");
+    assert!(
+        status.starts_with("rejected: it is another plugin named \"cpu\""),
+        "{status}"
+    );
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("libzz_cpu_again.so"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+}

@@ -233,3 +233,70 @@ fn sigterm_under_load_loses_nothing() {
     );
     assert!(hbd.stop().success());
 }
+
+#[test]
+fn a_bad_config_exits_2_naming_the_key_and_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("hbd.yaml");
+    std::fs::write(&cfg, "hbd_port: 50004\ngrace: lots\n").expect("config");
+    let out = Command::new(hbd_bin())
+        .arg("-c")
+        .arg(&cfg)
+        .arg("-f")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("grace") && err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn without_f_hbd_daemonizes_and_writes_a_pid_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("hbd.yaml");
+    let data = dir.path().join("data");
+    let http = free_port();
+    std::fs::write(&cfg, "bind: 127.0.0.1\n").expect("config");
+    let status = Command::new(hbd_bin())
+        .arg("-c")
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--hb-port",
+            &free_port().to_string(),
+            "--hbd-port",
+            &http.to_string(),
+        ])
+        .args(["--ws-port", &free_port().to_string()])
+        .status()
+        .expect("run");
+    assert!(
+        status.success(),
+        "the foreground parent exits 0 once forked"
+    );
+    let pidfile = data.join("hbd.pid");
+    let start = Instant::now();
+    while !pidfile.exists() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    let url = format!("http://127.0.0.1:{http}/healthz");
+    let up = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        ureq::get(&url).call().is_ok()
+    });
+    // SAFETY: kill(2) on the daemon this test started.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    assert!(up, "the daemon serves HTTP");
+    assert!(
+        data.join("hbd.log").exists(),
+        "a daemon logs to <data_dir>/hbd.log"
+    );
+}
