@@ -7,7 +7,6 @@
 //! test-loaded in a child process, and only then opened with abi_stable's layout check.
 //! Libraries are never unloaded (abi_stable leaks them by design).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -252,22 +251,6 @@ pub fn open(copy: &Path) -> Result<Library, Rejection> {
     Ok(Library { module })
 }
 
-/// Copies, checks and opens `path` in this process.
-pub fn load(
-    path: &Path,
-    private: &PrivateDir,
-    probe: bool,
-) -> Result<(Library, PathBuf), Rejection> {
-    let copy = prepare(path, private, probe)?;
-    match open(&copy) {
-        Ok(lib) => Ok((lib, copy)),
-        Err(e) => {
-            let _ = std::fs::remove_file(&copy);
-            Err(e)
-        }
-    }
-}
-
 /// Everything before opening: copy in, structural check, and the probe in a child
 /// process. Independent per file, so several run in parallel at start-up.
 pub fn prepare(path: &Path, private: &PrivateDir, probe: bool) -> Result<PathBuf, Rejection> {
@@ -463,9 +446,6 @@ fn clean(s: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
-
-/// Names already taken, for duplicate detection.
-pub type NameSet = HashSet<String>;
 
 #[cfg(test)]
 mod tests {

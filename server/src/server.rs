@@ -152,11 +152,25 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
         let every = config.snapshot_interval;
         threads.push(
             std::thread::Builder::new()
-                .name("snapshot".into())
+                .name("housekeeping".into())
                 .spawn(move || {
                     let mut last = std::time::Instant::now();
+                    let mut journal_failing = false;
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(Duration::from_millis(200));
+                        // A failing journal is a problem of hbd itself: one event (and so
+                        // one notification) when it starts, one when it ends.
+                        match (state.journal.stats.last_error(), journal_failing) {
+                            (Some(e), false) => {
+                                journal_failing = true;
+                                state.system_event("journal", "FAILING", format!("the journal cannot be written: {e}; events are kept in memory and retried"));
+                            }
+                            (None, true) => {
+                                journal_failing = false;
+                                state.system_event("journal", "OK", "the journal is written again".into());
+                            }
+                            _ => {}
+                        }
                         if last.elapsed() >= every {
                             last = std::time::Instant::now();
                             if let Err(e) = snapshot::save(&state, &dir) {

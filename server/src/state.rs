@@ -268,15 +268,17 @@ impl State {
     }
 
     /// Publishes a problem of hbd itself as a `system` event.
-    pub fn system_event(&self, message: String) {
+    /// `topic` names the subsystem (`journal`), `to` is `FAILING` or `OK`; notifications
+    /// send the problem once and its end once.
+    pub fn system_event(&self, topic: &str, to: &str, message: String) {
         self.publish_external(Event {
             id: 0,
             ts_ms: now_ms(),
             host: "hbd".to_string(),
             kind: crate::event::EventKind::System,
-            key: None,
+            key: Some(topic.to_string()),
             from: None,
-            to: None,
+            to: Some(to.to_string()),
             message,
         });
     }

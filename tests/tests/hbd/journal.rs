@@ -121,4 +121,10 @@ fn full_data_folder_is_reported_and_survived() {
     });
     let all = events(&hbd, "kind=host_new&limit=1000");
     assert_eq!(all.len(), 200, "no event lost while the disk was full");
+    // The failure and its end are events of hbd itself (and so notifications).
+    hbd.wait_for(Duration::from_secs(5), "journal system events", |h| {
+        let sys = events(h, "kind=system");
+        let to = |t: &str| sys.iter().any(|e| e["key"] == "journal" && e["to"] == t);
+        to("FAILING") && to("OK")
+    });
 }
