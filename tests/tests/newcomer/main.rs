@@ -55,6 +55,9 @@ fn readme_run_command_starts_hbd_and_hbc_and_stops_cleanly() {
     let mut host = None;
     while start.elapsed() < Duration::from_secs(900) && host.is_none() {
         std::thread::sleep(Duration::from_millis(500));
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("scripts/run ended early ({status}) before the host appeared");
+        }
         if let Some(body) = get("http://127.0.0.1:50004/api/v1/hosts") {
             let v: serde_json::Value = serde_json::from_str(&body).expect("json");
             host = v["hosts"]
