@@ -128,6 +128,9 @@ pub struct Config {
     /// Test-load every plugin in a child process before loading it into hbc, so a
     /// library that crashes when loaded cannot take hbc down.
     pub plugin_probe: bool,
+    /// Refuse plugin files and folders that others than root or hbc's user own or may
+    /// write (like OpenSSH's StrictModes). Turn off only for development.
+    pub plugin_strict_modes: bool,
     /// How often plugin folders are rescanned for new or changed libraries.
     #[serde(deserialize_with = "duration")]
     pub plugin_rescan: Duration,
@@ -152,6 +155,7 @@ impl Default for Config {
             hostname: None,
             plugin_dirs: Vec::new(),
             plugin_probe: true,
+            plugin_strict_modes: true,
             plugin_rescan: Duration::from_secs(10),
             plugin_timeout: Duration::from_secs(5),
             max_datagram: hb_proto::DEFAULT_MAX_DATAGRAM,

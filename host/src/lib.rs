@@ -16,3 +16,4 @@ pub mod sample;
 pub mod send;
 pub mod table;
 pub mod thresholds;
+pub mod trust;

@@ -92,6 +92,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         info.description,
                         info.api_version
                     );
+                    if let Err(r) = hbc::trust::check(file) {
+                        println!(
+                            "note: where it is now, hbc would not load it: {}; {}",
+                            r.reason, r.remedy
+                        );
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(r) => {

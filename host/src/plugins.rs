@@ -120,6 +120,9 @@ pub struct PluginSet {
     dirs: Vec<PathBuf>,
     pub running: BTreeMap<String, Running>,
     rejected: HashMap<PathBuf, (u64, SystemTime, Entry)>,
+    /// Files refused by `plugin_strict_modes`, with the reason last logged. Checked on
+    /// every scan (a chmod or chown does not change the file's stamp).
+    untrusted: HashMap<PathBuf, String>,
     disabled: HashMap<PathBuf, Entry>,
     pending: HashMap<PathBuf, (u64, SystemTime)>,
     /// Libraries loaded that can never be unloaded (replaced versions included).
@@ -136,6 +139,7 @@ impl PluginSet {
             dirs,
             running: BTreeMap::new(),
             rejected: HashMap::new(),
+            untrusted: HashMap::new(),
             disabled: HashMap::new(),
             pending: HashMap::new(),
             libraries_loaded: 0,
@@ -172,9 +176,24 @@ impl PluginSet {
         }
         self.rejected.retain(|p, _| present.contains(&p.as_path()));
         self.disabled.retain(|p, _| present.contains(&p.as_path()));
+        self.untrusted.retain(|p, _| present.contains(&p.as_path()));
 
         let mut todo: Vec<Candidate> = Vec::new();
         for cand in found {
+            // A running plugin keeps running if its file becomes untrusted (its code is
+            // already loaded from a private copy); the file is not loaded again until fixed.
+            if config.plugin_strict_modes {
+                if let Err(why) = crate::trust::check(&cand.path) {
+                    if self.untrusted.get(&cand.path) != Some(&why.reason) {
+                        self.untrusted.insert(cand.path.clone(), why.reason.clone());
+                        self.reject(&cand, None, why);
+                    }
+                    continue;
+                }
+            }
+            if self.untrusted.remove(&cand.path).is_some() {
+                self.rejected.remove(&cand.path);
+            }
             let stamp = (cand.size, cand.modified);
             let current = self.running.values().find(|r| r.file == cand.path);
             if let Some(r) = current {

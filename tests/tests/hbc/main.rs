@@ -10,4 +10,5 @@ mod nagios;
 mod protocol;
 mod readings;
 mod reload;
+mod strict;
 mod util;
