@@ -260,7 +260,9 @@ impl Config {
     pub fn load(explicit: Option<&Path>) -> Result<(Config, Source, Vec<String>), ConfigError> {
         match hb_proto::config::read_config_file(explicit, "/etc/hbc.yaml") {
             Ok(Some((path, text))) => {
-                let (c, w) = Config::parse(&text, &path)?;
+                let (c, mut w) = Config::parse(&text, &path)?;
+                let secrets: &[&str] = if c.secret.is_some() { &["secret"] } else { &[] };
+                w.extend(hb_proto::config::readable_secrets_warning(&path, secrets));
                 Ok((c, Source::File(path), w))
             }
             Ok(None) => Ok((Config::default(), Source::Embedded, Vec::new())),

@@ -32,6 +32,35 @@ pub fn read_config_file(
     Ok(None)
 }
 
+/// A warning when `path` holds secrets (the keys named in `secrets`) and every user of the
+/// machine may read it. Group-readable is fine (the packages install hbd's file 0640
+/// root:hbd); `None` when nothing is wrong or the mode cannot be read.
+pub fn readable_secrets_warning(path: &Path, secrets: &[&str]) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if secrets.is_empty() {
+            return None;
+        }
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o004 != 0).then(|| {
+            format!(
+                "{} holds secrets ({}) and every user of this machine can read it (mode {:04o}); \
+                 run chmod o-r {} (and chgrp it to the service's group if needed)",
+                path.display(),
+                secrets.join(", "),
+                mode & 0o7777,
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, secrets);
+        None
+    }
+}
+
 /// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();

@@ -168,6 +168,32 @@ fn every_truncation_is_an_error_not_a_panic() {
     assert_eq!(decode(&extra, None), Err(DecodeError::TrailingBytes(1)));
 }
 
+/// Found by the `heartbeat_decode` fuzz target (its re-encoding check): a bool byte other
+/// than 0 or 1 was read as true, so one packet had many encodings.
+#[test]
+fn bool_bytes_other_than_0_and_1_are_refused() {
+    let mut hb = heartbeat(0);
+    hb.readings
+        .push(reading("hbc.plugin.cpu", Value::Bool(true)));
+    let d = encode(&hb, None, DEFAULT_MAX_DATAGRAM).expect("encode")[0].clone();
+    // key length, key, type 2, then the value byte.
+    let at = 55 + 1 + "hbc.plugin.cpu".len() + 1;
+    assert_eq!(d[at], 1);
+    for (byte, want) in [
+        (0u8, Ok(ValueRef::Bool(false))),
+        (1, Ok(ValueRef::Bool(true))),
+        (9, Err(DecodeError::BadBool(9))),
+    ] {
+        let mut x = d.clone();
+        x[at] = byte;
+        assert_eq!(decode(&x, None).map(|p| p.readings[0].value), want);
+    }
+    assert_eq!(DecodeError::BadBool(9).reason(), "bad_value_type");
+    // The fuzz target's crashing datagram: `true` written as 9.
+    let crash = include_bytes!("testdata/fuzz-bool-9.bin");
+    assert_eq!(decode(crash, None), Err(DecodeError::BadBool(9)));
+}
+
 proptest! {
     #[test]
     fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
@@ -205,5 +231,82 @@ proptest! {
             }
         }
         prop_assert_eq!(got, hb.readings);
+    }
+}
+
+/// The heartbeat a decoded packet carries, for re-encoding.
+fn heartbeat_of(p: &Packet<'_>) -> Heartbeat {
+    Heartbeat {
+        host: p.host.to_string(),
+        instance: p.instance,
+        seq: p.seq,
+        sent_ms: p.sent_ms,
+        interval_ms: p.interval_ms,
+        level: p.level,
+        readings: p
+            .readings
+            .iter()
+            .map(|r| Reading {
+                key: r.key.to_string(),
+                value: match r.value {
+                    ValueRef::F64(x) => Value::F64(x),
+                    ValueRef::I64(x) => Value::I64(x),
+                    ValueRef::Bool(x) => Value::Bool(x),
+                    ValueRef::Text(x) => Value::Text(x.to_string()),
+                },
+                unit: r.unit.to_string(),
+                level: r.level,
+                message: r.message.to_string(),
+                threshold: r.threshold.to_string(),
+            })
+            .collect(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The short version of the `heartbeat_decode` fuzz target: a signed datagram with a
+    /// few bytes changed either fails the signature check or is the original; without the
+    /// secret, whatever still decodes is written back byte for byte by the encoder.
+    #[test]
+    fn mutated_datagrams_decode_consistently(
+        edits in proptest::collection::vec((0usize..2000, any::<u8>()), 1..4),
+        n in 0usize..12,
+    ) {
+        let mut hb = heartbeat(n);
+        hb.readings.push(Reading {
+            key: "os.kernel".into(),
+            value: Value::Text("6.1.0".into()),
+            unit: String::new(),
+            level: Level::Warning,
+            message: "msg".into(),
+            threshold: "warn=1".into(),
+        });
+        let original = encode(&hb, Some(b"k"), DEFAULT_MAX_DATAGRAM).expect("encode")[0].clone();
+        let mut d = original.clone();
+        for (pos, byte) in &edits {
+            let i = pos % d.len();
+            d[i] = *byte;
+        }
+        match decode(&d, Some(b"k")) {
+            Ok(p) => {
+                prop_assert_eq!(&d, &original, "an altered datagram verified");
+                prop_assert_eq!(decode(&d, None), Ok(p));
+            }
+            Err(e) if d != original => prop_assert!(e == DecodeError::BadSignature || d[..4] != original[..4], "{e:?}"),
+            Err(e) => prop_assert!(false, "the original was refused: {e:?}"),
+        }
+        let unclipped = |p: &Packet<'_>| p.readings.iter().all(|r| {
+            r.message.len() <= MAX_TEXT && !matches!(r.value, ValueRef::Text(t) if t.len() > MAX_TEXT)
+        });
+        if let Some(p) = decode(&d, None).ok().filter(unclipped) {
+            let again = encode(&heartbeat_of(&p), None, 65_507).expect("re-encode");
+            let mut want = d[..d.len() - if p.signed { MAC_LEN } else { 0 }].to_vec();
+            want[3] = 0;
+            want[33] = 0;
+            want[34] = 1;
+            prop_assert_eq!(&again[0], &want);
+        }
     }
 }

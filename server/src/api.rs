@@ -54,7 +54,7 @@ fn bad(msg: impl Into<String>) -> ApiError {
 
 /// Checks the bearer token of a mutating request.
 pub(crate) fn authorize(state: &Shared, req: &HttpRequest) -> Result<(), ApiError> {
-    let Some(token) = state.config.api_token.as_deref() else {
+    let Some(token) = state.config.api_token.as_ref().map(|t| t.expose()) else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "mutating endpoints are disabled: set api_token in hbd's config",
@@ -418,8 +418,18 @@ async fn post_heartbeat(
     }
 }
 
-async fn healthz(state: web::Data<Shared>) -> HttpResponse {
+async fn healthz(state: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
     let journal_error = state.journal.stats.last_error();
+    if crate::security::is_public(&req) {
+        // Open to load balancers while the rest needs a login: the status, nothing else.
+        let status = if journal_error.is_none() { "ok" } else { "degraded" };
+        let code = if journal_error.is_none() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        return HttpResponse::build(code).json(serde_json::json!({ "status": status }));
+    }
     let subsystems: serde_json::Map<String, serde_json::Value> = state
         .sinks
         .iter()

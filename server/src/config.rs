@@ -20,6 +20,7 @@ const CLIENT_KEYS: &[&str] = &[
     "hostname",
     "plugin_dirs",
     "plugin_probe",
+    "plugin_strict_modes",
     "plugin_rescan",
     "plugin_timeout",
     "max_datagram",
@@ -99,8 +100,8 @@ pub struct Config {
     pub bind: IpAddr,
     pub logfile: Option<PathBuf>,
     pub pidfile: Option<PathBuf>,
-    pub secret: Option<String>,
-    pub api_token: Option<String>,
+    pub secret: Option<Secret>,
+    pub api_token: Option<Secret>,
     pub watchhosts: WatchHosts,
     /// DOWN after interval × grace without a heartbeat.
     pub grace: f64,
@@ -128,6 +129,14 @@ pub struct Config {
     pub ws_client_buffer: usize,
     /// Largest HTTP heartbeat body and UDP datagram accepted.
     pub max_heartbeat_bytes: usize,
+    /// HTTP requests per second per client address (`/healthz` aside); 0: no limit.
+    pub api_rate_limit: f64,
+    /// HTTP requests a client address may send at once above `api_rate_limit`.
+    pub api_rate_burst: f64,
+    /// Without a `secret`: datagrams per second per source address; 0: no limit.
+    pub udp_rate_limit: f64,
+    /// Datagrams a source may send at once above `udp_rate_limit`.
+    pub udp_rate_burst: f64,
     // Dynamic DNS (docs/dyndns.md); checked by `dyndns::config::validate`.
     pub dyndnshosts: crate::dyndns::DynDnsHosts,
     /// Primary name server for RFC 2136 updates (`host[:port]`).
@@ -135,7 +144,7 @@ pub struct Config {
     pub dns_zone: Option<String>,
     pub dns_tsig_name: Option<String>,
     /// Base64 TSIG secret (or `dns_tsig_keyfile`, a BIND key file).
-    pub dns_tsig_secret: Option<String>,
+    pub dns_tsig_secret: Option<Secret>,
     pub dns_tsig_keyfile: Option<PathBuf>,
     pub dns_tsig_algorithm: Option<String>,
     /// How long a new source address must stay the latest before the record follows.
@@ -148,7 +157,7 @@ pub struct Config {
     pub dns_timeout: Duration,
     pub dyndns2_url: Option<String>,
     pub dyndns2_user: Option<String>,
-    pub dyndns2_password: Option<String>,
+    pub dyndns2_password: Option<Secret>,
     // Notifications (docs/notifications.md); value types in `notify::config`.
     /// Pushover API base URL.
     pub pushsrv: String,
@@ -196,6 +205,15 @@ pub struct Config {
     pub templates_dir: Option<PathBuf>,
     /// Folder whose files replace the dashboard's built-in assets (`/static/...`).
     pub static_dir: Option<PathBuf>,
+    // Listener security (docs/configuration.md); checked by `security::validate`.
+    /// PEM certificate chain: HTTPS and WSS on both listeners (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// User name to password: HTTP Basic authentication for reading; none: open.
+    pub dashboard_users: BTreeMap<String, Secret>,
+    /// Origins besides the listener's own that may open a WebSocket.
+    pub ws_allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -225,6 +243,10 @@ impl Default for Config {
             ingest_threads: 2,
             ws_client_buffer: 1024,
             max_heartbeat_bytes: 65_507,
+            api_rate_limit: 50.0,
+            api_rate_burst: 500.0,
+            udp_rate_limit: 1000.0,
+            udp_rate_burst: 10_000.0,
             dyndnshosts: crate::dyndns::DynDnsHosts::default(),
             dns_server: None,
             dns_zone: None,
@@ -270,6 +292,10 @@ impl Default for Config {
             dashboard_url: None,
             templates_dir: None,
             static_dir: None,
+            tls_cert: None,
+            tls_key: None,
+            dashboard_users: BTreeMap::new(),
+            ws_allowed_origins: Vec::new(),
         }
     }
 }
@@ -308,6 +334,19 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        for (key, rate, burst_key, burst) in [
+            ("api_rate_limit", self.api_rate_limit, "api_rate_burst", self.api_rate_burst),
+            ("udp_rate_limit", self.udp_rate_limit, "udp_rate_burst", self.udp_rate_burst),
+        ] {
+            if !(rate.is_finite() && rate >= 0.0) {
+                return Err(format!(
+                    "{key}: {rate} is not a rate; use a number of requests per second, or 0 for no limit"
+                ));
+            }
+            if rate > 0.0 && !(burst.is_finite() && burst >= 1.0) {
+                return Err(format!("{burst_key}: {burst} is out of range; use at least 1"));
+            }
+        }
         if !(1..=16).contains(&self.ingest_threads) {
             return Err(format!(
                 "ingest_threads: {} is out of range; use 1 to 16 (default 2)",
@@ -342,12 +381,12 @@ impl Config {
             return Err("max_hosts: must be at least 1".into());
         }
         if let Some(s) = &self.secret {
-            if s.is_empty() {
+            if s.expose().is_empty() {
                 return Err("secret: is empty; remove the key or set a long random string".into());
             }
         }
         if let Some(t) = &self.api_token {
-            if t.len() < 8 {
+            if t.expose().len() < 8 {
                 return Err("api_token: use at least 8 characters".into());
             }
         }
@@ -356,7 +395,45 @@ impl Config {
         }
         crate::dyndns::config::validate(self)?;
         notify::config::validate(self)?;
+        crate::security::validate(self)?;
         Ok(())
+    }
+
+    /// The HTTP listener's rate limit.
+    pub fn api_rate(&self) -> crate::ratelimit::Rate {
+        crate::ratelimit::Rate {
+            per_second: self.api_rate_limit,
+            burst: self.api_rate_burst,
+        }
+    }
+
+    /// The UDP ingest's limit for unauthenticated datagrams.
+    pub fn udp_rate(&self) -> crate::ratelimit::Rate {
+        crate::ratelimit::Rate {
+            per_second: self.udp_rate_limit,
+            burst: self.udp_rate_burst,
+        }
+    }
+
+    /// The keys set here whose values are secrets (never logged or shown; the config file
+    /// holding them should not be readable by every user).
+    pub fn secret_keys(&self) -> Vec<&'static str> {
+        let set = |o: &Option<Secret>| o.as_ref().is_some_and(|s| !s.expose().is_empty());
+        [
+            ("secret", set(&self.secret)),
+            ("api_token", set(&self.api_token)),
+            ("dns_tsig_secret", set(&self.dns_tsig_secret)),
+            ("dyndns2_password", set(&self.dyndns2_password)),
+            ("pushover_token", set(&self.pushover_token)),
+            ("pushover_user", set(&self.pushover_user)),
+            ("mattermost_url", set(&self.mattermost_url)),
+            ("mattermost_token", set(&self.mattermost_token)),
+            ("smtppass", set(&self.smtppass)),
+            ("dashboard_users", !self.dashboard_users.is_empty()),
+        ]
+        .into_iter()
+        .filter_map(|(k, on)| on.then_some(k))
+        .collect()
     }
 
     /// Loads `explicit`, else `~/.hb.yaml`, else `/etc/hbd.yaml`, else embedded defaults.
@@ -365,7 +442,11 @@ impl Config {
     ) -> Result<(Config, Option<PathBuf>, Vec<String>), ConfigError> {
         match hb_proto::config::read_config_file(explicit, "/etc/hbd.yaml") {
             Ok(Some((path, text))) => {
-                let (c, w) = Config::parse(&text, &path)?;
+                let (c, mut w) = Config::parse(&text, &path)?;
+                w.extend(hb_proto::config::readable_secrets_warning(
+                    &path,
+                    &c.secret_keys(),
+                ));
                 Ok((c, Some(path), w))
             }
             Ok(None) => Ok((Config::default(), None, Vec::new())),

@@ -215,7 +215,7 @@ fn backend(settings: &Settings) -> Backend {
         } => Backend::Dyndns2(dyndns2::Client::new(
             url.clone(),
             user,
-            password,
+            password.expose(),
             settings.timeout,
         )),
     }

@@ -51,7 +51,7 @@
 //! that was remounted (read-only and back) is picked up again. [`Writer`] keeps failed events
 //! in memory (bounded), retries every second, and reports the state in [`Stats`].
 
-mod format;
+pub mod format;
 mod query;
 #[cfg(test)]
 mod testutil;

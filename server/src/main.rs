@@ -96,6 +96,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         for w in &warnings {
             eprintln!("hbd: warning: {w}");
         }
+        if let Err(e) = hbd::security::tls::load(&config) {
+            eprintln!("hbd: error: {e}");
+            return Ok(ExitCode::from(2));
+        }
         println!("config OK");
         return Ok(ExitCode::SUCCESS);
     }

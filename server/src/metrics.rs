@@ -346,6 +346,7 @@ mod tests {
             hbd_datagrams_dropped_total{reason="outside_time_window"} 0
             hbd_datagrams_dropped_total{reason="host_cap"} 0
             hbd_datagrams_dropped_total{reason="oversized"} 0
+            hbd_datagrams_dropped_total{reason="rate_limited"} 0
             # HELP hbd_events_total Events published.
             # TYPE hbd_events_total counter
             hbd_events_total 0

@@ -448,7 +448,9 @@ impl Registry {
             let new_seq = order != std::cmp::Ordering::Equal || h.received == 0;
             if new_seq {
                 if p.instance == h.instance && h.received > 0 && p.seq > h.last_seq + 1 {
-                    h.lost += p.seq - h.last_seq - 1;
+                    // Saturating: gaps of hostile (or restarted) senders add up across
+                    // instances and overflowed (found by fuzzing).
+                    h.lost = h.lost.saturating_add(p.seq - h.last_seq - 1);
                 }
                 // Readings absent from the previous heartbeat are gone from the host.
                 let prev = h.last_seq;
@@ -666,7 +668,10 @@ impl Registry {
                 self.schedule(id);
                 continue;
             }
-            if h.deadline_ms != deadline {
+            // The host's own deadline has passed too, even if it is not this entry's: it
+            // moved earlier (a shorter interval) or later without a tick in between (found
+            // by fuzzing: skipping such a host left it UP forever). 0: no deadline, DOWN.
+            if h.deadline_ms == 0 {
                 continue;
             }
             let e = match h.status {

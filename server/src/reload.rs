@@ -27,6 +27,24 @@ pub fn apply(state: &State, old: &Config, new: &Config) -> Vec<String> {
     );
     need_restart(old.journal_keep != new.journal_keep, "journal_keep");
     need_restart(old.journal_fsync != new.journal_fsync, "journal_fsync");
+    need_restart(old.tls_cert != new.tls_cert, "tls_cert");
+    for (key, changed) in [
+        ("api_rate_limit", old.api_rate_limit != new.api_rate_limit),
+        ("api_rate_burst", old.api_rate_burst != new.api_rate_burst),
+        ("udp_rate_limit", old.udp_rate_limit != new.udp_rate_limit),
+        ("udp_rate_burst", old.udp_rate_burst != new.udp_rate_burst),
+    ] {
+        need_restart(changed, key);
+    }
+    need_restart(old.tls_key != new.tls_key, "tls_key");
+    need_restart(
+        crate::security::users_changed(old, new),
+        "dashboard_users",
+    );
+    need_restart(
+        old.ws_allowed_origins != new.ws_allowed_origins,
+        "ws_allowed_origins",
+    );
 
     let now = now_ms();
     let mut reg = state.registry();

@@ -16,7 +16,7 @@ use crate::config::{Config, Fsync};
 use crate::journal::{self, FsyncPolicy, JournalConfig};
 use crate::registry::{Registry, Settings};
 use crate::state::{now_ms, Shared, State};
-use crate::{api, liveness, snapshot, udp, ws};
+use crate::{api, liveness, security, snapshot, udp, ws};
 
 /// A running hbd.
 pub struct Running {
@@ -98,6 +98,8 @@ fn restore(config: &Config, data_dir: &Path) -> Result<(Registry, journal::Journ
 
 /// Starts everything. Must run inside an actix/tokio runtime.
 pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
+    // A bad certificate or key stops start-up before anything else is touched.
+    let tls = security::tls::load(&config).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
     let (registry, journal) = restore(&config, &data_dir)?;
@@ -189,19 +191,32 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     let max_body = config.max_heartbeat_bytes;
     let d = data.clone();
     let sinks = state.sinks.clone();
+    let sec = web::Data::new(security::Security::new(&config));
+    let s = sec.clone();
+    let limits = web::Data::new(crate::ratelimit::Http::new(config.api_rate()));
     let http = HttpServer::new(move || {
         let sinks = sinks.clone();
-        App::new().app_data(d.clone()).configure(move |c| {
-            for s in &sinks {
-                s.configure(c);
-            }
-            api::configure(c, max_body)
-        })
+        App::new()
+            .app_data(d.clone())
+            .app_data(s.clone())
+            .app_data(limits.clone())
+            .wrap(actix_web::middleware::from_fn(security::guard))
+            // Outermost: a client over its rate gets 429 before any other work.
+            .wrap(actix_web::middleware::from_fn(crate::ratelimit::guard))
+            .configure(move |c| {
+                for s in &sinks {
+                    s.configure(c);
+                }
+                api::configure(c, max_body)
+            })
     })
     .workers(2)
     .disable_signals()
-    .shutdown_timeout(2)
-    .bind((config.bind, config.hbd_port))
+    .shutdown_timeout(2);
+    let http = match &tls {
+        Some(t) => http.bind_rustls_0_23((config.bind, config.hbd_port), t.clone()),
+        None => http.bind((config.bind, config.hbd_port)),
+    }
     .with_context(|| {
         format!(
             "cannot listen for HTTP on {}:{}",
@@ -211,17 +226,27 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     let http_addr = *http.addrs().first().context("HTTP server has no address")?;
     let http = http.run();
     let d = data.clone();
-    let wss = HttpServer::new(move || App::new().app_data(d.clone()).configure(ws::configure))
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .bind((config.bind, config.ws_port))
-        .with_context(|| {
-            format!(
-                "cannot listen for WebSocket on {}:{}",
-                config.bind, config.ws_port
-            )
-        })?;
+    let s = sec.clone();
+    let wss = HttpServer::new(move || {
+        App::new()
+            .app_data(d.clone())
+            .app_data(s.clone())
+            .wrap(actix_web::middleware::from_fn(security::guard))
+            .configure(ws::configure)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1);
+    let wss = match &tls {
+        Some(t) => wss.bind_rustls_0_23((config.bind, config.ws_port), t.clone()),
+        None => wss.bind((config.bind, config.ws_port)),
+    }
+    .with_context(|| {
+        format!(
+            "cannot listen for WebSocket on {}:{}",
+            config.bind, config.ws_port
+        )
+    })?;
     let ws_addr = *wss
         .addrs()
         .first()
@@ -230,7 +255,7 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     let servers = vec![http.handle(), wss.handle()];
     actix_web::rt::spawn(http);
     actix_web::rt::spawn(wss);
-    tracing::info!(%udp_addr, %http_addr, %ws_addr, data_dir = %data_dir.display(), "hbd listening");
+    tracing::info!(%udp_addr, %http_addr, %ws_addr, tls = tls.is_some(), data_dir = %data_dir.display(), "hbd listening");
     Ok(Running {
         udp_addr,
         http_addr,

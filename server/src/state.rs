@@ -43,6 +43,7 @@ pub const DROP_REASONS: &[&str] = &[
     "outside_time_window",
     "host_cap",
     "oversized",
+    "rate_limited",
 ];
 
 /// Ingest and delivery counters.
@@ -52,7 +53,7 @@ pub struct Counters {
     pub http_received: AtomicU64,
     pub accepted: AtomicU64,
     pub bytes: AtomicU64,
-    dropped: [AtomicU64; 18],
+    dropped: [AtomicU64; DROP_REASONS.len()],
     pub events: AtomicU64,
     pub ws_clients: AtomicU64,
     pub ws_messages: AtomicU64,
@@ -168,7 +169,7 @@ impl State {
         State {
             registry: Mutex::new(registry),
             counters: Counters::default(),
-            secret: config.secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            secret: config.secret.as_ref().map(|s| s.expose().as_bytes().to_vec()),
             config,
             journal,
             journal_dir,

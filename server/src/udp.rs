@@ -9,10 +9,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::ratelimit::{Limiter, Rate, MAX_SOURCES};
 use crate::state::Shared;
 
 /// Binds `n` heartbeat sockets to one port with `SO_REUSEPORT` (one per ingest thread):
@@ -94,6 +95,14 @@ pub fn spawn(
         let mut buf = vec![0u8; 65_536];
         let mut events = Vec::new();
         let mut logged = 0u64;
+        // Without a secret every source is unauthenticated and limited; with one, a
+        // datagram is either verified or dropped at the cost of its HMAC, and limiting by
+        // (spoofable) source address would only let a forger silence a real host.
+        let rate = match state.config.secret {
+            Some(_) => Rate { per_second: 0.0, burst: 0.0 },
+            None => state.config.udp_rate(),
+        };
+        let mut limiter = Limiter::new(rate, MAX_SOURCES, Instant::now());
         while !stop.load(Ordering::Relaxed) {
             let (n, from) = match sock.recv_from(&mut buf) {
                 Ok(x) => x,
@@ -105,6 +114,15 @@ pub fn spawn(
                 }
             };
             state.counters.udp_received.fetch_add(1, Ordering::Relaxed);
+            // A source over its limit is not even decoded.
+            if limiter.take(from.ip(), Instant::now()).is_err() {
+                state.counters.drop_reason("rate_limited");
+                logged += 1;
+                if logged.is_power_of_two() {
+                    tracing::warn!(%from, reason = "rate_limited", dropped = logged, "dropped heartbeat datagram (udp_rate_limit)");
+                }
+                continue;
+            }
             if let Err(reason) = state.ingest(&buf[..n], from.ip(), &mut events) {
                 // Log drops sparsely (a flood must not flood the log); all are counted.
                 logged += 1;

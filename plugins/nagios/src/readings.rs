@@ -12,6 +12,9 @@ use crate::run::{Finished, Outcome};
 /// Key suffixes of our own readings, which a perfdata label must not take over.
 const STATE: &str = "state";
 const DURATION: &str = "duration_s";
+/// Longest reading key the wire format carries (docs/protocol.md); hbc cannot send a
+/// heartbeat holding a longer one.
+const MAX_KEY: usize = 255;
 
 /// The readings for one check run.
 pub fn readings(check: &Check, finished: &Finished) -> Vec<Reading> {
@@ -64,9 +67,10 @@ pub fn readings(check: &Check, finished: &Finished) -> Vec<Reading> {
         .with_message(message)];
     if !matches!(finished.outcome, Outcome::TimedOut) {
         let mut taken: HashSet<String> = [STATE, DURATION].map(String::from).into();
+        let room = MAX_KEY.saturating_sub(format!("nagios.{name}.").len());
         for item in &output.perfdata {
             let Some(value) = item.value else { continue };
-            let label = unique(sanitize_label(&item.label), &mut taken);
+            let label = unique(sanitize_label(&item.label), room, &mut taken);
             readings.push(
                 Reading::number(format!("nagios.{name}.{label}"), value, &item.uom)
                     .with_message(limits(item)),
@@ -141,12 +145,18 @@ pub fn sanitize_label(label: &str) -> String {
         .collect()
 }
 
-/// `label`, or `label_2`, `label_3`, ... when taken; records the result as taken.
-fn unique(label: String, taken: &mut HashSet<String>) -> String {
-    let mut candidate = label.clone();
+/// `label`, or `label_2`, `label_3`, ... when taken, cut to at most `room` bytes (a long
+/// label made the whole heartbeat unsendable; found by fuzzing); records the result as
+/// taken. `label` is ASCII (from [`sanitize_label`]), so any cut is a character boundary.
+fn unique(label: String, room: usize, taken: &mut HashSet<String>) -> String {
+    let cut = |suffix: &str| {
+        let keep = label.len().min(room.saturating_sub(suffix.len()));
+        format!("{}{suffix}", &label[..keep])
+    };
+    let mut candidate = cut("");
     let mut n = 2;
     while taken.contains(&candidate) {
-        candidate = format!("{label}_{n}");
+        candidate = cut(&format!("_{n}"));
         n += 1;
     }
     taken.insert(candidate.clone());
@@ -267,6 +277,24 @@ mod tests {
             ]
         );
         assert_eq!(r[4].value, Value::F64(4.0));
+    }
+
+    /// Found by the `nagios_output` fuzz target: a perfdata label of 300 characters made a
+    /// key longer than the wire format's 255 bytes, and hbc could send no heartbeat at all.
+    #[test]
+    fn long_labels_are_cut_to_fit_a_key() {
+        let label = "é".repeat(150) + &"x".repeat(150);
+        let stdout = format!("OK|'{label}'=1 '{label}'=2 '{label}y'=3");
+        let r = readings(&check("disk"), &finished(Outcome::Exited(0), &stdout, ""));
+        let keys = keys(&r);
+        assert_eq!(keys.len(), 5);
+        assert!(keys.iter().all(|k| k.len() <= MAX_KEY), "{keys:?}");
+        assert_eq!(keys[1].len(), MAX_KEY);
+        assert!(keys[1].starts_with("nagios.disk.___"));
+        assert!(keys[2].ends_with("x_2"), "{}", keys[2]);
+        assert!(keys[3].ends_with("x_3"), "{}", keys[3]);
+        let unique: HashSet<&&str> = keys.iter().collect();
+        assert_eq!(unique.len(), 5);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer};
 use super::tsig::{Algorithm, Key};
 use super::wire::fqdn;
 use crate::config::Config;
+use crate::notify::config::Secret;
 
 /// Default TTL of the records hbd writes: short, so a change is seen soon.
 pub const DEFAULT_TTL: u32 = 60;
@@ -128,7 +129,7 @@ pub enum Backend {
     Dyndns2 {
         url: String,
         user: String,
-        password: String,
+        password: Secret,
     },
 }
 
@@ -274,7 +275,7 @@ pub fn validate(c: &Config) -> Result<(), String> {
         (None, Some(url)) => super::dyndns2::check_url(url)
             .map_err(|e| format!("dyndns2_url: {e}"))
             .and_then(|_| match (&c.dyndns2_user, &c.dyndns2_password) {
-                (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Ok(()),
+                (Some(u), Some(p)) if !u.is_empty() && !p.expose().is_empty() => Ok(()),
                 _ => Err("dyndns2_url needs dyndns2_user and dyndns2_password".into()),
             }),
     }
@@ -303,7 +304,7 @@ fn check_key_settings(c: &Config) -> Result<(), String> {
                 "dns_tsig_secret needs dns_tsig_name (the key's name as the server knows it)",
             )?;
             fqdn(name).map_err(|e| format!("dns_tsig_name: {e}"))?;
-            decode_secret(secret).map_err(|e| format!("dns_tsig_secret: {e}"))?;
+            decode_secret(secret.expose()).map_err(|e| format!("dns_tsig_secret: {e}"))?;
             Ok(())
         }
         (None, Some(_)) => {
@@ -552,7 +553,7 @@ impl Settings {
                         .as_deref()
                         .and_then(Algorithm::parse)
                         .unwrap_or(Algorithm::HmacSha256),
-                    secret: decode_secret(secret).map_err(|e| format!("dns_tsig_secret: {e}"))?,
+                    secret: decode_secret(secret.expose()).map_err(|e| format!("dns_tsig_secret: {e}"))?,
                 },
                 (None, None) => return Err("dns_server is set but no TSIG key".into()),
             };

@@ -42,19 +42,35 @@ async fn list_silences(inner: web::Data<Inner>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "silences": silences, "now_ms": now }))
 }
 
+/// The body of `POST /api/v1/silences`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewSilence {
-    hosts: String,
+pub struct NewSilence {
+    pub hosts: String,
     #[serde(default)]
-    duration: Option<String>,
+    pub duration: Option<String>,
     #[serde(default)]
-    until_ms: Option<u64>,
+    pub until_ms: Option<u64>,
     #[serde(default)]
-    from_ms: Option<u64>,
-    reason: String,
+    pub from_ms: Option<u64>,
+    pub reason: String,
     #[serde(default)]
-    by: Option<String>,
+    pub by: Option<String>,
+}
+
+impl NewSilence {
+    /// When the silence ends: `until_ms`, or `duration` after its start (`from_ms`, or
+    /// now if that is absent or earlier). The rest is checked by `Policy::add_silence`.
+    pub fn end_ms(&self, now_ms: u64) -> Result<u64, String> {
+        match (&self.duration, self.until_ms) {
+            (Some(d), None) => {
+                let d = crate::config::parse_duration(d).map_err(|e| format!("duration: {e}"))?;
+                Ok(self.from_ms.unwrap_or(now_ms).max(now_ms) + d.as_millis() as u64)
+            }
+            (None, Some(u)) => Ok(u),
+            _ => Err("give either duration (e.g. \"2h\") or until_ms".into()),
+        }
+    }
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -70,14 +86,7 @@ async fn add_silence(
     authorize(&state, &req)?;
     let b = body.into_inner();
     let now = now_ms();
-    let until = match (&b.duration, b.until_ms) {
-        (Some(d), None) => {
-            let d = crate::config::parse_duration(d).map_err(|e| bad(format!("duration: {e}")))?;
-            b.from_ms.unwrap_or(now).max(now) + d.as_millis() as u64
-        }
-        (None, Some(u)) => u,
-        _ => return Err(bad("give either duration (e.g. \"2h\") or until_ms")),
-    };
+    let until = b.end_ms(now).map_err(bad)?;
     let inner2 = inner.clone();
     let silence = web::block(move || {
         let mut e = lock(&inner2.engine);
@@ -156,11 +165,12 @@ async fn remove_silence(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The optional body of `POST /api/v1/notify/test`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TestRequest {
+pub struct TestRequest {
     #[serde(default)]
-    channel: Option<String>,
+    pub channel: Option<String>,
 }
 
 async fn test(

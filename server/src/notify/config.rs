@@ -455,7 +455,10 @@ impl Settings {
         let dashboard_url = c
             .dashboard_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}:{}", hostname(), c.hbd_port))
+            .unwrap_or_else(|| {
+                let scheme = if c.tls_cert.is_some() { "https" } else { "http" };
+                format!("{scheme}://{}:{}", hostname(), c.hbd_port)
+            })
             .trim_end_matches('/')
             .to_string();
         Settings {

@@ -221,3 +221,95 @@ fn split_heartbeats_merge_and_vanished_readings_go() {
     }
     assert_eq!(r.get("big").expect("host").readings.len(), 10);
 }
+
+/// Found by the `heartbeat_decode` fuzz target (its seed `sequence`): a host whose
+/// deadline moved after its heap entry was queued, with no tick in between, was skipped
+/// when the entry surfaced and never went DOWN.
+#[test]
+fn host_goes_down_when_its_deadline_moved_before_a_tick() {
+    let mut r = Registry::new(Settings::default());
+    apply(&mut r, &hb("a", 1, Level::Ok, 1.0)[0], 0).expect("ok");
+    apply(&mut r, &hb("a", 2, Level::Ok, 1.0)[0], 10_000).expect("ok");
+    let mut ev = Vec::new();
+    // The liveness thread stalled past both deadlines (25 s and 35 s).
+    r.tick(1_000_000, &mut ev);
+    assert_eq!(kinds(&ev), vec![EventKind::HostDown]);
+    assert_eq!(r.get("a").expect("host").status, Status::Down);
+
+    // A shorter interval moves the deadline earlier than the queued entry: DOWN is
+    // reported when the entry surfaces, no later.
+    let mut short = Heartbeat {
+        host: "b".into(),
+        instance: 1,
+        seq: 1,
+        sent_ms: 0,
+        interval_ms: 60_000,
+        level: Level::Ok,
+        readings: Vec::new(),
+    };
+    apply(&mut r, &encode(&short, None, 1400).expect("encode")[0], 0).expect("ok");
+    short.seq = 2;
+    short.interval_ms = 1_000;
+    apply(&mut r, &encode(&short, None, 1400).expect("encode")[0], 1_000).expect("ok");
+    let mut ev = Vec::new();
+    r.tick(150_000, &mut ev);
+    assert_eq!(kinds(&ev), vec![EventKind::HostDown]);
+    assert_eq!(ev[0].host, "b");
+}
+
+/// Applies the datagrams of a fuzz input, cut before every `HB\x01` as the fuzz target
+/// does, one interval apart; returns the time of the last.
+fn apply_fuzz_input(r: &mut Registry, data: &[u8]) -> u64 {
+    let mut now = 1_700_000_000_000;
+    let starts: Vec<usize> = data
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| *w == b"HB\x01")
+        .map(|(i, _)| i)
+        .collect();
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(data.len());
+        if let Ok(p) = decode(&data[start..end], None) {
+            now += u64::from(p.interval_ms);
+            let _ = r.apply(&p, SRC, now, &mut Vec::new());
+        }
+    }
+    now
+}
+
+/// The first crashing input of the `heartbeat_decode` fuzz target, as bytes: two parts of
+/// one heartbeat, a later one, a duplicate and another host, applied without a tick between.
+#[test]
+fn fuzz_regression_sequence_without_ticks_goes_down() {
+    let mut r = Registry::new(Settings::default());
+    let now = apply_fuzz_input(&mut r, include_bytes!("testdata/fuzz-sequence.bin"));
+    assert!(r.iter().any(|h| h.status == Status::Up));
+    r.tick(now + 1_000_000_000, &mut Vec::new());
+    assert!(r.iter().all(|h| h.status == Status::Down));
+}
+
+/// Found by the `heartbeat_decode` fuzz target: sequence gaps across two instances of a
+/// sender overflowed the `lost` counter (a panic in debug builds, a wrap in release).
+#[test]
+fn lost_heartbeats_saturate() {
+    let mut r = Registry::new(Settings::default());
+    let mut h = Heartbeat {
+        host: "gap".into(),
+        instance: 1,
+        seq: 1,
+        sent_ms: 0,
+        interval_ms: 10_000,
+        level: Level::Ok,
+        readings: Vec::new(),
+    };
+    for (instance, seq) in [(1, 1), (1, u64::MAX), (2, 1), (2, u64::MAX)] {
+        h.instance = instance;
+        h.seq = seq;
+        apply(&mut r, &encode(&h, None, 1400).expect("encode")[0], 0).expect("accepted");
+    }
+    assert_eq!(r.get("gap").expect("host").lost, u64::MAX);
+
+    let mut r = Registry::new(Settings::default());
+    apply_fuzz_input(&mut r, include_bytes!("testdata/fuzz-lost-overflow.bin"));
+    assert!(r.iter().any(|h| h.lost > u64::MAX / 2));
+}

@@ -6,5 +6,6 @@ mod api;
 mod e2e;
 mod ingest;
 mod journal;
+mod limits;
 mod util;
 mod websocket;

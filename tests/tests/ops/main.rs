@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod secrets;
+
 fn hbd_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("exe");
     let p = exe
