@@ -41,6 +41,9 @@ const SERVER_KEYS: &[&str] = &[
     "notify",
     "silences",
     "tls",
+    "tls_cert",
+    "tls_key",
+    "ws_allowed_origins",
     "max_hosts",
     "pidfile",
     "startup_grace",
@@ -118,7 +121,7 @@ pub struct Config {
     #[serde(deserialize_with = "duration")]
     pub interval: Duration,
     /// Shared secret: every datagram is signed with HMAC-SHA256 when set.
-    pub secret: Option<String>,
+    pub secret: Option<hb_proto::config::Secret>,
     /// Servers to send to, in addition to those on the command line.
     pub servers: Vec<String>,
     /// Host name to report; defaults to the system's host name.
@@ -235,6 +238,7 @@ impl Config {
             }
         }
         if let Some(s) = &self.secret {
+            let s = s.expose();
             if s.is_empty() {
                 return Err("secret: is empty; remove the key or set a long random string".into());
             }

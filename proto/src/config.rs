@@ -5,7 +5,25 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserializer;
+use serde::{Deserialize, Deserializer};
+
+/// A password, token or key from the config: read like a string, never shown by `Debug`
+/// (so a config dumped into a log or an error shows `"***"`).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
 
 /// Reads the config file both programs look for: `explicit` (which must exist), else
 /// `~/.hb.yaml`, else `system` (`/etc/hbc.yaml` or `/etc/hbd.yaml`). `Ok(None)` when

@@ -13,22 +13,7 @@ use crate::registry::LevelName;
 
 use super::notification::Kind;
 
-/// A password or token: deserialized like a string, never shown by `Debug`.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
+pub use hb_proto::config::Secret;
 
 /// How hbd talks to the SMTP server (`smtp_tls`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
