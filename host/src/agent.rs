@@ -181,7 +181,10 @@ pub fn run(
 ) -> Result<Exit, String> {
     let mut thresholds = Thresholds::compile(&config.thresholds, config.samples)
         .map_err(|e| format!("thresholds: {e}"))?;
-    let mut secret = config.secret.as_ref().map(|s| s.expose().as_bytes().to_vec());
+    let mut secret = config
+        .secret
+        .as_ref()
+        .map(|s| s.expose().as_bytes().to_vec());
     let mut targets = targets(specs, config)?;
     let instance = unix_ms();
     let mut sender = Sender::default();

@@ -335,8 +335,18 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         for (key, rate, burst_key, burst) in [
-            ("api_rate_limit", self.api_rate_limit, "api_rate_burst", self.api_rate_burst),
-            ("udp_rate_limit", self.udp_rate_limit, "udp_rate_burst", self.udp_rate_burst),
+            (
+                "api_rate_limit",
+                self.api_rate_limit,
+                "api_rate_burst",
+                self.api_rate_burst,
+            ),
+            (
+                "udp_rate_limit",
+                self.udp_rate_limit,
+                "udp_rate_burst",
+                self.udp_rate_burst,
+            ),
         ] {
             if !(rate.is_finite() && rate >= 0.0) {
                 return Err(format!(
@@ -344,7 +354,9 @@ impl Config {
                 ));
             }
             if rate > 0.0 && !(burst.is_finite() && burst >= 1.0) {
-                return Err(format!("{burst_key}: {burst} is out of range; use at least 1"));
+                return Err(format!(
+                    "{burst_key}: {burst} is out of range; use at least 1"
+                ));
             }
         }
         if !(1..=16).contains(&self.ingest_threads) {

@@ -27,7 +27,6 @@ pub fn apply(state: &State, old: &Config, new: &Config) -> Vec<String> {
     );
     need_restart(old.journal_keep != new.journal_keep, "journal_keep");
     need_restart(old.journal_fsync != new.journal_fsync, "journal_fsync");
-    need_restart(old.tls_cert != new.tls_cert, "tls_cert");
     for (key, changed) in [
         ("api_rate_limit", old.api_rate_limit != new.api_rate_limit),
         ("api_rate_burst", old.api_rate_burst != new.api_rate_burst),
@@ -36,11 +35,9 @@ pub fn apply(state: &State, old: &Config, new: &Config) -> Vec<String> {
     ] {
         need_restart(changed, key);
     }
+    need_restart(old.tls_cert != new.tls_cert, "tls_cert");
     need_restart(old.tls_key != new.tls_key, "tls_key");
-    need_restart(
-        crate::security::users_changed(old, new),
-        "dashboard_users",
-    );
+    need_restart(crate::security::users_changed(old, new), "dashboard_users");
     need_restart(
         old.ws_allowed_origins != new.ws_allowed_origins,
         "ws_allowed_origins",

@@ -169,7 +169,10 @@ impl State {
         State {
             registry: Mutex::new(registry),
             counters: Counters::default(),
-            secret: config.secret.as_ref().map(|s| s.expose().as_bytes().to_vec()),
+            secret: config
+                .secret
+                .as_ref()
+                .map(|s| s.expose().as_bytes().to_vec()),
             config,
             journal,
             journal_dir,

@@ -553,7 +553,8 @@ impl Settings {
                         .as_deref()
                         .and_then(Algorithm::parse)
                         .unwrap_or(Algorithm::HmacSha256),
-                    secret: decode_secret(secret.expose()).map_err(|e| format!("dns_tsig_secret: {e}"))?,
+                    secret: decode_secret(secret.expose())
+                        .map_err(|e| format!("dns_tsig_secret: {e}"))?,
                 },
                 (None, None) => return Err("dns_server is set but no TSIG key".into()),
             };
