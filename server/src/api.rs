@@ -422,7 +422,11 @@ async fn healthz(state: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
     let journal_error = state.journal.stats.last_error();
     if crate::security::is_public(&req) {
         // Open to load balancers while the rest needs a login: the status, nothing else.
-        let status = if journal_error.is_none() { "ok" } else { "degraded" };
+        let status = if journal_error.is_none() {
+            "ok"
+        } else {
+            "degraded"
+        };
         let code = if journal_error.is_none() {
             StatusCode::OK
         } else {
@@ -449,10 +453,16 @@ async fn healthz(state: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
     }
 }
 
-async fn metrics(state: web::Data<Shared>) -> HttpResponse {
-    let text = web::block(move || crate::metrics::render(&state))
+async fn metrics(
+    state: web::Data<Shared>,
+    security: Option<web::Data<crate::security::Security>>,
+) -> HttpResponse {
+    let mut text = web::block(move || crate::metrics::render(&state))
         .await
         .unwrap_or_default();
+    if let Some(s) = security {
+        text.push_str(&s.metrics());
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text)

@@ -132,6 +132,27 @@ impl Security {
         }
     }
 
+    /// The counters in Prometheus text format (appended to `/metrics`).
+    pub fn metrics(&self) -> String {
+        let c = &self.counters;
+        let mut out = String::from(
+            "# HELP hbd_http_refused_total Requests refused by the listeners' security, by reason.\n\
+             # TYPE hbd_http_refused_total counter\n",
+        );
+        for (reason, n) in [
+            ("login_failed", &c.login_failures),
+            ("login_blocked", &c.login_blocked),
+            ("cross_site", &c.cross_site_refused),
+            ("websocket_origin", &c.ws_origin_refused),
+        ] {
+            out.push_str(&format!(
+                "hbd_http_refused_total{{reason=\"{reason}\"}} {}\n",
+                n.load(Ordering::Relaxed)
+            ));
+        }
+        out
+    }
+
     fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
         self.failures.lock().unwrap_or_else(|p| p.into_inner())
     }

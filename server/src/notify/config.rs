@@ -441,7 +441,11 @@ impl Settings {
             .dashboard_url
             .clone()
             .unwrap_or_else(|| {
-                let scheme = if c.tls_cert.is_some() { "https" } else { "http" };
+                let scheme = if c.tls_cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 format!("{scheme}://{}:{}", hostname(), c.hbd_port)
             })
             .trim_end_matches('/')

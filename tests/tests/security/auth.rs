@@ -106,6 +106,16 @@ fn reading_needs_a_login_and_healthz_stays_open() {
         assert_eq!(first["type"], "snapshot");
     }
 
+    // Counted: three wrong passwords, another user's, /healthz's, two WebSockets'.
+    let metrics = http("GET", &url("/metrics"), &[("authorization", &ok)], None);
+    assert!(
+        metrics
+            .body
+            .contains("hbd_http_refused_total{reason=\"login_failed\"} 7\n"),
+        "{}",
+        metrics.body
+    );
+
     // Failed logins are logged with client and user, never with the password.
     let text = log.text();
     let failed: Vec<&str> = text

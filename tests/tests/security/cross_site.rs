@@ -48,6 +48,9 @@ fn cross_site_mutations_are_refused() {
         );
     }
     assert_eq!(hbd.status("victim").as_deref(), Some("UP"), "still there");
+    assert!(hbd
+        .get_text("/metrics")
+        .contains("hbd_http_refused_total{reason=\"cross_site\"} 5\n"));
 
     // From the server's own origin (and without any, as non-browser clients do) it works.
     let r = http(
@@ -162,4 +165,7 @@ fn websocket_handshakes_from_foreign_origins_are_refused() {
         ws(hbd.ws, "/", &[("origin", &format!("http://{}", hbd.http))]).err(),
         Some(403)
     );
+    assert!(hbd
+        .get_text("/metrics")
+        .contains("hbd_http_refused_total{reason=\"websocket_origin\"} 7\n"));
 }
