@@ -89,7 +89,12 @@ fn check_open(segment: &[u8], events: &[Event]) {
     assert_eq!(report.events, events.len() as u64);
     let good_len = format::scan(segment, |_| {}).good_len;
     let cut = good_len < segment.len() as u64;
-    assert_eq!(report.problems.len(), usize::from(cut), "{:?}", report.problems);
+    assert_eq!(
+        report.problems.len(),
+        usize::from(cut),
+        "{:?}",
+        report.problems
+    );
     let mut next = events.last().cloned().unwrap_or_else(|| Event {
         id: 0,
         ts_ms: 0,

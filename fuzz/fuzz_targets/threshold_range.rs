@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
         let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
         let crit = fields.next().and_then(some);
         // Small counts only: the tracker check below evaluates `samples` times.
-        let samples = fields.next().and_then(|s| s.parse::<u8>().ok()).map(u32::from);
+        let samples = fields
+            .next()
+            .and_then(|s| s.parse::<u8>().ok())
+            .map(u32::from);
         map.insert(
             pattern.to_string(),
             ThresholdSpec {
@@ -47,7 +50,11 @@ fn check_range(text: &str) {
     assert!(end.is_finite() || end == f64::INFINITY);
     // The canonical text parses back to the same range.
     let canonical = r.to_string();
-    assert_eq!(parse_range(&canonical).ok(), Some(r), "{text:?} -> {canonical:?}");
+    assert_eq!(
+        parse_range(&canonical).ok(),
+        Some(r),
+        "{text:?} -> {canonical:?}"
+    );
 
     // Ends are inclusive, and just outside them the verdict flips.
     let inside = r.inside();
@@ -57,7 +64,11 @@ fn check_range(text: &str) {
         }
     }
     if start.is_finite() {
-        assert_eq!(r.alerts(start.next_down()), !inside, "{text:?} below {start}");
+        assert_eq!(
+            r.alerts(start.next_down()),
+            !inside,
+            "{text:?} below {start}"
+        );
     }
     if end.is_finite() {
         assert_eq!(r.alerts(end.next_up()), !inside, "{text:?} above {end}");
@@ -69,9 +80,22 @@ fn check_range(text: &str) {
         format!("@{}", text.trim())
     };
     let other: Range = flipped.parse().expect("flipping @ keeps a valid range");
-    for v in [start, end, 0.0, -1.0, 1.0, 1e300, -1e300, (start + end) / 2.0] {
+    for v in [
+        start,
+        end,
+        0.0,
+        -1.0,
+        1.0,
+        1e300,
+        -1e300,
+        (start + end) / 2.0,
+    ] {
         if !v.is_nan() {
-            assert_ne!(r.alerts(v), other.alerts(v), "{text:?} vs {flipped:?} at {v}");
+            assert_ne!(
+                r.alerts(v),
+                other.alerts(v),
+                "{text:?} vs {flipped:?} at {v}"
+            );
         }
     }
 }

@@ -193,12 +193,11 @@ impl Config {
         let mut unknown = Vec::new();
         let de = serde_norway::Deserializer::from_str(text);
         let config: Config = serde_ignored::deserialize(de, |p| {
-            let p = p.to_string();
-            let top = p.split('.').next().unwrap_or("");
-            let server = SERVER_KEYS.contains(&top)
+            let top = hb_proto::config::top_level_key(&p);
+            let server = SERVER_KEYS.contains(&top.as_str())
                 || SERVER_KEY_PREFIXES.iter().any(|pre| top.starts_with(pre));
             if !server {
-                unknown.push(p);
+                unknown.push(p.to_string());
             }
         })
         .map_err(|e| invalid(complete_key_path(&e, text)))?;
@@ -366,6 +365,14 @@ mod tests {
             let (_, w) = parse(text).expect("parses");
             assert!(w.is_empty(), "{text:?}: {w:?}");
         }
+    }
+
+    /// Found by the `config` fuzz target: a key holding dots is a key of its own.
+    #[test]
+    fn dotted_keys_are_not_taken_for_nested_ones() {
+        let (_, w) = parse("hbd_port.x: 3\n").expect("parses");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("`hbd_port.x`"), "{w:?}");
     }
 
     #[test]

@@ -79,6 +79,26 @@ pub fn readable_secrets_warning(path: &Path, secrets: &[&str]) -> Option<String>
     }
 }
 
+/// The top-level key of a path that `serde_ignored` reports as unknown, which decides
+/// whose key it is. Not the text before the first `.` of the path as displayed: a YAML key
+/// may itself hold dots (`hostname..: x`), and hbd then took it for a key of hbc's with
+/// something below it and stayed silent (found by the `config` fuzz target).
+pub fn top_level_key(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Map {
+            parent: Path::Root,
+            key,
+        } => key.clone(),
+        Path::Map { parent, .. }
+        | Path::Seq { parent, .. }
+        | Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => top_level_key(parent),
+    }
+}
+
 /// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();

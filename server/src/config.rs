@@ -313,10 +313,8 @@ impl Config {
         let mut unknown = Vec::new();
         let de = serde_norway::Deserializer::from_str(text);
         let config: Config = serde_ignored::deserialize(de, |p| {
-            let p = p.to_string();
-            let top = p.split('.').next().unwrap_or("");
-            if !CLIENT_KEYS.contains(&top) {
-                unknown.push(p);
+            if !CLIENT_KEYS.contains(&hb_proto::config::top_level_key(&p).as_str()) {
+                unknown.push(p.to_string());
             }
         })
         .map_err(|e| invalid(e.to_string()))?;
@@ -525,5 +523,14 @@ mod tests {
         assert!(e.contains("watchhosts"), "{e}");
         let (_, w) = parse("hdb_port: 1\n").expect("unknown key is a warning");
         assert!(w[0].contains("hdb_port"));
+    }
+
+    /// Found by the `config` fuzz target (its input, as text): `hostname..` is not hbc's
+    /// `hostname` with something below it, and hbd warns about it as hbc does.
+    #[test]
+    fn dotted_keys_are_not_taken_for_nested_ones() {
+        let (_, w) = parse("hostname...: web1.exa-0be.org\ntls_cert: \n").expect("parses");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("`hostname...`"), "{w:?}");
     }
 }
