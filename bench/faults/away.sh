@@ -10,7 +10,8 @@
 # times sooner; hbd's deadline is the same 2.5 × interval multiple.
 #   phase A: hbd stopped (SIGTERM) for AWAY s, then started again: while it is gone the
 #            kernel answers every datagram with ICMP port unreachable, so hbc's sends fail;
-#   phase B: hbd running but unreachable (netem loss 100 %) for AWAY s: hbd turns the host
+#   phase B: hbd running but unreachable (every heartbeat dropped by an nftables rule in
+#            hbc's namespace; this kernel has no netem) for AWAY s: hbd turns the host
 #            DOWN, hbc's sends succeed locally.
 # Measured: hbc's RSS and thread count every 5 s, its log lines per phase, how long after
 # hbd is back (or the path is back) the host is heard from / UP again.
@@ -53,8 +54,7 @@ run() {
     start_hbd "$cfg" "$data" "$log" ip netns exec "$SRV"
     wait_api 20
     local plugdir=$work/plugins hcfg=$work/hbc.yaml
-    mkdir -p "$plugdir"
-    cp "$BIN"/lib*.so "$plugdir"/
+    copy_plugins "$plugdir"
     printf 'secret: "%s"\ninterval: 1s\nhostname: real-hbc\n' "$SECRET" >"$hcfg"
     ip netns exec "$CLI" env HBC_LOG=info "$HBC" -c "$hcfg" --plugin-dir "$plugdir" "10.99.0.1:$HB_PORT" >"$work/hbc.log" 2>&1 &
     local hbc_pid=$!
@@ -98,12 +98,14 @@ run() {
     l0=$(log_lines)
     local cut_ms restore_ms down_ms up_ms
     cut_ms=$(date +%s%3N)
-    netem "$CLI" "$CLI-v" loss 100%
-    echo "phase B: path cut (netem loss 100%) at $(date -u +%T); away ${AWAY} s"
+    ip netns exec "$CLI" nft add table inet hbfa
+    ip netns exec "$CLI" nft add chain inet hbfa out '{ type filter hook output priority 0; }'
+    ip netns exec "$CLI" nft add rule inet hbfa out udp dport "$HB_PORT" drop
+    echo "phase B: path cut (nftables drop of every heartbeat) at $(date -u +%T); away ${AWAY} s"
     sleep "$AWAY"
     l1=$(log_lines)
     restore_ms=$(date +%s%3N)
-    netem "$CLI" "$CLI-v" delay 0ms
+    ip netns exec "$CLI" nft delete table inet hbfa
     heard=$(wait_heard "$restore_ms")
     sleep 3
     all_events "$work/ev.jsonl"
@@ -122,4 +124,6 @@ run() {
     echo "hbc still running: $(kill -0 "$hbc_pid" 2>/dev/null && echo yes || echo NO); total log lines $(log_lines): $(grep -c WARN "$work/hbc.log" || true) WARN, $(grep -c ERROR "$work/hbc.log" || true) ERROR"
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
-run 2>&1 | tee "$out"
+# Not `run | tee`: run must not be a subshell, or the EXIT trap would not see its processes.
+exec > >(tee "$out") 2>&1
+run

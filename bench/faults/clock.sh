@@ -93,8 +93,7 @@ run() {
     start_hbd "$cfg" "$work/data" "$log" faked "$work/hbd.time"
     wait_api 20
     local plugdir=$work/plugins hcfg=$work/hbc.yaml
-    mkdir -p "$plugdir"
-    cp "$BIN"/lib*.so "$plugdir"/
+    copy_plugins "$plugdir"
     printf 'secret: "%s"\ninterval: 1s\nhostname: real-hbc\n' "$SECRET" >"$hcfg"
     faked "$work/hbc.time" env HBC_LOG=info "$HBC" -c "$hcfg" --plugin-dir "$plugdir" "127.0.0.1:$HB_PORT" >"$work/hbc.log" 2>&1 &
     FAULTS_PIDS+=("$!")
@@ -113,4 +112,6 @@ run() {
     echo "hbd log: $(wc -l <"$log") lines, $(grep -c WARN "$log" || true) WARN, $(grep -c ERROR "$log" || true) ERROR; hbc log: $(wc -l <"$work/hbc.log") lines"
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
-run 2>&1 | tee "$out"
+# Not `run | tee`: run must not be a subshell, or the EXIT trap would not see its processes.
+exec > >(tee "$out") 2>&1
+run

@@ -4,8 +4,10 @@
 Sends signed heartbeats (docs/protocol.md, version 1) from N hosts, each at its own phase
 of a fixed interval, over UDP to any address (hb-loadgen's blaster only sends to
 loopback; the netem runs need a veth address) or by HTTP POST to /api/v1/heartbeat.
-Optionally splits each heartbeat into several parts (to exercise part reordering and
-duplicates) and flips each host's level every K heartbeats (so hbd makes host_level
+Optionally splits each heartbeat into several parts, sends a heartbeat's parts in
+reverse order (--reorder), datagrams twice (--dup) or a heartbeat after the host's next one
+(--late): reordering and duplicates as a network makes them, where netem is not available
+(this machine's kernel has no sch_netem). Optionally flips each host's level every K heartbeats (so hbd makes host_level
 events and notifications). Writes per-host counters as JSON at the end (--stats).
 
 Standard library only. Bounded: stops after --duration seconds (at most 1 hour).
@@ -15,6 +17,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import random
 import signal
 import socket
 import struct
@@ -50,6 +53,10 @@ def main():
     ap.add_argument("--parts", type=int, default=1)
     ap.add_argument("--flip-every", type=int, default=0, help="toggle level every K beats (0: never)")
     ap.add_argument("--bind", default=None, help="local address to send from")
+    ap.add_argument("--reorder", type=float, default=0, help="probability a heartbeat's parts go in reverse order")
+    ap.add_argument("--dup", type=float, default=0, help="probability a datagram is sent twice")
+    ap.add_argument("--late", type=float, default=0, help="probability a heartbeat is held until after the host's next one")
+    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--stats", help="write per-host counters (JSON) here")
     a = ap.parse_args()
     if a.duration > 3600:
@@ -78,6 +85,9 @@ def main():
         if a.bind:
             sock.bind((a.bind, 0))
     errors = http_errors = 0
+    rnd = random.Random(a.seed)
+    held = {}  # host index -> datagrams held back (--late)
+    counts = {"reordered": 0, "duplicated": 0, "late": 0}
     step = a.interval_ms / 1000.0 / a.hosts
     t0 = time.monotonic()
     slot = 0
@@ -99,37 +109,51 @@ def main():
             levels[i] = 0 if levels[i] else 2
         sent_ms = int(time.time() * 1000)
         per = max(1, 6 // a.parts)
+        grams = []
         for part in range(a.parts):
             rs = [reading(f"sim.r{part}_{j}", float(seq[i] % 100), levels[i] if part == 0 and j == 0 else 0)
                   for j in range(per)]
-            d = datagram(secret, names[i], instance, seq[i], sent_ms, a.interval_ms, levels[i],
-                         part, a.parts, rs)
-            if conn is not None:
-                try:
-                    conn.request("POST", "/api/v1/heartbeat", body=d,
-                                 headers={"Content-Type": "application/octet-stream"})
-                    r = conn.getresponse()
-                    r.read()
-                    if r.status == 202:
-                        acked[i] += 1
-                        if flip:
-                            acked_flips[names[i]].append([seq[i], levels[i]])
-                    else:
-                        http_errors += 1
-                except (OSError, http.client.HTTPException):
-                    errors += 1
-                    conn.close()
-                    conn = http.client.HTTPConnection(h, int(p), timeout=5)
-            else:
-                try:
-                    sock.sendto(d, dest)
-                except OSError:
-                    errors += 1
+            grams.append(datagram(secret, names[i], instance, seq[i], sent_ms, a.interval_ms, levels[i],
+                                  part, a.parts, rs))
+        if a.parts > 1 and rnd.random() < a.reorder:
+            grams.reverse()
+            counts["reordered"] += 1
+        out_now = []
+        if a.late and i not in held and rnd.random() < a.late:
+            held[i] = grams
+            counts["late"] += 1
+        else:
+            out_now = grams + held.pop(i, [])
+        for d in out_now:
+            copies = 2 if a.dup and rnd.random() < a.dup else 1
+            counts["duplicated"] += copies - 1
+            for _ in range(copies):
+                if conn is not None:
+                    try:
+                        conn.request("POST", "/api/v1/heartbeat", body=d,
+                                     headers={"Content-Type": "application/octet-stream"})
+                        r = conn.getresponse()
+                        r.read()
+                        if r.status == 202:
+                            acked[i] += 1
+                            if flip and d is grams[0]:
+                                acked_flips[names[i]].append([seq[i], levels[i]])
+                        else:
+                            http_errors += 1
+                    except (OSError, http.client.HTTPException):
+                        errors += 1
+                        conn.close()
+                        conn = http.client.HTTPConnection(h, int(p), timeout=5)
+                else:
+                    try:
+                        sock.sendto(d, dest)
+                    except OSError:
+                        errors += 1
         sent[i] += 1
     out = {
         "hosts": a.hosts, "instance": instance, "interval_ms": a.interval_ms,
         "heartbeats": sum(sent), "errors": errors, "http_errors": http_errors,
-        "acked": sum(acked), "late_max_s": round(late_max, 3),
+        "acked": sum(acked), "late_max_s": round(late_max, 3), **counts,
         "sent": dict(zip(names, sent)),
         "acked_flips": {k: v for k, v in acked_flips.items() if v},
     }
@@ -138,7 +162,7 @@ def main():
             json.dump(out, f)
     print(f"fleet.py: {a.hosts} hosts, {sum(sent)} heartbeats ({a.parts} part(s) each), "
           f"send errors {errors}, http non-202 {http_errors}, acked {sum(acked)}, "
-          f"worst lateness {late_max:.3f} s", file=sys.stderr)
+          f"worst lateness {late_max:.3f} s, {counts}", file=sys.stderr)
 
 
 if __name__ == "__main__":

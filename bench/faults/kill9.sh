@@ -114,9 +114,9 @@ PY
         torn_total=$((torn_total + torn))
         dup_total=$((dup_total + dups))
         errors_total=$((errors_total + errs + unexpected))
-        (( ob1 < ob0 )) && outbox_lost=$((outbox_lost + ob0 - ob1))
+        if (( ob1 < ob0 )); then outbox_lost=$((outbox_lost + ob0 - ob1)); fi
         local w
-        w=$(grep -E 'WARN|ERROR|panicked' <<<"$new_log" | grep -v 'notification not delivered' | sed -E 's/^.*(WARN|ERROR) //; s/journal-[0-9]+\.log/journal-N.log/' | cut -c1-110 | sort | uniq -c | sed 's/^ *//' | paste -sd';' -)
+        w=$(grep -E 'WARN|ERROR|panicked' <<<"$new_log" | grep -v 'notification not delivered' | sed -E 's/^.*(WARN|ERROR) //; s/journal-[0-9]+\.log/journal-N.log/' | cut -c1-110 | sort | uniq -c | sed 's/^ *//' | paste -sd';' - || true)
         printf '%-5s %-9s %-9s %-8s %-8s %-7s %-7s %-6s %s\n' "$k" "$(wc -l <"$work/post.jsonl")" "$n_pre" "$lost" "$dups" "$ob0" "$ob1" "$((t1 - t0))" "${w:-none}"
     done
     kill -TERM "$udp_pid" "$http_pid" 2>/dev/null || true
@@ -150,4 +150,6 @@ PY
     echo "udp/http fleet: $(tr '\n' ' ' <"$work/fleet.log")"
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
-run 2>&1 | tee "$out"
+# Not `run | tee`: run must not be a subshell, or the EXIT trap would not see its processes.
+exec > >(tee "$out") 2>&1
+run

@@ -145,9 +145,11 @@ setup_ns() {
     ip -n "$cli" link set "$cli-v" up
 }
 
-# netem NS DEV ARGS...: replaces the root qdisc of DEV in NS with netem ARGS.
-netem() {
-    local ns=$1 dev=$2
-    shift 2
-    ip netns exec "$ns" tc qdisc replace dev "$dev" root netem "$@"
+# copy_plugins DIR: the seven bundled plugins (not the test suite's fault plugins) into DIR.
+copy_plugins() {
+    mkdir -p "$1"
+    local p
+    for p in cpu memory disk network filesystem os nagios; do
+        cp "$BIN/libhbc_$p.so" "$1/"
+    done
 }
