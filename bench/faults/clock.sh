@@ -3,7 +3,7 @@
 # (Debian package `faketime`); the real system clock is never touched.
 #
 #   bench/faults/clock.sh                 # ~9 min
-#   JUMPS="+30 -600" HOLD=15 bench/faults/clock.sh
+#   JUMPS="+30 -600" HOLD=15 SIDES=hbd bench/faults/clock.sh
 #
 # hbd and the real hbc each run under libfaketime with their own FAKETIME_TIMESTAMP_FILE,
 # FAKETIME_NO_CACHE=1 (the file is read on every call, so writing it jumps the clock of
@@ -23,6 +23,7 @@ WS_PORT=${WS_PORT:-46015}
 source "$(dirname "$0")/lib.sh"
 JUMPS=${JUMPS:-+30 -30 +600 -600 +86400 -86400}
 HOLD=${HOLD:-20}
+SIDES=${SIDES:-hbc hbd}
 FT_LIB=${FT_LIB:-/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1}
 out=${OUT:-$root/bench/results/faults-clock.txt}
 work=$(mktemp -d /tmp/hb-faults-clock.XXXXXX)
@@ -106,8 +107,10 @@ run() {
     echo
     printf '%-4s %-7s %8s %10s %-6s %-17s %-17s %10s %s\n' side "jump s" accepted otw status "events in jump" "after correction" recovered "hbc log"
     local j
-    for j in $JUMPS; do one_case hbc "$j"; done
-    for j in $JUMPS; do one_case hbd "$j"; done
+    local side
+    for side in $SIDES; do
+        for j in $JUMPS; do one_case "$side" "$j"; done
+    done
     echo
     echo "hbd log: $(wc -l <"$log") lines, $(grep -c WARN "$log" || true) WARN, $(grep -c ERROR "$log" || true) ERROR; hbc log: $(wc -l <"$work/hbc.log") lines"
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"

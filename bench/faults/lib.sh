@@ -44,13 +44,14 @@ faults_cleanup() {
 
 # header NAME: the first lines of a results file.
 header() {
-    local rev dirty
+    local rev dirty brev
     rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
     dirty=$(git -C "$root" status --porcelain -- server proto host 2>/dev/null | wc -l)
+    brev=$(git -C "$(dirname "$HBD")" rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo "# fault injection: $1 ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo "machine: $(nproc) cores, kernel $(uname -r); load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "revision: $rev$([[ $dirty != 0 ]] && echo " + $dirty uncommitted files in server/ proto/ host/")"
-    echo "binaries: $HBD (built $(date -u -r "$HBD" '+%Y-%m-%d %H:%M UTC'))"
+    echo "scripts: revision $rev$([[ $dirty != 0 ]] && echo " (+ $dirty uncommitted files in server/ proto/ host/)")"
+    echo "binaries: $HBD (built $(date -u -r "$HBD" '+%Y-%m-%d %H:%M UTC') in a checkout at revision $brev)"
 }
 
 # write_config FILE [extra yaml lines...]: hbd config with our secret and token.
