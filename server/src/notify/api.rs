@@ -65,7 +65,11 @@ impl NewSilence {
         match (&self.duration, self.until_ms) {
             (Some(d), None) => {
                 let d = crate::config::parse_duration(d).map_err(|e| format!("duration: {e}"))?;
-                Ok(self.from_ms.unwrap_or(now_ms).max(now_ms) + d.as_millis() as u64)
+                // Checked: a `from_ms` near the end of time overflowed (found by fuzzing).
+                let start = self.from_ms.unwrap_or(now_ms).max(now_ms);
+                start
+                    .checked_add(d.as_millis() as u64)
+                    .ok_or_else(|| format!("from_ms: {start} is too far in the future"))
             }
             (None, Some(u)) => Ok(u),
             _ => Err("give either duration (e.g. \"2h\") or until_ms".into()),
@@ -245,4 +249,42 @@ pub fn configure(cfg: &mut web::ServiceConfig, inner: Arc<Inner>) {
             .route("", web::post().to(add_silence))
             .route("/{id}", web::delete().to(remove_silence)),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn body(json: &[u8]) -> NewSilence {
+        serde_json::from_slice(json).expect("a valid body")
+    }
+
+    #[test]
+    fn end_is_until_or_duration_after_the_start() {
+        let b = body(br#"{"hosts":"web*","duration":"2h","reason":"r"}"#);
+        assert_eq!(b.end_ms(NOW), Ok(NOW + 7_200_000));
+        let b = body(br#"{"hosts":"web*","duration":"1s","from_ms":1800000000000,"reason":"r"}"#);
+        assert_eq!(b.end_ms(NOW), Ok(1_800_000_001_000));
+        let b = body(br#"{"hosts":"a","until_ms":5,"reason":"r"}"#);
+        assert_eq!(b.end_ms(NOW), Ok(5));
+        for both_or_none in [
+            &br#"{"hosts":"a","until_ms":5,"duration":"1h","reason":"r"}"#[..],
+            br#"{"hosts":"a","reason":"r"}"#,
+        ] {
+            assert!(body(both_or_none).end_ms(NOW).is_err());
+        }
+    }
+
+    /// A start near the end of time overflowed when the duration was added: a panic in
+    /// debug builds; in release an end in 1970, refused as "until: must be in the future".
+    /// The body as the client sent it.
+    #[test]
+    fn a_start_at_the_end_of_time_is_refused() {
+        let b =
+            body(br#"{"hosts":"*","from_ms":18446744073709551000,"duration":"1h","reason":"x"}"#);
+        let e = b.end_ms(NOW).expect_err("refused");
+        assert!(e.starts_with("from_ms:"), "{e}");
+    }
 }
