@@ -647,6 +647,25 @@ impl Registry {
         }
     }
 
+    /// Moves every pending deadline by `step_ms`: the system clock was stepped (by an
+    /// operator, or NTP correcting a large offset), and a deadline means "this long after
+    /// the last heartbeat", not a time of day. Without this a step forward would turn every
+    /// host DOWN at once and a step back would postpone every DOWN by the step. O(hosts);
+    /// clock steps are rare.
+    pub fn shift_deadlines(&mut self, step_ms: i64) {
+        self.heap.clear();
+        for (id, slot) in self.hosts.iter_mut().enumerate() {
+            let Some(h) = slot.as_mut() else { continue };
+            h.in_heap = false;
+            if h.deadline_ms == 0 {
+                continue;
+            }
+            h.deadline_ms = h.deadline_ms.saturating_add_signed(step_ms).max(1);
+            h.in_heap = true;
+            self.heap.push(Reverse((h.deadline_ms, id as u32)));
+        }
+    }
+
     /// The earliest pending deadline.
     pub fn next_deadline(&self) -> Option<u64> {
         self.heap.peek().map(|Reverse((d, _))| *d)

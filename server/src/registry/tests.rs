@@ -250,11 +250,49 @@ fn host_goes_down_when_its_deadline_moved_before_a_tick() {
     apply(&mut r, &encode(&short, None, 1400).expect("encode")[0], 0).expect("ok");
     short.seq = 2;
     short.interval_ms = 1_000;
-    apply(&mut r, &encode(&short, None, 1400).expect("encode")[0], 1_000).expect("ok");
+    apply(
+        &mut r,
+        &encode(&short, None, 1400).expect("encode")[0],
+        1_000,
+    )
+    .expect("ok");
     let mut ev = Vec::new();
     r.tick(150_000, &mut ev);
     assert_eq!(kinds(&ev), vec![EventKind::HostDown]);
     assert_eq!(ev[0].host, "b");
+}
+
+#[test]
+fn a_clock_step_moves_deadlines_so_nobody_goes_down_or_stays_up_for_it() {
+    const T: u64 = 1_700_000_000_000;
+    let mut r = Registry::new(Settings::default());
+    // Interval 10 s, grace 2.5: DOWN 25 s after the last heartbeat.
+    apply(&mut r, &hb("a", 1, Level::Ok, 1.0)[0], T).expect("ok");
+    apply(&mut r, &hb("b", 1, Level::Ok, 1.0)[0], T).expect("ok");
+    let mut ev = Vec::new();
+    // The clock steps 10 minutes forward 1 s later: without the shift both would be DOWN.
+    let step = 600_000;
+    r.shift_deadlines(step);
+    r.tick(T + 1_000 + step as u64, &mut ev);
+    assert!(ev.is_empty(), "{ev:?}");
+    // a keeps beating on the new clock; b falls silent and is DOWN 25 s after its last
+    // heartbeat, counted on the new clock.
+    let a_last = T + 5_000 + step as u64;
+    apply(&mut r, &hb("a", 2, Level::Ok, 1.0)[0], a_last).expect("ok");
+    r.tick(T + 24_999 + step as u64, &mut ev);
+    assert!(ev.is_empty(), "{ev:?}");
+    r.tick(T + 25_000 + step as u64, &mut ev);
+    assert_eq!(kinds(&ev), vec![EventKind::HostDown]);
+    assert_eq!(ev[0].host, "b");
+    // A step back by a day: a's DOWN still comes 25 s after its last heartbeat.
+    let back: u64 = 86_400_000;
+    r.shift_deadlines(-(back as i64));
+    let mut ev = Vec::new();
+    r.tick(a_last + 24_999 - back, &mut ev);
+    assert!(ev.is_empty(), "{ev:?}");
+    r.tick(a_last + 25_000 - back, &mut ev);
+    assert_eq!(kinds(&ev), vec![EventKind::HostDown]);
+    assert_eq!(ev[0].host, "a");
 }
 
 /// Applies the datagrams of a fuzz input, cut before every `HB\x01` as the fuzz target
