@@ -32,11 +32,12 @@ mkdir -p "$(dirname "$out")"
 [[ -r $FT_LIB ]] || { echo "missing $FT_LIB: apt-get install faketime" >&2; exit 1; }
 [[ -x $HBC ]] || { echo "missing $HBC" >&2; exit 1; }
 
-# faked FILE CMD...: CMD under libfaketime driven by FILE.
+# faked FILE CMD...: CMD under libfaketime driven by FILE. Only used in the background
+# (`faked ... &` runs in a subshell): exec, so that $! is the program's own PID.
 faked() {
     local f=$1
     shift
-    env LD_PRELOAD="$FT_LIB" FAKETIME_TIMESTAMP_FILE="$f" FAKETIME_NO_CACHE=1 DONT_FAKE_MONOTONIC=1 "$@"
+    exec env LD_PRELOAD="$FT_LIB" FAKETIME_TIMESTAMP_FILE="$f" FAKETIME_NO_CACHE=1 DONT_FAKE_MONOTONIC=1 "$@"
 }
 
 host_field() { api /api/v1/hosts/real-hbc 2>/dev/null | jq -r ".$1 // empty" 2>/dev/null || true; }

@@ -156,10 +156,15 @@ impl Sender {
             return;
         };
         let result = self.socket(&addr).and_then(|s| {
+            // Every part stands alone (docs/protocol.md): one that cannot be sent (a
+            // firewall's EPERM, ENOBUFS) must not keep the others from going.
+            let mut first_error = None;
             for d in datagrams {
-                s.send_to(d, addr)?;
+                if let Err(e) = s.send_to(d, addr) {
+                    first_error.get_or_insert(e);
+                }
             }
-            Ok(())
+            first_error.map_or(Ok(()), Err)
         });
         match result {
             Ok(()) => {
@@ -193,5 +198,29 @@ mod tests {
         assert!(parse_target("a:x", 1).is_err());
         assert!(parse_target("a:0", 1).is_err());
         assert!(parse_target("", 1).is_err());
+    }
+
+    /// Found by bench/faults/netem.sh: with every fifth datagram refused by a firewall
+    /// (EPERM), a refused first part kept the heartbeat's other parts from being sent.
+    #[test]
+    fn a_part_that_cannot_be_sent_does_not_stop_the_others() {
+        let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        rx.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut target = Target::new(
+            &rx.local_addr().expect("addr").to_string(),
+            1,
+            Duration::from_secs(60),
+        )
+        .expect("target");
+        // Larger than any UDP datagram: EMSGSIZE on send.
+        let too_big = vec![0u8; 70_000];
+        let mut sender = Sender::default();
+        sender.send(&mut target, &[too_big, b"part 1".to_vec()]);
+        let mut buf = [0u8; 64];
+        let n = rx.recv(&mut buf).expect("the second part arrives");
+        assert_eq!(&buf[..n], b"part 1");
+        assert_eq!((target.stats.sent, target.stats.failed), (0, 1));
+        assert!(target.stats.last_error.is_some());
     }
 }
