@@ -217,6 +217,7 @@ def rest():
         "silence-planned": {"hosts": "*", "from_ms": 1_750_000_000_000, "duration": "30m", "reason": "x"},
         "silence-both": {"hosts": "a", "duration": "1h", "until_ms": 5, "reason": "r"},
         "silence-bad-glob": {"hosts": "<b>", "duration": "1h", "reason": "r"},
+        "silence-end-of-time": {"hosts": "*", "from_ms": 2**64 - 616, "duration": "1h", "reason": "x"},
         "test-email": {"channel": "email"},
         "test-empty": {},
     }
