@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytestring::ByteString;
 use serde::Serialize;
@@ -15,12 +14,9 @@ use crate::event::Event;
 use crate::journal;
 use crate::registry::{Host, LevelName, Registry, Status};
 
-/// Unix milliseconds now.
+/// Unix milliseconds now, watched for steps of the system clock ([`crate::clock`]).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::clock::now_ms()
 }
 
 /// Every reason a datagram is dropped; each has a counter.
@@ -185,7 +181,12 @@ impl State {
     pub fn registry(&self) -> MutexGuard<'_, Registry> {
         // The registry holds plain data; a panic elsewhere cannot leave it half-updated
         // in a way that matters more than stopping ingest would.
-        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+        let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // A step of the system clock moves every deadline before anything reads them.
+        if let Some(step) = crate::clock::take_step() {
+            reg.shift_deadlines(step);
+        }
+        reg
     }
 
     /// Decodes, verifies and applies one heartbeat datagram. Returns the drop reason.
