@@ -25,6 +25,11 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Longest reading key the wire format carries (docs/protocol.md).
+const MAX_KEY: usize = 255;
+/// Most readings one plugin may add to a heartbeat (255 datagrams hold about 9,000).
+const MAX_READINGS: usize = 2_000;
+
 fn status_reading(name: &str, status: &str, message: String) -> Reading {
     Reading {
         key: format!("hbc.plugin.{name}"),
@@ -87,8 +92,18 @@ pub fn plugin_readings(
     // Evaluate thresholds once per new result, so `samples` counts collections.
     if st.runs != r.evaluated_run {
         if let Some((_, samples)) = &st.last_ok {
+            // A reading the wire format cannot carry is left out (and said so), rather
+            // than making the whole heartbeat unsendable.
+            let fits = |s: &&crate::sample::Sample| !s.key.is_empty() && s.key.len() <= MAX_KEY;
+            let unfit = samples.iter().filter(|s| !fits(s)).count();
+            let over = samples
+                .len()
+                .saturating_sub(unfit)
+                .saturating_sub(MAX_READINGS);
             r.evaluated = samples
                 .iter()
+                .filter(fits)
+                .take(MAX_READINGS)
                 .map(|s| {
                     let e = r.tracker.evaluate(thresholds, &s.to_reading());
                     Reading {
@@ -104,6 +119,15 @@ pub fn plugin_readings(
                     }
                 })
                 .collect();
+            if unfit + over > 0 {
+                let message = format!(
+                    "plugin {name} sent {unfit} readings with an empty key or one over {MAX_KEY} \
+                     bytes and {over} readings over the limit of {MAX_READINGS}; they are left out"
+                );
+                tracing::debug!("{message}");
+                r.evaluated
+                    .push(status_reading(name, "readings_left_out", message));
+            }
             r.tracker.end_cycle();
         }
         r.evaluated_run = st.runs;

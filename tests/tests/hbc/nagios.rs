@@ -56,3 +56,29 @@ plugins:
     assert_eq!(state("missing")["level"], "UNKNOWN");
     assert_eq!(json["level"], "CRITICAL");
 }
+
+#[test]
+fn a_check_name_too_long_for_a_key_loses_only_its_own_readings() {
+    require_file(
+        "/usr/lib/nagios/plugins/check_dummy",
+        "monitoring-plugins-basic",
+    );
+    let dir = PluginDir::with(&["nagios", "memory"]);
+    let long = "x".repeat(300);
+    let config = format!(
+        "plugins:\n  nagios:\n    options:\n      commands:\n        \
+         ok: {{command: [/usr/lib/nagios/plugins/check_dummy, \"0\", fine]}}\n        \
+         {long}: {{command: [/usr/lib/nagios/plugins/check_dummy, \"2\", hidden]}}\n"
+    );
+    let json = once_json(&config, dir.path());
+    assert!(reading(&json, "nagios.ok.state").is_some(), "{json}");
+    assert!(reading(&json, "memory.used_bytes").is_some(), "{json}");
+    let left_out = reading(&json, "hbc.plugin.nagios").expect("a reading says what was left out");
+    assert_eq!(left_out["level"], "UNKNOWN");
+    assert!(
+        left_out["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("readings with an empty key or one over 255 bytes")),
+        "{left_out}"
+    );
+}
