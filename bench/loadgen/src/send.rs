@@ -157,7 +157,6 @@ impl Sender {
         let start = Instant::now();
         let limit = count.unwrap_or(u64::MAX);
         let (mut slots, mut sent, mut errors) = (0u64, 0u64, 0u64);
-        let mut ms = now_ms();
         while slots < limit && !hosts.ids.is_empty() {
             let el = start.elapsed();
             if el >= duration {
@@ -180,9 +179,10 @@ impl Sender {
                 }
             }
             let n = want.min(self.batch as u64) as usize;
-            if slots % 64 == 0 {
-                ms = now_ms();
-            }
+            // Every batch: a partial batch shifts `slots` off any fixed multiple, and a
+            // `slots % 64 == 0` test then never fired again, freezing `sent_ms` until hbd
+            // dropped every datagram as outside its time window (found by bench/soak.sh).
+            let ms = now_ms();
             let mut filled = 0;
             for k in 0..n {
                 let i = hosts.next;
