@@ -7,15 +7,6 @@ use std::time::Duration;
 
 use crate::util::*;
 
-fn dropped(hbd: &Hbd, reason: &str) -> u64 {
-    hbd.state
-        .counters
-        .dropped()
-        .find(|(r, _)| *r == reason)
-        .map(|(_, n)| n)
-        .unwrap_or(0)
-}
-
 #[test]
 fn bad_datagrams_are_dropped_and_counted_by_reason() {
     let dir = tempfile::tempdir().expect("tmp");

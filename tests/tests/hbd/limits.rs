@@ -9,15 +9,6 @@ use std::time::Duration;
 
 use crate::util::*;
 
-fn dropped(hbd: &Hbd, reason: &str) -> u64 {
-    hbd.state
-        .counters
-        .dropped()
-        .find(|(r, _)| *r == reason)
-        .map(|(_, n)| n)
-        .unwrap_or(0)
-}
-
 fn received(hbd: &Hbd) -> u64 {
     hbd.state.counters.udp_received.load(Ordering::Relaxed)
 }

@@ -269,6 +269,20 @@ impl Drop for Hbc {
     }
 }
 
+/// How many datagrams were dropped for `reason`.
+#[allow(
+    dead_code,
+    reason = "used by the ingest tests; other test binaries share this file"
+)]
+pub fn dropped(hbd: &Hbd, reason: &str) -> u64 {
+    hbd.state
+        .counters
+        .dropped()
+        .find(|(r, _)| *r == reason)
+        .map(|(_, n)| n)
+        .unwrap_or(0)
+}
+
 /// Encodes a heartbeat like hbc does.
 pub fn datagram(
     host: &str,
