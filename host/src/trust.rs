@@ -46,7 +46,13 @@ pub fn check_as(path: &Path, uid: u32) -> Result<(), Rejection> {
     if let Some(why) = fault(&md, uid, false) {
         return Err(untrusted(format!("the file {} {why}", real.display())));
     }
-    for file in [&named, &real] {
+    // The folders above the file as named and, when links lead elsewhere, as resolved.
+    let paths = if named == real {
+        vec![&real]
+    } else {
+        vec![&named, &real]
+    };
+    for file in paths {
         for (depth, dir) in file.ancestors().skip(1).enumerate() {
             if dir.as_os_str().is_empty() {
                 continue;

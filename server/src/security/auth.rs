@@ -106,20 +106,8 @@ pub fn loggable_user(user: &str) -> String {
     s
 }
 
-/// The key failures are counted under: the address, or its /64 for IPv6 (one host
-/// usually holds a whole /64, so counting single addresses would count nothing).
-pub fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-        v4 => v4,
-    }
-}
+/// The key failures are counted under (IPv6 per /64), as for the rate limits.
+pub use crate::ratelimit::client_key;
 
 #[derive(Debug, Clone, Copy)]
 struct Record {
