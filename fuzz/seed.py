@@ -5,7 +5,8 @@ Seeds are realistic inputs libFuzzer starts from: heartbeats in the wire format 
 docs/protocol.md (signed with the targets' key), the sample configs and every example of
 docs/configuration.md, output of the Nagios plugins installed here, journal segments in
 the format of server/src/journal.rs, and API bodies from docs/openapi.yaml. Run from the
-repository root; they join the corpora there, which `fuzz/run.sh` keeps minimised.
+repository root; they join the unpacked corpora there (`fuzz/run.sh unpack all` first), and
+`fuzz/run.sh cmin all` minimises them and writes the archives fuzz/corpus/<target>.tar.gz.
 """
 
 import hashlib
