@@ -56,7 +56,7 @@ fi
 hbc_bin=$root/target/release/hbc
 [[ -x $hbc_bin ]] || die "$hbc_bin missing (run without NO_BUILD=1)"
 
-tmp=$(mktemp -d /tmp/hbc-bench.XXXXXX)
+tmp=$(mktemp -d -t hbc-bench.XXXXXX)
 pids=()
 cleanup() {
     local p

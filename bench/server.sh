@@ -24,7 +24,7 @@ ONLY=${ONLY:-cost,ingest,fleet,ws}
 WS_RATES=${WS_RATES:-200 1000}
 MAX_BUSY=${MAX_BUSY:-0.3}
 HOSTS=${HOSTS:-100000}
-work=$(mktemp -d /tmp/hb-bench.XXXXXX)
+work=$(mktemp -d -t hb-bench.XXXXXX)
 cleanup() { [[ ${KEEP_TMP:-0} == 1 ]] && echo "kept $work" >&2 || rm -rf "$work"; }
 trap cleanup EXIT
 
@@ -46,7 +46,7 @@ out=${OUT:-$here/results/server.txt}
     rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
     dirty=$(git status --porcelain -- server proto bench/loadgen 2>/dev/null | wc -l)
     echo "revision: $rev$([[ $dirty != 0 ]] && echo " + $dirty uncommitted files in server/ proto/ bench/loadgen/")"
-    echo "binaries: $hbd (built $(date -u -r "$hbd" '+%Y-%m-%d %H:%M UTC')), $gen"
+    echo "binaries: ${hbd#"$root"/} (built $(date -u -r "$hbd" '+%Y-%m-%d %H:%M UTC')), ${gen#"$root"/}"
     echo "net.core.rmem_max $(sysctl -n net.core.rmem_max); hbd asks for an 8 MiB UDP receive buffer (udp_rcvbuf) and raw-recv takes the same steps (see bench/README.md)"
     echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg); rounds: $ROUNDS (medians reported); each measurement waits until other programs use <= $MAX_BUSY cores"
     echo "NOTE: $(nproc) cores shared by the load generator (and WebSocket clients) and the server under test; the baselines run under the same conditions."

@@ -44,7 +44,7 @@ py=$(command -v python3) || { echo "soak.sh: python3 is needed" >&2; exit 1; }
 die() { echo "soak.sh: $*" >&2; exit 1; }
 [[ $mode == hbd || $mode == hbc ]] || die "usage: soak.sh hbd|hbc"
 
-work=$(mktemp -d "/tmp/hb-soak-$mode.XXXXXX")
+work=$(mktemp -d -t "hb-soak-$mode.XXXXXX")
 pids=()
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
@@ -67,8 +67,8 @@ header() {
     local rev dirty
     rev=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
     dirty=$(git -C "$SRC" status --porcelain -- server proto host plugins 2>/dev/null | wc -l)
-    echo "revision (of $SRC): $rev$([[ $dirty != 0 ]] && echo " + $dirty uncommitted files in server/ proto/ host/ plugins/")"
-    echo "binaries: $BIN (hb$([[ $mode == hbd ]] && echo d || echo c) built $(date -u -r "$BIN/$mode" '+%Y-%m-%d %H:%M UTC'))"
+    echo "revision (of $([[ $SRC == "$root" ]] && echo "this checkout" || echo "\$SRC")): $rev$([[ $dirty != 0 ]] && echo " + $dirty uncommitted files in server/ proto/ host/ plugins/")"
+    echo "binaries: $([[ $BIN == "$root"/* ]] && echo "${BIN#"$root"/}" || echo "\$BIN (outside this checkout)") (hb$([[ $mode == hbd ]] && echo d || echo c) built $(date -u -r "$BIN/$mode" '+%Y-%m-%d %H:%M UTC'))"
     echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg) (2 shared cores: CPU figures are noisy; memory, fds and threads are not)"
 }
 

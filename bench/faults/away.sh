@@ -20,7 +20,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 AWAY=${AWAY:-240}
 out=${OUT:-$root/bench/results/faults-away.txt}
-work=$(mktemp -d /tmp/hb-faults-away.XXXXXX)
+work=$(mktemp -d -t hb-faults-away.XXXXXX)
 trap faults_cleanup EXIT
 mkdir -p "$(dirname "$out")"
 SRV=hbfa-s CLI=hbfa-c
@@ -125,5 +125,5 @@ run() {
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 # Not `run | tee`: run must not be a subshell, or the EXIT trap would not see its processes.
-exec > >(tee "$out") 2>&1
+exec > >(faults_scrub | tee "$out") 2>&1
 run

@@ -26,7 +26,7 @@ HOLD=${HOLD:-20}
 SIDES=${SIDES:-hbc hbd}
 FT_LIB=${FT_LIB:-/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1}
 out=${OUT:-$root/bench/results/faults-clock.txt}
-work=$(mktemp -d /tmp/hb-faults-clock.XXXXXX)
+work=$(mktemp -d -t hb-faults-clock.XXXXXX)
 trap faults_cleanup EXIT
 mkdir -p "$(dirname "$out")"
 [[ -r $FT_LIB ]] || { echo "missing $FT_LIB: apt-get install faketime" >&2; exit 1; }
@@ -117,5 +117,5 @@ run() {
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 # Not `run | tee`: run must not be a subshell, or the EXIT trap would not see its processes.
-exec > >(tee "$out") 2>&1
+exec > >(faults_scrub | tee "$out") 2>&1
 run

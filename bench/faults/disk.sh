@@ -29,7 +29,7 @@ SIZE=${SIZE:-16M}
 FULL=${FULL:-45}
 RO=${RO:-45}
 out=${OUT:-$root/bench/results/faults-disk.txt}
-work=$(mktemp -d /tmp/hb-faults-disk.XXXXXX)
+work=$(mktemp -d -t hb-faults-disk.XXXXXX)
 trap faults_cleanup EXIT
 mkdir -p "$(dirname "$out")"
 
@@ -137,5 +137,5 @@ PY2
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 # Not `run | tee`: run must not be a subshell, or the EXIT trap would not see its processes.
-exec > >(tee "$out") 2>&1
+exec > >(faults_scrub | tee "$out") 2>&1
 run

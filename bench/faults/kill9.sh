@@ -26,7 +26,7 @@ KILLS=${KILLS:-20}
 HOSTS=${HOSTS:-300}
 BLAST_RATE=${BLAST_RATE:-2000}
 out=${OUT:-$root/bench/results/faults-kill9.txt}
-work=$(mktemp -d /tmp/hb-faults-kill9.XXXXXX)
+work=$(mktemp -d -t hb-faults-kill9.XXXXXX)
 trap faults_cleanup EXIT
 mkdir -p "$(dirname "$out")"
 
@@ -151,5 +151,5 @@ PY
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 # Not `run | tee`: run must not be a subshell, or the EXIT trap would not see its processes.
-exec > >(tee "$out") 2>&1
+exec > >(faults_scrub | tee "$out") 2>&1
 run

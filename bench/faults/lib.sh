@@ -42,6 +42,21 @@ faults_cleanup() {
     fi
 }
 
+# A path as results files show it: relative to the checkout, or $BIN/NAME for binaries
+# kept elsewhere (results name no folder of one machine).
+shown_path() {
+    case $1 in
+    "$root"/*) echo "${1#"$root"/}" ;;
+    *) echo "\$BIN/${1##*/} (BIN outside this checkout)" ;;
+    esac
+}
+
+# Filter for everything a script prints into its results file: the temporary work folder
+# becomes $work, the checkout's own folder is left out.
+faults_scrub() {
+    sed -u -e "s|$work|\$work|g" -e "s|$root/||g"
+}
+
 # header NAME: the first lines of a results file.
 header() {
     local rev dirty brev
@@ -51,7 +66,7 @@ header() {
     echo "# fault injection: $1 ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo "machine: $(nproc) cores, kernel $(uname -r); load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "scripts: revision $rev$([[ $dirty != 0 ]] && echo " (+ $dirty uncommitted files in server/ proto/ host/)")"
-    echo "binaries: $HBD (built $(date -u -r "$HBD" '+%Y-%m-%d %H:%M UTC') in a checkout at revision $brev)"
+    echo "binaries: $(shown_path "$HBD") (built $(date -u -r "$HBD" '+%Y-%m-%d %H:%M UTC') in a checkout at revision $brev)"
 }
 
 # write_config FILE [extra yaml lines...]: hbd config with our secret and token.

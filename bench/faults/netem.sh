@@ -30,7 +30,7 @@ ONLY=${ONLY:-base,loss,reorder,hbc}
 HOSTS=${HOSTS:-1000}
 SCALE=${SCALE:-1}
 out=${OUT:-$root/bench/results/faults-netem.txt}
-work=$(mktemp -d /tmp/hb-faults-netem.XXXXXX)
+work=$(mktemp -d -t hb-faults-netem.XXXXXX)
 trap faults_cleanup EXIT
 mkdir -p "$(dirname "$out")"
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
@@ -178,5 +178,5 @@ PY
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 # Not `run | tee`: run must not be a subshell, or the EXIT trap would not see its processes.
-exec > >(tee "$out") 2>&1
+exec > >(faults_scrub | tee "$out") 2>&1
 run

@@ -23,7 +23,7 @@ pub struct Opts {
     #[arg(long, default_value = "target/release/hbd")]
     pub hbd: PathBuf,
     /// Work folder (data folders, logs).
-    #[arg(long, default_value = "/tmp/hb-bench")]
+    #[arg(long, default_value_os_t = std::env::temp_dir().join("hb-bench"))]
     pub work: PathBuf,
     /// Repetitions; medians are reported.
     #[arg(long, default_value_t = 3)]

@@ -27,7 +27,7 @@ const OFFSET: f64 = 1_000_000.0;
 pub struct Opts {
     #[arg(long, default_value = "target/release/hbd")]
     pub hbd: PathBuf,
-    #[arg(long, default_value = "/tmp/hb-bench")]
+    #[arg(long, default_value_os_t = std::env::temp_dir().join("hb-bench"))]
     pub work: PathBuf,
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
