@@ -382,6 +382,6 @@ pub fn reading<'a>(json: &'a serde_json::Value, key: &str) -> Option<&'a serde_j
 pub fn require_file(path: &str, package: &str) {
     assert!(
         Path::new(path).exists(),
-        "{path} is missing: install the Debian package {package} (`.ci/run` and scripts/test do)"
+        "{path} is missing: install the Debian package {package} (scripts/deps does, and scripts/test runs it)"
     );
 }
