@@ -5,7 +5,7 @@
 
 #![no_main]
 
-use hbd::notify::api::{NewSilence, TestRequest};
+use hbd::notify::control::{NewSilence, TestRequest};
 use hbd::notify::config::PolicySettings;
 use hbd::notify::policy::Policy;
 use hbd::notify::silence::Silence;

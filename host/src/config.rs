@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use hb_proto::config::parse_duration;
-use hb_proto::config::{duration, opt_duration};
+pub use hb_config::parse_duration;
+pub use hb_config::ConfigError;
+use hb_config::{duration, opt_duration};
 
 use crate::thresholds::ThresholdSpec;
 
@@ -16,75 +17,6 @@ use crate::thresholds::ThresholdSpec;
 pub const DEFAULT_HB_PORT: u16 = 50003;
 /// The system-wide plugin folder.
 pub const SYSTEM_PLUGIN_DIR: &str = "/usr/lib/hbc/plugins";
-
-/// Top-level keys that belong to hbd; hbc ignores them silently because both programs
-/// read the same `~/.hb.yaml`.
-const SERVER_KEYS: &[&str] = &[
-    "hbd_port",
-    "ws_port",
-    "bind",
-    "logfile",
-    "watchhosts",
-    "data_dir",
-    "api_token",
-    "dyndnshosts",
-    "pushsrv",
-    "mailfrom",
-    "mailto",
-    "smtpserver",
-    "smtpport",
-    "smtpuser",
-    "smtppass",
-    "grace",
-    "templates_dir",
-    "static_dir",
-    "notify",
-    "silences",
-    "tls",
-    "tls_cert",
-    "tls_key",
-    "ws_allowed_origins",
-    "max_hosts",
-    "pidfile",
-    "startup_grace",
-    "time_window",
-    "snapshot_interval",
-    "udp_rcvbuf",
-    "ingest_threads",
-    "ws_client_buffer",
-    "max_heartbeat_bytes",
-    "dyndns2_url",
-    "dyndns2_user",
-    "dyndns2_password",
-    "api_rate_limit",
-    "api_rate_burst",
-    "udp_rate_limit",
-    "udp_rate_burst",
-];
-const SERVER_KEY_PREFIXES: &[&str] = &[
-    "journal_",
-    "pushover_",
-    "mattermost_",
-    "smtp_",
-    "mail_",
-    "dns_",
-    "dyndns_",
-    "notify_",
-    "history_",
-    "dashboard_",
-];
-
-/// A config error, shown to a person.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-}
 
 /// Per-plugin settings (`plugins.<name>`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -125,7 +57,7 @@ pub struct Config {
     #[serde(deserialize_with = "duration")]
     pub interval: Duration,
     /// Shared secret: every datagram is signed with HMAC-SHA256 when set.
-    pub secret: Option<hb_proto::config::Secret>,
+    pub secret: Option<hb_config::Secret>,
     /// Servers to send to, in addition to those on the command line.
     pub servers: Vec<String>,
     /// Host name to report; defaults to the system's host name.
@@ -183,35 +115,10 @@ pub enum Source {
 impl Config {
     /// Parses YAML text. Unknown keys (not hbd's either) come back as warnings.
     pub fn parse(text: &str, path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
-        if text.trim().is_empty() {
-            return Ok((Config::default(), Vec::new()));
-        }
-        let mut unknown = Vec::new();
-        let de = serde_norway::Deserializer::from_str(text);
-        let config: Config = serde_ignored::deserialize(de, |p| {
-            let top = hb_proto::config::top_level_key(&p);
-            let server = SERVER_KEYS.contains(&top.as_str())
-                || SERVER_KEY_PREFIXES.iter().any(|pre| top.starts_with(pre));
-            if !server {
-                unknown.push(p.to_string());
-            }
-        })
-        .map_err(|e| invalid(complete_key_path(&e, text)))?;
-        config.validate().map_err(invalid)?;
-        let warnings = unknown
-            .into_iter()
-            .map(|k| {
-                format!(
-                    "config file {}: unknown key `{k}` is ignored (check its spelling)",
-                    path.display()
-                )
-            })
-            .collect();
-        Ok((config, warnings))
+        let mut doc = hb_config::Document::new(text, path);
+        let config: Config = doc.section()?;
+        config.validate().map_err(|m| doc.invalid(m))?;
+        Ok((config, doc.warnings(hb_config::keys::is_server_key)))
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -265,11 +172,11 @@ impl Config {
 
     /// Loads `explicit`, else `~/.hb.yaml`, else `/etc/hbc.yaml`, else embedded defaults.
     pub fn load(explicit: Option<&Path>) -> Result<(Config, Source, Vec<String>), ConfigError> {
-        match hb_proto::config::read_config_file(explicit, "/etc/hbc.yaml") {
+        match hb_config::read_config_file(explicit, "/etc/hbc.yaml") {
             Ok(Some((path, text))) => {
                 let (c, mut w) = Config::parse(&text, &path)?;
                 let secrets: &[&str] = if c.secret.is_some() { &["secret"] } else { &[] };
-                w.extend(hb_proto::config::readable_secrets_warning(&path, secrets));
+                w.extend(hb_config::readable_secrets_warning(&path, secrets));
                 Ok((c, Source::File(path), w))
             }
             Ok(None) => Ok((Config::default(), Source::Embedded, Vec::new())),
@@ -280,32 +187,6 @@ impl Config {
     /// The settings of plugin `name` (defaults when it has no section).
     pub fn plugin(&self, name: &str) -> PluginConfig {
         self.plugins.get(name).cloned().unwrap_or_default()
-    }
-}
-
-/// serde's path stops at the map holding a field whose own deserializer failed
-/// (`plugins.cpu: "soon" is not a duration`); add the key from the line the error points
-/// at, so the message names `plugins.cpu.timeout`.
-fn complete_key_path(e: &serde_norway::Error, text: &str) -> String {
-    let msg = e.to_string();
-    let Some(loc) = e.location() else { return msg };
-    let Some(line) = text.lines().nth(loc.line().saturating_sub(1)) else {
-        return msg;
-    };
-    let Some((key, _)) = line.trim_start().trim_start_matches("- ").split_once(':') else {
-        return msg;
-    };
-    let key = key.trim();
-    match msg.split_once(": ") {
-        Some((path, rest))
-            if !path.contains(' ')
-                && !path.ends_with(key)
-                && !key.is_empty()
-                && !key.contains(' ') =>
-        {
-            format!("{path}.{key}: {rest}")
-        }
-        _ => msg,
     }
 }
 
@@ -373,6 +254,22 @@ mod tests {
         let (_, w) = parse("hbd_port.x: 3\n").expect("parses");
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("`hbd_port.x`"), "{w:?}");
+    }
+
+    /// hb-config's list of hbc's keys (which hbd reads to stay silent about them) names
+    /// every key hbc reads.
+    #[test]
+    fn every_key_is_listed_as_hbc_s() {
+        for k in hb_config::fields_of::<Config>() {
+            assert!(
+                hb_config::keys::is_client_key(k),
+                "{k} is missing from hb_config::keys::CLIENT_KEYS"
+            );
+            assert!(
+                !hb_config::keys::is_server_key(k) || hb_config::keys::SHARED_KEYS.contains(k),
+                "{k} is hbd's too"
+            );
+        }
     }
 
     #[test]

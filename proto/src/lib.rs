@@ -2,11 +2,9 @@
 //!
 //! A heartbeat is one or more self-contained binary datagrams (parts), each optionally
 //! signed with HMAC-SHA256. The byte layout is specified in `docs/protocol.md`; this crate
-//! is its reference implementation (and `config` the duration syntax of the config file
-//! both programs share). It knows nothing about plugins, sockets or threads:
+//! is its reference implementation. It knows nothing about plugins, sockets or threads:
 //! [`encode`] turns a [`Heartbeat`] into datagrams, [`decode`] checks and parses one.
 
-pub mod config;
 mod decode;
 mod encode;
 

@@ -16,6 +16,7 @@ use crate::event::EventKind;
 use crate::journal;
 use crate::registry::{LevelName, Status};
 use crate::state::{Shared, Summary};
+use hbd_core::drop::DropReason;
 
 /// An API error: status and message.
 #[derive(Debug)]
@@ -405,7 +406,7 @@ async fn post_heartbeat(
     match state.ingest(&body, ip, &mut events) {
         Ok(()) => Ok(HttpResponse::Accepted().json(serde_json::json!({ "accepted": true }))),
         Err(reason) => {
-            let status = if reason == "bad_signature" || reason == "unsigned" {
+            let status = if matches!(reason, DropReason::BadSignature | DropReason::Unsigned) {
                 StatusCode::UNAUTHORIZED
             } else {
                 StatusCode::BAD_REQUEST

@@ -8,49 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use hb_proto::config::duration;
-pub use hb_proto::config::parse_duration;
-
-use crate::notify::{self, config::Secret};
-
-/// Top-level keys that belong to hbc; ignored silently.
-const CLIENT_KEYS: &[&str] = &[
-    "interval",
-    "servers",
-    "hostname",
-    "plugin_dirs",
-    "plugin_probe",
-    "plugin_strict_modes",
-    "plugin_rescan",
-    "plugin_timeout",
-    "max_datagram",
-    "samples",
-    "plugins",
-    "thresholds",
-];
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-}
-
-/// How often the journal is fsynced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Fsync {
-    /// After every event.
-    Always,
-    /// At most every `journal_fsync_interval` (default 1 s) and when idle.
-    Batch,
-    /// Left to the OS.
-    Never,
-}
+use hb_config::duration;
+pub use hb_config::{parse_duration, ConfigError, Secret};
+pub use hbd_journal::Fsync;
 
 /// A watched host's own settings.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -114,11 +74,9 @@ pub struct Config {
     pub max_hosts: usize,
     pub history_len: usize,
     pub data_dir: Option<PathBuf>,
-    pub journal_max_bytes: u64,
-    pub journal_keep: usize,
-    pub journal_fsync: Fsync,
-    #[serde(deserialize_with = "duration")]
-    pub journal_fsync_interval: Duration,
+    /// The journal (`journal_*`).
+    #[serde(skip)]
+    pub journal: hbd_journal::JournalSettings,
     #[serde(deserialize_with = "duration")]
     pub snapshot_interval: Duration,
     /// Requested UDP receive buffer (bytes), per ingest socket.
@@ -137,70 +95,13 @@ pub struct Config {
     pub udp_rate_limit: f64,
     /// Datagrams a source may send at once above `udp_rate_limit`.
     pub udp_rate_burst: f64,
-    // Dynamic DNS (docs/dyndns.md); checked by `dyndns::config::validate`.
-    pub dyndnshosts: crate::dyndns::DynDnsHosts,
-    /// Primary name server for RFC 2136 updates (`host[:port]`).
-    pub dns_server: Option<String>,
-    pub dns_zone: Option<String>,
-    pub dns_tsig_name: Option<String>,
-    /// Base64 TSIG secret (or `dns_tsig_keyfile`, a BIND key file).
-    pub dns_tsig_secret: Option<Secret>,
-    pub dns_tsig_keyfile: Option<PathBuf>,
-    pub dns_tsig_algorithm: Option<String>,
-    /// How long a new source address must stay the latest before the record follows.
-    #[serde(deserialize_with = "duration")]
-    pub dns_debounce: Duration,
-    /// Least time between two updates of one record.
-    #[serde(deserialize_with = "duration")]
-    pub dns_min_interval: Duration,
-    #[serde(deserialize_with = "duration")]
-    pub dns_timeout: Duration,
-    pub dyndns2_url: Option<String>,
-    pub dyndns2_user: Option<String>,
-    pub dyndns2_password: Option<Secret>,
-    // Notifications (docs/notifications.md); value types in `notify::config`.
-    /// Pushover API base URL.
-    pub pushsrv: String,
-    pub pushover_token: Option<Secret>,
-    pub pushover_user: Option<Secret>,
-    /// Mattermost incoming webhook URL (its path is a secret).
-    pub mattermost_url: Option<Secret>,
-    pub mattermost_api_url: Option<String>,
-    pub mattermost_token: Option<Secret>,
-    pub mattermost_channel_id: Option<String>,
-    pub smtpserver: Option<String>,
-    pub smtpport: Option<u16>,
-    pub smtpuser: Option<String>,
-    pub smtppass: Option<Secret>,
-    pub smtp_tls: notify::config::SmtpTls,
-    /// Extra CA certificate (PEM) to trust for the SMTP server.
-    pub smtp_ca_file: Option<PathBuf>,
-    pub mailfrom: Option<String>,
-    pub mailto: notify::config::MailTo,
-    pub notify_routes: Vec<notify::config::Route>,
-    /// Heartbeats before a host that was DOWN counts as UP again.
-    pub notify_up_after: u32,
-    #[serde(deserialize_with = "duration")]
-    pub notify_flap_window: Duration,
-    pub notify_flap_high: f64,
-    pub notify_flap_low: f64,
-    #[serde(deserialize_with = "duration")]
-    pub notify_storm_window: Duration,
-    pub notify_storm_threshold: usize,
-    #[serde(deserialize_with = "notify::config::duration_or_off")]
-    pub notify_reminder: Option<Duration>,
-    #[serde(deserialize_with = "duration")]
-    pub notify_retry_min: Duration,
-    #[serde(deserialize_with = "duration")]
-    pub notify_retry_max: Duration,
-    #[serde(deserialize_with = "duration")]
-    pub notify_channel_alarm: Duration,
-    #[serde(deserialize_with = "duration")]
-    pub notify_system_repeat: Duration,
-    pub notify_outbox_max: usize,
-    pub notify_templates_dir: Option<PathBuf>,
-    /// Base URL of the dashboard, for links in notifications.
-    pub dashboard_url: Option<String>,
+    /// Dynamic DNS (docs/dyndns.md): `dyndnshosts`, `dns_*`, `dyndns2_*`.
+    #[serde(skip)]
+    pub dyndns: hbd_dyndns::DyndnsConfig,
+    /// Notifications (docs/notifications.md): the `notify_*`, `pushover_*`,
+    /// `mattermost_*`, `smtp*`, `mail*` keys and `dashboard_url`.
+    #[serde(skip)]
+    pub notify: hbd_notify::NotifyConfig,
     /// Folder whose dashboard templates (`*.hbs`) replace the built-in ones, file by file.
     pub templates_dir: Option<PathBuf>,
     /// Folder whose files replace the dashboard's built-in assets (`/static/...`).
@@ -234,10 +135,7 @@ impl Default for Config {
             max_hosts: 200_000,
             history_len: 60,
             data_dir: None,
-            journal_max_bytes: 16 << 20,
-            journal_keep: 8,
-            journal_fsync: Fsync::Batch,
-            journal_fsync_interval: Duration::from_secs(1),
+            journal: hbd_journal::JournalSettings::default(),
             snapshot_interval: Duration::from_secs(60),
             udp_rcvbuf: 8 << 20,
             ingest_threads: 2,
@@ -247,49 +145,8 @@ impl Default for Config {
             api_rate_burst: 500.0,
             udp_rate_limit: 1000.0,
             udp_rate_burst: 10_000.0,
-            dyndnshosts: crate::dyndns::DynDnsHosts::default(),
-            dns_server: None,
-            dns_zone: None,
-            dns_tsig_name: None,
-            dns_tsig_secret: None,
-            dns_tsig_keyfile: None,
-            dns_tsig_algorithm: None,
-            dns_debounce: Duration::from_secs(30),
-            dns_min_interval: Duration::from_secs(60),
-            dns_timeout: Duration::from_secs(3),
-            dyndns2_url: None,
-            dyndns2_user: None,
-            dyndns2_password: None,
-            pushsrv: "https://api.pushover.net".into(),
-            pushover_token: None,
-            pushover_user: None,
-            mattermost_url: None,
-            mattermost_api_url: None,
-            mattermost_token: None,
-            mattermost_channel_id: None,
-            smtpserver: None,
-            smtpport: None,
-            smtpuser: None,
-            smtppass: None,
-            smtp_tls: notify::config::SmtpTls::Starttls,
-            smtp_ca_file: None,
-            mailfrom: None,
-            mailto: notify::config::MailTo::default(),
-            notify_routes: Vec::new(),
-            notify_up_after: 2,
-            notify_flap_window: Duration::from_secs(600),
-            notify_flap_high: 30.0,
-            notify_flap_low: 15.0,
-            notify_storm_window: Duration::from_secs(10),
-            notify_storm_threshold: 5,
-            notify_reminder: None,
-            notify_retry_min: Duration::from_secs(2),
-            notify_retry_max: Duration::from_secs(600),
-            notify_channel_alarm: Duration::from_secs(600),
-            notify_system_repeat: Duration::from_secs(3600),
-            notify_outbox_max: 100_000,
-            notify_templates_dir: None,
-            dashboard_url: None,
+            dyndns: hbd_dyndns::DyndnsConfig::default(),
+            notify: hbd_notify::NotifyConfig::default(),
             templates_dir: None,
             static_dir: None,
             tls_cert: None,
@@ -301,34 +158,31 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Parses YAML text; unknown keys (not hbc's either) come back as warnings.
+    /// Parses YAML text: hbd's own keys and each subsystem's section, all from the same
+    /// flat top level. Unknown keys (not hbc's either) come back as warnings.
     pub fn parse(text: &str, path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
+        let mut doc = hb_config::Document::new(text, path);
+        let mut config: Config = doc.section()?;
+        config.journal = doc.section()?;
+        config.notify = doc.section()?;
+        config.dyndns = doc.section()?;
+        config.fill_in();
+        config.validate().map_err(|m| doc.invalid(m))?;
+        Ok((config, doc.warnings(hb_config::keys::is_client_key)))
+    }
+
+    /// Values one section takes from another.
+    fn fill_in(&mut self) {
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
         };
-        if text.trim().is_empty() {
-            return Ok((Config::default(), Vec::new()));
-        }
-        let mut unknown = Vec::new();
-        let de = serde_norway::Deserializer::from_str(text);
-        let config: Config = serde_ignored::deserialize(de, |p| {
-            if !CLIENT_KEYS.contains(&hb_proto::config::top_level_key(&p).as_str()) {
-                unknown.push(p.to_string());
-            }
-        })
-        .map_err(|e| invalid(e.to_string()))?;
-        config.validate().map_err(invalid)?;
-        let warnings = unknown
-            .into_iter()
-            .map(|k| {
-                format!(
-                    "config file {}: unknown key `{k}` is ignored (check its spelling)",
-                    path.display()
-                )
-            })
-            .collect();
-        Ok((config, warnings))
+        self.notify.dashboard_default = format!(
+            "{scheme}://{}:{}",
+            hbd_notify::config::hostname(),
+            self.hbd_port
+        );
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -381,12 +235,7 @@ impl Config {
                 }
             }
         }
-        if self.journal_keep == 0 {
-            return Err("journal_keep: must be at least 1".into());
-        }
-        if self.journal_max_bytes < 4096 {
-            return Err("journal_max_bytes: use at least 4096".into());
-        }
+        self.journal.validate()?;
         if self.max_hosts == 0 {
             return Err("max_hosts: must be at least 1".into());
         }
@@ -403,8 +252,8 @@ impl Config {
         if self.ws_client_buffer == 0 {
             return Err("ws_client_buffer: must be at least 1".into());
         }
-        crate::dyndns::config::validate(self)?;
-        notify::config::validate(self)?;
+        hbd_dyndns::config::validate(&self.dyndns)?;
+        hbd_notify::config::validate(&self.notify)?;
         crate::security::validate(self)?;
         Ok(())
     }
@@ -432,13 +281,13 @@ impl Config {
         [
             ("secret", set(&self.secret)),
             ("api_token", set(&self.api_token)),
-            ("dns_tsig_secret", set(&self.dns_tsig_secret)),
-            ("dyndns2_password", set(&self.dyndns2_password)),
-            ("pushover_token", set(&self.pushover_token)),
-            ("pushover_user", set(&self.pushover_user)),
-            ("mattermost_url", set(&self.mattermost_url)),
-            ("mattermost_token", set(&self.mattermost_token)),
-            ("smtppass", set(&self.smtppass)),
+            ("dns_tsig_secret", set(&self.dyndns.dns_tsig_secret)),
+            ("dyndns2_password", set(&self.dyndns.dyndns2_password)),
+            ("pushover_token", set(&self.notify.pushover_token)),
+            ("pushover_user", set(&self.notify.pushover_user)),
+            ("mattermost_url", set(&self.notify.mattermost_url)),
+            ("mattermost_token", set(&self.notify.mattermost_token)),
+            ("smtppass", set(&self.notify.smtppass)),
             ("dashboard_users", !self.dashboard_users.is_empty()),
         ]
         .into_iter()
@@ -450,13 +299,10 @@ impl Config {
     pub fn load(
         explicit: Option<&Path>,
     ) -> Result<(Config, Option<PathBuf>, Vec<String>), ConfigError> {
-        match hb_proto::config::read_config_file(explicit, "/etc/hbd.yaml") {
+        match hb_config::read_config_file(explicit, "/etc/hbd.yaml") {
             Ok(Some((path, text))) => {
                 let (c, mut w) = Config::parse(&text, &path)?;
-                w.extend(hb_proto::config::readable_secrets_warning(
-                    &path,
-                    &c.secret_keys(),
-                ));
+                w.extend(hb_config::readable_secrets_warning(&path, &c.secret_keys()));
                 Ok((c, Some(path), w))
             }
             Ok(None) => Ok((Config::default(), None, Vec::new())),
@@ -502,6 +348,52 @@ mod tests {
         assert_eq!(c.hbd_port, 50004);
         assert_eq!(c.watchhosts.0.len(), 2);
         assert!(w.is_empty(), "hbc keys are not warned about: {w:?}");
+    }
+
+    /// hb-config's list of hbd's keys (which hbc reads to stay silent about them) names
+    /// every key of every section hbd reads.
+    #[test]
+    fn every_key_is_listed_as_hbd_s() {
+        use hb_config::fields_of;
+        let sections = [
+            fields_of::<Config>(),
+            fields_of::<hbd_journal::JournalSettings>(),
+            fields_of::<hbd_notify::NotifyConfig>(),
+            fields_of::<hbd_dyndns::DyndnsConfig>(),
+        ];
+        for k in sections.iter().flat_map(|s| s.iter()) {
+            assert!(
+                hb_config::keys::is_server_key(k),
+                "{k} is missing from hb_config::keys::SERVER_KEYS"
+            );
+            assert!(
+                !hb_config::keys::is_client_key(k) || hb_config::keys::SHARED_KEYS.contains(k),
+                "{k} is hbc's too"
+            );
+        }
+    }
+
+    #[test]
+    fn sections_read_their_keys_from_the_flat_file() {
+        let (c, w) =
+            parse("journal_keep: 3\nnotify_up_after: 4\ndns_timeout: 2s\nhbd_port: 6001\n")
+                .expect("ok");
+        assert_eq!(c.journal.journal_keep, 3);
+        assert_eq!(c.notify.notify_up_after, 4);
+        assert_eq!(c.dyndns.dns_timeout, Duration::from_secs(2));
+        assert_eq!(c.hbd_port, 6001);
+        assert!(
+            c.notify.dashboard_default.ends_with(":6001"),
+            "{}",
+            c.notify.dashboard_default
+        );
+        assert!(w.is_empty(), "{w:?}");
+        let e = parse("notify_up_after: 0\n").expect_err("bad");
+        assert!(e.contains("notify_up_after"), "{e}");
+        let e = parse("journal_keep: 0\n").expect_err("bad");
+        assert!(e.contains("journal_keep"), "{e}");
+        let (_, w) = parse("notify_up_aftr: 3\n").expect("a warning");
+        assert!(w[0].contains("notify_up_aftr"), "{w:?}");
     }
 
     #[test]

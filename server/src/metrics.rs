@@ -90,7 +90,7 @@ pub fn render(state: &State) -> String {
         "counter",
         "Heartbeat datagrams dropped, by reason.",
         "reason",
-        c.dropped(),
+        c.dropped.iter().map(|(r, n)| (r.as_str(), n)),
     );
     single(
         &mut out,
@@ -316,7 +316,10 @@ mod tests {
             tmp.path().to_path_buf(),
             Vec::new(),
         );
-        state.counters.drop_reason("bad_signature");
+        state
+            .counters
+            .dropped
+            .add(hbd_core::drop::DropReason::BadSignature);
 
         expect![[r##"
             # HELP hbd_datagrams_received_total Heartbeat datagrams received, by transport.

@@ -21,12 +21,13 @@ pub fn apply(state: &State, old: &Config, new: &Config) -> Vec<String> {
     need_restart(old.data_dir != new.data_dir, "data_dir");
     need_restart(old.secret != new.secret, "secret");
     need_restart(old.api_token != new.api_token, "api_token");
+    let (oj, nj) = (&old.journal, &new.journal);
     need_restart(
-        old.journal_max_bytes != new.journal_max_bytes,
+        oj.journal_max_bytes != nj.journal_max_bytes,
         "journal_max_bytes",
     );
-    need_restart(old.journal_keep != new.journal_keep, "journal_keep");
-    need_restart(old.journal_fsync != new.journal_fsync, "journal_fsync");
+    need_restart(oj.journal_keep != nj.journal_keep, "journal_keep");
+    need_restart(oj.journal_fsync != nj.journal_fsync, "journal_fsync");
     for (key, changed) in [
         ("api_rate_limit", old.api_rate_limit != new.api_rate_limit),
         ("api_rate_burst", old.api_rate_burst != new.api_rate_burst),

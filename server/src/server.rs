@@ -12,8 +12,8 @@ use std::time::Duration;
 use actix_web::{web, App, HttpServer};
 use anyhow::{Context, Result};
 
-use crate::config::{Config, Fsync};
-use crate::journal::{self, FsyncPolicy, JournalConfig};
+use crate::config::Config;
+use crate::journal;
 use crate::registry::{Registry, Settings};
 use crate::state::{now_ms, Shared, State};
 use crate::{api, liveness, security, snapshot, udp, ws};
@@ -30,6 +30,7 @@ pub struct Running {
     servers: Vec<actix_web::dev::ServerHandle>,
     /// The config in force (the last one SIGHUP applied).
     current: std::sync::Mutex<Config>,
+    subsystems: crate::sinks::Subsystems,
 }
 
 fn settings(config: &Config) -> Settings {
@@ -55,16 +56,7 @@ fn restore(config: &Config, data_dir: &Path) -> Result<(Registry, journal::Journ
         tracing::warn!("{p}");
     }
     let after = loaded.last_event_id;
-    let jcfg = JournalConfig {
-        dir: data_dir.join("journal"),
-        max_bytes: config.journal_max_bytes,
-        keep: config.journal_keep,
-        fsync: match config.journal_fsync {
-            Fsync::Always => FsyncPolicy::Always,
-            Fsync::Batch => FsyncPolicy::Batch(config.journal_fsync_interval),
-            Fsync::Never => FsyncPolicy::Never,
-        },
-    };
+    let jcfg = config.journal.config(data_dir.join("journal"));
     let mut replayed = 0u64;
     let (journal, report) = journal::Journal::open(jcfg, |e| {
         if e.id > after {
@@ -107,16 +99,19 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     let writer =
         journal::Writer::spawn(journal, 65_536).context("cannot start the journal writer")?;
     let (emitter, emitted) = crate::sink::Emitter::channel(4096);
-    let sinks = crate::sinks::start(&config, &data_dir, emitter)?;
+    let subsystems = crate::sinks::Subsystems::start(&config, &data_dir, emitter)?;
     let state: Shared = Arc::new(State::new(
         config.clone(),
         registry,
         writer,
         journal_dir,
-        sinks,
+        subsystems.sinks(),
     ));
+    let fleet_arc: Arc<dyn hbd_core::fleet::FleetView> = state.clone();
+    let fleet = Arc::downgrade(&fleet_arc);
+    drop(fleet_arc);
     for s in &state.sinks {
-        s.attach(Arc::downgrade(&state));
+        s.attach(fleet.clone());
     }
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -190,12 +185,12 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     let data = web::Data::new(state.clone());
     let max_body = config.max_heartbeat_bytes;
     let d = data.clone();
-    let sinks = state.sinks.clone();
+    let subs = subsystems.clone();
     let sec = web::Data::new(security::Security::new(&config));
     let s = sec.clone();
     let limits = web::Data::new(crate::ratelimit::Http::new(config.api_rate()));
     let http = HttpServer::new(move || {
-        let sinks = sinks.clone();
+        let subs = subs.clone();
         App::new()
             .app_data(d.clone())
             .app_data(s.clone())
@@ -204,9 +199,7 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
             // Outermost: a client over its rate gets 429 before any other work.
             .wrap(actix_web::middleware::from_fn(crate::ratelimit::guard))
             .configure(move |c| {
-                for s in &sinks {
-                    s.configure(c);
-                }
+                subs.configure(c);
                 api::configure(c, max_body)
             })
     })
@@ -261,6 +254,7 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
         http_addr,
         ws_addr,
         current: std::sync::Mutex::new(state.config.clone()),
+        subsystems,
         state,
         data_dir,
         stop,
@@ -271,17 +265,13 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
 
 impl Running {
     /// SIGHUP: applies a new, already validated config without losing state: watched
-    /// hosts and liveness settings at once, subsystems through [`crate::sink::Sink::reload`].
+    /// hosts and liveness settings at once, subsystems through [`crate::sinks::Subsystems::reload`].
     /// Settings that need new listeners or files (ports, bind, data folder, secret,
     /// journal) are reported as needing a restart. Returns what could not be applied.
     pub fn reload(&self, new: Config) -> Vec<String> {
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         let mut problems = crate::reload::apply(&self.state, &current, &new);
-        for s in &self.state.sinks {
-            if let Err(e) = s.reload(&new) {
-                problems.push(format!("{}: {e}", s.name()));
-            }
-        }
+        problems.extend(self.subsystems.reload(&new));
         *current = new;
         problems
     }

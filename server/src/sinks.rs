@@ -1,21 +1,71 @@
-//! Which subsystems run: each is started here from the config and returned as a sink.
-//! (Notifications and dynamic DNS add themselves here.)
+//! The subsystems hbd runs beside ingest (notifications and dynamic DNS, each a crate of
+//! its own): started here from the config, handed to ingest as [`Sink`]s, given their
+//! config sections on SIGHUP, and their API routes mounted here, so neither subsystem
+//! knows the web framework or hbd's config.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use actix_web::http::StatusCode;
+use actix_web::web;
 use anyhow::Result;
 
+use crate::api::ApiError;
 use crate::config::Config;
 use crate::sink::{Emitter, Sink};
 
-/// Starts every configured subsystem.
-pub fn start(config: &Config, data_dir: &Path, emitter: Emitter) -> Result<Vec<Arc<dyn Sink>>> {
-    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
-    // Always (idle without dyndnshosts), so that a reload can add names.
-    sinks.push(crate::dyndns::start(config, data_dir, emitter.clone())?);
-    // Always: silences and the status work without channels too.
-    let notify = crate::notify::start(config, data_dir, emitter.clone())?;
-    sinks.push(Arc::new(notify));
-    Ok(sinks)
+/// The running subsystems.
+#[derive(Clone)]
+pub struct Subsystems {
+    pub notify: hbd_notify::Notify,
+    pub dyndns: Arc<hbd_dyndns::DynDns>,
+}
+
+impl Subsystems {
+    /// Starts every subsystem. Both always run: dynamic DNS idles without
+    /// `dyndnshosts` (so a reload can add names), notifications without channels (the
+    /// silences and the status work).
+    pub fn start(config: &Config, data_dir: &Path, emitter: Emitter) -> Result<Subsystems> {
+        let dyndns = hbd_dyndns::start(&config.dyndns, data_dir, emitter.clone())?;
+        let notify = hbd_notify::start(&config.notify, data_dir, emitter)?;
+        Ok(Subsystems { notify, dyndns })
+    }
+
+    /// Each subsystem as a sink, for ingest and status.
+    pub fn sinks(&self) -> Vec<Arc<dyn Sink>> {
+        vec![self.dyndns.clone(), Arc::new(self.notify.clone())]
+    }
+
+    /// SIGHUP: each subsystem's section of `new`; what could not be applied.
+    pub fn reload(&self, new: &Config) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.dyndns.reload(&new.dyndns) {
+            problems.push(format!("dyndns: {e}"));
+        }
+        if let Err(e) = self.notify.reload(&new.notify) {
+            problems.push(format!("notify: {e}"));
+        }
+        problems
+    }
+
+    /// The subsystems' API routes.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        let dyndns = self.dyndns.clone();
+        cfg.route(
+            "/api/v1/dns",
+            web::get().to(move || {
+                let records = dyndns.records();
+                async move {
+                    match records {
+                        Some(body) => Ok(actix_web::HttpResponse::Ok().json(body)),
+                        None => Err(ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            "dynamic DNS is not configured (dyndnshosts is empty)",
+                        )),
+                    }
+                }
+            }),
+        );
+        crate::notify_api::configure(cfg, self.notify.clone());
+    }
 }

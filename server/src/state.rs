@@ -9,38 +9,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytestring::ByteString;
 use serde::Serialize;
 
+use hbd_core::drop::{DropCounters, DropReason};
+use hbd_core::fleet::{CheckView, FleetView};
+
 use crate::config::Config;
 use crate::event::Event;
 use crate::journal;
 use crate::registry::{Host, LevelName, Registry, Status};
 
-/// Unix milliseconds now, watched for steps of the system clock ([`crate::clock`]).
-pub fn now_ms() -> u64 {
-    crate::clock::now_ms()
-}
-
-/// Every reason a datagram is dropped; each has a counter.
-pub const DROP_REASONS: &[&str] = &[
-    "short",
-    "bad_magic",
-    "bad_version",
-    "bad_flags",
-    "unsigned",
-    "bad_signature",
-    "truncated",
-    "trailing_bytes",
-    "bad_utf8",
-    "bad_host_name",
-    "bad_level",
-    "bad_value_type",
-    "bad_part",
-    "empty_key",
-    "replayed",
-    "outside_time_window",
-    "host_cap",
-    "oversized",
-    "rate_limited",
-];
+pub use hbd_core::now_ms;
 
 /// Ingest and delivery counters.
 #[derive(Debug, Default)]
@@ -49,30 +26,13 @@ pub struct Counters {
     pub http_received: AtomicU64,
     pub accepted: AtomicU64,
     pub bytes: AtomicU64,
-    dropped: [AtomicU64; DROP_REASONS.len()],
+    /// Datagrams dropped, by reason.
+    pub dropped: DropCounters,
     pub events: AtomicU64,
     pub ws_clients: AtomicU64,
     pub ws_messages: AtomicU64,
     pub ws_dropped_slow: AtomicU64,
     pub journal_dropped: AtomicU64,
-}
-
-impl Counters {
-    pub fn drop_reason(&self, reason: &str) {
-        match DROP_REASONS.iter().position(|r| *r == reason) {
-            Some(i) => {
-                self.dropped[i].fetch_add(1, Ordering::Relaxed);
-            }
-            None => debug_assert!(false, "unknown drop reason {reason}"),
-        }
-    }
-
-    pub fn dropped(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        DROP_REASONS
-            .iter()
-            .zip(self.dropped.iter())
-            .map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
-    }
 }
 
 /// The fields of a host every list and live update carries.
@@ -189,25 +149,27 @@ impl State {
         reg
     }
 
-    /// Decodes, verifies and applies one heartbeat datagram. Returns the drop reason.
+    /// Decodes, verifies and applies one heartbeat datagram. Returns the drop reason
+    /// (already counted).
     pub fn ingest(
         &self,
         data: &[u8],
         src: IpAddr,
         events: &mut Vec<Event>,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), DropReason> {
         self.counters
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         if data.len() > self.config.max_heartbeat_bytes {
-            self.counters.drop_reason("oversized");
-            return Err("oversized");
+            self.counters.dropped.add(DropReason::Oversized);
+            return Err(DropReason::Oversized);
         }
         let packet = match hb_proto::decode(data, self.secret.as_deref()) {
             Ok(p) => p,
             Err(e) => {
-                self.counters.drop_reason(e.reason());
-                return Err(e.reason());
+                let r = DropReason::from(&e);
+                self.counters.dropped.add(r);
+                return Err(r);
             }
         };
         let now = now_ms();
@@ -216,8 +178,9 @@ impl State {
             let mut reg = self.registry();
             if let Err(r) = reg.apply(&packet, src, now, events) {
                 drop(reg);
-                self.counters.drop_reason(r.reason());
-                return Err(r.reason());
+                let r = DropReason::from(r);
+                self.counters.dropped.add(r);
+                return Err(r);
             }
             // Live clients get a summary of the host after each heartbeat.
             live.then(|| reg.get(packet.host).map(Summary::of))
@@ -302,3 +265,27 @@ impl State {
 }
 
 pub type Shared = Arc<State>;
+
+/// What subsystems may ask of the fleet, answered from one host under the registry lock.
+impl FleetView for State {
+    fn failing_checks(&self, host: &str, max: usize) -> Option<Vec<CheckView>> {
+        let reg = self.registry();
+        let h = reg.get(host)?;
+        let mut checks: Vec<CheckView> = h
+            .readings
+            .iter()
+            .filter(|r| r.level != LevelName::Ok)
+            .map(|r| CheckView {
+                key: r.key.to_string(),
+                level: r.level,
+                value: r.value.clone(),
+                unit: r.unit.to_string(),
+                threshold: r.threshold.to_string(),
+                message: r.message.to_string(),
+            })
+            .collect();
+        drop(reg);
+        hbd_core::fleet::worst_first(&mut checks, max);
+        Some(checks)
+    }
+}

@@ -116,7 +116,7 @@ pub fn spawn(
             state.counters.udp_received.fetch_add(1, Ordering::Relaxed);
             // A source over its limit is not even decoded.
             if limiter.take(from.ip(), Instant::now()).is_err() {
-                state.counters.drop_reason("rate_limited");
+                state.counters.dropped.add(hbd_core::drop::DropReason::RateLimited);
                 logged += 1;
                 if logged.is_power_of_two() {
                     tracing::warn!(%from, reason = "rate_limited", dropped = logged, "dropped heartbeat datagram (udp_rate_limit)");
@@ -127,7 +127,7 @@ pub fn spawn(
                 // Log drops sparsely (a flood must not flood the log); all are counted.
                 logged += 1;
                 if logged.is_power_of_two() {
-                    tracing::warn!(%from, reason, dropped = logged, "dropped heartbeat datagram");
+                    tracing::warn!(%from, reason = reason.as_str(), dropped = logged, "dropped heartbeat datagram");
                 }
                 events.clear();
             }

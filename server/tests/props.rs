@@ -9,8 +9,8 @@ use hb_proto::{decode, encode, Heartbeat, Level, Reading, Value};
 use hbd::config::Config;
 use hbd::event::{Event, EventKind};
 use hbd::journal::format::{self, BadKind};
-use hbd::notify::api::NewSilence;
 use hbd::notify::config::PolicySettings;
+use hbd::notify::control::NewSilence;
 use hbd::notify::policy::Policy;
 use hbd::registry::{Registry, Settings, Status};
 use proptest::prelude::*;
@@ -215,7 +215,7 @@ proptest! {
             Ok((c, warnings)) => {
                 prop_assert!(ok);
                 prop_assert_eq!(c.grace, grace);
-                prop_assert_eq!(c.journal_keep, journal_keep);
+                prop_assert_eq!(c.journal.journal_keep, journal_keep);
                 prop_assert!(c.watchhosts.0.contains_key(&watch));
                 prop_assert!(warnings.is_empty(), "{:?}", warnings);
             }

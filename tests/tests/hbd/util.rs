@@ -277,8 +277,9 @@ impl Drop for Hbc {
 pub fn dropped(hbd: &Hbd, reason: &str) -> u64 {
     hbd.state
         .counters
-        .dropped()
-        .find(|(r, _)| *r == reason)
+        .dropped
+        .iter()
+        .find(|(r, _)| r.as_str() == reason)
         .map(|(_, n)| n)
         .unwrap_or(0)
 }

@@ -174,7 +174,7 @@ fn up_only_after_enough_heartbeats() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Stub::start();
     let mut cfg = pushover_config(&s, "");
-    cfg.notify_up_after = 4;
+    cfg.notify.notify_up_after = 4;
     let hbd = Hbd::start(cfg, dir.path(), 0);
     // A 2 s interval: DOWN 5 s after a heartbeat, time enough between the checks below.
     let mut beats = Beats::with_interval(2000);
@@ -207,8 +207,8 @@ fn a_storm_is_one_message_per_channel() {
         &format!("mattermost_url: {}/hooks/{}\n", s.url, stub::WEBHOOK_KEY),
     );
     let mut cfg = cfg;
-    cfg.notify_storm_window = Duration::from_secs(2);
-    cfg.notify_storm_threshold = 5;
+    cfg.notify.notify_storm_window = Duration::from_secs(2);
+    cfg.notify.notify_storm_threshold = 5;
     let hbd = Hbd::start(cfg, dir.path(), 0);
     let mut beats = Beats::new();
     let hosts: Vec<String> = (0..30).map(|i| format!("rack4-{i:02}")).collect();

@@ -24,7 +24,7 @@ fn smtp_outage_and_hbd_restart_lose_and_repeat_nothing() {
             "smtpserver: 127.0.0.1\nsmtpport: {smtp_port}\nsmtp_tls: none\nmailfrom: hbd@example.org\nmailto: ops@example.org\n"
         ));
         // Real confirmation: UP after 2 heartbeats.
-        c.notify_up_after = 2;
+        c.notify.notify_up_after = 2;
         c
     };
     let smtp = Smtp::start(smtp_port, &maildir, Mode::Plain, None, None);

@@ -109,7 +109,7 @@ fn a_reload_that_cannot_be_applied_keeps_notifications_flowing() {
         "{good}notify_templates_dir: {}\n",
         templates.path().display()
     ));
-    broken.dashboard_url = Some("http://elsewhere.test".into());
+    broken.notify.dashboard_url = Some("http://elsewhere.test".into());
     let problems = hbd.reload(broken);
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(

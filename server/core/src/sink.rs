@@ -1,0 +1,63 @@
+//! Extension points for the subsystems that react to what ingest sees: notifications
+//! (`notify`), dynamic DNS (`dyndns`). Each is a [`Sink`]; hbd calls every sink for every
+//! published event and every accepted heartbeat, on the ingest path, so a sink must only
+//! queue work (bounded) and return at once. Its routes and its settings (start, SIGHUP)
+//! are hbd's business: hbd holds each subsystem's concrete type for those. A sink publishes its own events (a failed DNS
+//! update, a channel that keeps failing) through its [`Emitter`].
+
+use std::net::IpAddr;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+
+use crate::event::Event;
+use crate::fleet::FleetView;
+
+/// What a subsystem hooks into.
+pub trait Sink: Send + Sync {
+    /// Short name for logs and status (`notify`, `dyndns`).
+    fn name(&self) -> &'static str;
+
+    /// Every event after it got its id (journaled separately).
+    fn event(&self, _event: &Event) {}
+
+    /// Every accepted heartbeat: host, source address, and whether it was verified
+    /// (HMAC-signed with the configured secret).
+    fn heartbeat(&self, _host: &str, _addr: IpAddr, _verified: bool) {}
+
+    /// Called once, when hbd's shared state exists and before any event or heartbeat:
+    /// for subsystems that read the fleet (notifications list a host's failing checks).
+    fn attach(&self, _fleet: std::sync::Weak<dyn FleetView>) {}
+
+    /// Status for `/healthz` and the dashboard, as JSON.
+    fn status(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    /// Called once at shutdown: persist and stop (bounded time).
+    fn shutdown(&self) {}
+}
+
+/// Lets a subsystem publish events (hbd gives them ids, journals and broadcasts them).
+#[derive(Clone)]
+pub struct Emitter {
+    tx: SyncSender<Event>,
+}
+
+impl Emitter {
+    /// A bounded channel of events; hbd drains the receiver.
+    pub fn channel(capacity: usize) -> (Emitter, Receiver<Event>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+        (Emitter { tx }, rx)
+    }
+
+    /// Queues an event; false (and logged) if hbd is far behind or stopping.
+    pub fn emit(&self, event: Event) -> bool {
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(e)) => {
+                tracing::error!(host = %e.host, "event queue full; dropped {:?} event: {}", e.kind, e.message);
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
