@@ -5,6 +5,10 @@
 //! - `dist [OUT]`: a release build laid out for copying or packaging:
 //!   `bin/`, `lib/hbc/plugins/`, `etc/` (commented sample configs), `systemd/`,
 //!   `share/man/man1/`, `share/completions/` (default OUT: target/dist).
+//!
+//! `tidy.rs` holds the tidy test: conventions checked on the tracked files.
+
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -177,6 +177,21 @@ mod tests {
         assert_eq!(names.len(), DropReason::ALL.len());
     }
 
+    /// docs/protocol.md lists every reason (its table is what operators read).
+    #[test]
+    fn every_reason_is_documented() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/protocol.md"
+        ))
+        .expect("docs/protocol.md reads");
+        let missing: Vec<_> = DropReason::ALL
+            .iter()
+            .filter(|r| !doc.contains(&format!("| `{}` |", r.as_str())))
+            .collect();
+        assert!(missing.is_empty(), "not in docs/protocol.md: {missing:?}");
+    }
+
     #[test]
     fn counters_count_by_reason() {
         let c = DropCounters::default();
