@@ -2,6 +2,7 @@
 //! UDP, falling back to TCP when the answer is truncated or UDP gets none, verifies the
 //! signed answer, and turns response codes into errors a person can act on.
 
+use std::fmt;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +47,29 @@ fn next_id() -> u16 {
 enum Exchange {
     Answer(Vec<u8>, Message),
     Truncated,
+}
+
+/// Why one transport got no answer: the code of the failure depends on whether both
+/// transports timed out, so it is a type, not a message to search.
+#[derive(Debug)]
+enum NoAnswer {
+    TimedOut(Duration),
+    Other(String),
+}
+
+impl NoAnswer {
+    fn other(e: impl fmt::Display) -> NoAnswer {
+        NoAnswer::Other(e.to_string())
+    }
+}
+
+impl fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoAnswer::TimedOut(d) => write!(f, "timed out after {d:?}"),
+            NoAnswer::Other(e) => f.write_str(e),
+        }
+    }
 }
 
 impl Client {
@@ -155,7 +179,7 @@ impl Client {
         let addr = self.resolve()?;
         let udp = match self.udp(addr, &msg, id) {
             Ok(Exchange::Answer(raw, m)) => return Ok((raw, m, mac)),
-            Ok(Exchange::Truncated) => "answer truncated".to_string(),
+            Ok(Exchange::Truncated) => NoAnswer::other("answer truncated"),
             Err(e) => e,
         };
         match self.tcp(addr, &msg, id) {
@@ -165,7 +189,9 @@ impl Client {
                 detail: format!("{} sent a truncated answer over TCP", self.server),
             }),
             Err(tcp) => {
-                let code = if udp.contains("timed out") && tcp.contains("timed out") {
+                let both_timed_out =
+                    matches!((&udp, &tcp), (NoAnswer::TimedOut(_), NoAnswer::TimedOut(_)));
+                let code = if both_timed_out {
                     "TIMEOUT"
                 } else {
                     "UNREACHABLE"
@@ -200,24 +226,24 @@ impl Client {
             .filter(|m| m.id == id && m.is_response())
     }
 
-    fn udp(&self, addr: SocketAddr, msg: &[u8], id: u16) -> Result<Exchange, String> {
+    fn udp(&self, addr: SocketAddr, msg: &[u8], id: u16) -> Result<Exchange, NoAnswer> {
         let local: SocketAddr = if addr.is_ipv4() {
             ([0, 0, 0, 0], 0).into()
         } else {
             ([0u16; 8], 0).into()
         };
-        let sock = UdpSocket::bind(local).map_err(|e| format!("cannot open a socket: {e}"))?;
-        sock.connect(addr).map_err(|e| e.to_string())?;
-        sock.send(msg).map_err(|e| e.to_string())?;
+        let sock = UdpSocket::bind(local)
+            .map_err(|e| NoAnswer::Other(format!("cannot open a socket: {e}")))?;
+        sock.connect(addr).map_err(NoAnswer::other)?;
+        sock.send(msg).map_err(NoAnswer::other)?;
         let deadline = Instant::now() + self.timeout;
         let mut buf = vec![0u8; 65_535];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("timed out after {:?}", self.timeout));
+                return Err(NoAnswer::TimedOut(self.timeout));
             }
-            sock.set_read_timeout(Some(left))
-                .map_err(|e| e.to_string())?;
+            sock.set_read_timeout(Some(left)).map_err(NoAnswer::other)?;
             let n = match sock.recv(&mut buf) {
                 Ok(n) => n,
                 Err(e)
@@ -226,10 +252,10 @@ impl Client {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Err(format!("timed out after {:?}", self.timeout))
+                    return Err(NoAnswer::TimedOut(self.timeout))
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(NoAnswer::other(e)),
             };
             let raw = buf[..n].to_vec();
             // Anything else (late answers to earlier requests, junk) is ignored.
@@ -242,15 +268,15 @@ impl Client {
         }
     }
 
-    fn tcp(&self, addr: SocketAddr, msg: &[u8], id: u16) -> Result<Exchange, String> {
+    fn tcp(&self, addr: SocketAddr, msg: &[u8], id: u16) -> Result<Exchange, NoAnswer> {
         let io = |e: std::io::Error| {
             if matches!(
                 e.kind(),
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
             ) {
-                format!("timed out after {:?}", self.timeout)
+                NoAnswer::TimedOut(self.timeout)
             } else {
-                e.to_string()
+                NoAnswer::other(e)
             }
         };
         let deadline = Instant::now() + self.timeout;
@@ -261,7 +287,7 @@ impl Client {
                 .max(Duration::from_millis(1))
         };
         s.set_write_timeout(Some(left())).map_err(io)?;
-        let len = u16::try_from(msg.len()).map_err(|_| "request too long".to_string())?;
+        let len = u16::try_from(msg.len()).map_err(|_| NoAnswer::other("request too long"))?;
         let mut framed = len.to_be_bytes().to_vec();
         framed.extend_from_slice(msg);
         s.write_all(&framed).map_err(io)?;
@@ -274,7 +300,9 @@ impl Client {
         match Self::accept(&raw, id) {
             Some(m) if m.truncated() => Ok(Exchange::Truncated),
             Some(m) => Ok(Exchange::Answer(raw, m)),
-            None => Err("the answer is malformed or not for our request".into()),
+            None => Err(NoAnswer::other(
+                "the answer is malformed or not for our request",
+            )),
         }
     }
 }
