@@ -101,6 +101,61 @@ pub fn plugin_dirs(config_dirs: &[PathBuf], env: Option<&str>, cli: &[PathBuf]) 
     out
 }
 
+/// A library named on the command line that is nowhere to be found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotFound {
+    pub file: PathBuf,
+    /// Every folder that was looked in, in order.
+    pub looked_in: Vec<PathBuf>,
+}
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dirs: Vec<String> = self
+            .looked_in
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        write!(
+            f,
+            "no such file: {} (looked in {})",
+            self.file.display(),
+            dirs.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+/// Finds a library named on the command line (`hbc check-plugin FILE`): relative to
+/// `cwd` as given, and for a bare file name (no `/`) then in each plugin folder. The path
+/// returned is absolute: the dynamic loader searches a bare name in the system's library
+/// folders, never in the current one.
+pub fn locate(file: &Path, cwd: &Path, dirs: &[PathBuf]) -> Result<PathBuf, NotFound> {
+    let here = cwd.join(file);
+    if here.exists() {
+        return Ok(here);
+    }
+    let mut looked_in = vec![here
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| cwd.to_path_buf())];
+    let bare = file.components().count() == 1 && file.file_name().is_some();
+    if bare {
+        for dir in dirs {
+            let candidate = dir.join(file);
+            if candidate.exists() {
+                return Ok(candidate);
+            }
+            looked_in.push(dir.clone());
+        }
+    }
+    Err(NotFound {
+        file: file.to_path_buf(),
+        looked_in,
+    })
+}
+
 /// Lists the library files in `dirs`, sorted within each folder. A folder that does not
 /// exist is skipped; other folder errors come back for logging.
 pub fn discover(dirs: &[PathBuf]) -> (Vec<Candidate>, Vec<String>) {
@@ -472,6 +527,45 @@ mod tests {
             .map(PathBuf::from)
             .collect();
         assert_eq!(d, want);
+    }
+
+    #[test]
+    fn locate_finds_a_bare_name_here_then_in_the_plugin_folders() {
+        let here = tempfile::tempdir().expect("tempdir");
+        let plugins = tempfile::tempdir().expect("tempdir");
+        std::fs::write(plugins.path().join("libb.so"), b"x").expect("write");
+        std::fs::write(here.path().join("liba.so"), b"x").expect("write");
+        let dirs = [
+            PathBuf::from("/nonexistent/hbc"),
+            plugins.path().to_path_buf(),
+        ];
+        let found = locate(Path::new("liba.so"), here.path(), &dirs);
+        assert_eq!(found, Ok(here.path().join("liba.so")));
+        let found = locate(Path::new("libb.so"), here.path(), &dirs);
+        assert_eq!(found, Ok(plugins.path().join("libb.so")));
+        // An absolute path is taken as it is, whatever `cwd` is.
+        let abs = plugins.path().join("libb.so");
+        assert_eq!(locate(&abs, Path::new("/"), &[]), Ok(abs.clone()));
+    }
+
+    #[test]
+    fn locate_names_every_folder_it_looked_in() {
+        let here = tempfile::tempdir().expect("tempdir");
+        let dirs = [
+            PathBuf::from("/nonexistent/a"),
+            PathBuf::from("/nonexistent/b"),
+        ];
+        let err = locate(Path::new("libx.so"), here.path(), &dirs).expect_err("missing");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "no such file: libx.so (looked in {}, /nonexistent/a, /nonexistent/b)",
+                here.path().display()
+            )
+        );
+        // A path with a folder is not searched for elsewhere.
+        let err = locate(Path::new("sub/libx.so"), here.path(), &dirs).expect_err("missing");
+        assert_eq!(err.looked_in, vec![here.path().join("sub")]);
     }
 
     #[test]

@@ -82,17 +82,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::from(hbc::isolate::worker_main(file, *probe) as u8));
         }
         Some(Command::CheckPlugin { file }) => {
-            return match hbc::loader::probe_in_child(file) {
+            // A bare name is looked for here, then in the plugin folders (a config that
+            // does not load only leaves its `plugin_dirs` out of the search).
+            let config_dirs = load_config(&cli).map(|c| c.plugin_dirs).unwrap_or_default();
+            let env = std::env::var("HBC_PLUGIN_PATH").ok();
+            let dirs =
+                hbc::loader::plugin_dirs(&config_dirs, env.as_deref(), &cli.common.plugin_dirs);
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            let found = hbc::loader::locate(file, &cwd, &dirs)?;
+            return match hbc::loader::probe_in_child(&found) {
                 Ok(info) => {
                     println!(
                         "{}: OK: plugin {} {} ({}), built against plugin API {}",
-                        file.display(),
+                        found.display(),
                         info.name,
                         info.version,
                         info.description,
                         info.api_version
                     );
-                    if let Err(r) = hbc::trust::check(file) {
+                    if let Err(r) = hbc::trust::check(&found) {
                         println!(
                             "note: where it is now, hbc would not load it: {}; {}",
                             r.reason, r.remedy
@@ -101,7 +109,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(r) => {
-                    println!("{}: REJECTED: {}; {}", file.display(), r.reason, r.remedy);
+                    println!("{}: REJECTED: {}; {}", found.display(), r.reason, r.remedy);
                     Ok(ExitCode::from(1))
                 }
             };

@@ -247,6 +247,68 @@ fn check_plugin_accepts_good_and_rejects_broken_files() {
 }
 
 #[test]
+fn check_plugin_finds_a_bare_name_here_or_in_the_plugin_folders() {
+    let dir = PluginDir::with(&["cpu"]);
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    // A config of our own: one in /etc or ~ could name more plugin folders.
+    let config = elsewhere.path().join("hbc.yaml");
+    std::fs::write(&config, "interval: 10s\n").expect("write config");
+    let check = |cwd: &std::path::Path, file: &str| {
+        Command::new(hbc_bin())
+            .current_dir(cwd)
+            .env_remove("HBC_PLUGIN_PATH")
+            .args(["check-plugin", file, "--plugin-dir"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&config)
+            .output()
+            .expect("run")
+    };
+    // A bare name is a file in the current folder (the dynamic loader alone would look
+    // for it in the system's library folders).
+    let out = check(dir.path(), "libhbc_cpu.so");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("OK: plugin cpu"), "{text}");
+
+    // Not in the current folder: found in a plugin folder, and the answer says where.
+    let out = check(elsewhere.path(), "libhbc_cpu.so");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let found = dir.path().join("libhbc_cpu.so");
+    assert!(
+        text.starts_with(&format!("{}: OK: plugin cpu", found.display())),
+        "{text}"
+    );
+
+    // Nowhere: one error naming the file and every folder looked in, and no advice to
+    // rebuild a file that does not exist.
+    let out = check(elsewhere.path(), "libnothing.so");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty());
+    let want = format!(
+        "hbc: error: no such file: libnothing.so (looked in {}, /usr/lib/hbc/plugins, {})",
+        elsewhere.path().display(),
+        dir.path().display()
+    );
+    assert_eq!(err.trim(), want);
+    assert!(!err.contains("rebuild"), "{err}");
+
+    // A path with a folder is only looked for where it says.
+    let out = check(elsewhere.path(), "sub/libhbc_cpu.so");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "no such file: sub/libhbc_cpu.so (looked in {})",
+            elsewhere.path().join("sub").display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn unreachable_and_unresolvable_servers_do_not_block_the_others() {
     let dir = PluginDir::with(&["memory"]);
     let rx = Receiver::new();
