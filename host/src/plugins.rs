@@ -1,10 +1,15 @@
 //! The set of plugins this hbc runs: discovery, loading, hot pick-up and removal.
 //!
 //! A scan compares the plugin folders with what is running. A new file is loaded once it
-//! has looked the same on two scans in a row (so a half-copied file is never opened); a
-//! changed file is loaded again from a fresh private copy and replaces the running
-//! version (the old code stays mapped, as libraries are never unloaded); a removed file
-//! stops its plugin. Each rejected file is logged once, until it changes.
+//! has settled: unchanged for [`SETTLE`] by its modification time, or looking the same on
+//! two scans in a row (so a file still being copied is never opened, and a settled one is
+//! loaded by the first scan that sees it); a changed file is loaded again from a fresh
+//! private copy and replaces the running version (the old code stays mapped, as libraries
+//! are never unloaded); a removed file stops its plugin. Each rejected file is logged
+//! once, until it changes.
+//!
+//! Scans keep to a fixed schedule of one every `plugin_rescan` (see [`PluginSet::scan`]),
+//! so a file is picked up at the first scan after it settled: within one `plugin_rescan`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,6 +26,34 @@ use crate::loader::{self, Candidate, Info, PrivateDir, Rejection};
 use crate::runner::{self, Collect, Handle, InProcess};
 use crate::sample::Sample;
 use crate::thresholds::LevelTracker;
+
+/// How long a plugin file must have been left unchanged (by its modification time) before
+/// a scan loads it. Every write moves the time, so a file still being copied is younger;
+/// a copy that keeps its old time (`cp -p`, `install -p`) sets it only once it is
+/// complete. A file whose time is in the future (clock steps) settles the older way: the
+/// same size and time on two scans in a row.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+/// True when a file with this modification time has settled at `now` ([`SETTLE`]).
+fn settled(modified: SystemTime, now: SystemTime) -> bool {
+    now.duration_since(modified).is_ok_and(|age| age >= SETTLE)
+}
+
+/// When the scan that just started was due, for the next one to be due one `rescan`
+/// after it: the latest point of the schedule (the previous due time plus whole
+/// `rescan`s) not after `now`, so the time between heartbeats and scans cannot add up to
+/// skipping a scan. A scan before its time (the first one, a reload) starts the schedule
+/// anew from `now`.
+fn scheduled(previous: Instant, now: Instant, rescan: Duration) -> Instant {
+    let Some(due) = previous.checked_add(rescan) else {
+        return now;
+    };
+    if rescan.is_zero() || now < due {
+        return now;
+    }
+    let past_a_due_time = (now - due).as_nanos() % rescan.as_nanos();
+    now - Duration::from_nanos(u64::try_from(past_a_due_time).unwrap_or(0))
+}
 
 /// A plugin that is loaded and scheduled.
 pub struct Running {
@@ -127,6 +160,8 @@ pub struct PluginSet {
     pending: HashMap<PathBuf, (u64, SystemTime)>,
     /// Libraries loaded that can never be unloaded (replaced versions included).
     pub libraries_loaded: usize,
+    /// When the last scan was due (on the schedule of one every `plugin_rescan`); the
+    /// next is due `plugin_rescan` after it.
     pub last_scan: Instant,
     /// Check and list plugins without running them (`hbc plugins`).
     pub dry_run: bool,
@@ -152,10 +187,12 @@ impl PluginSet {
         &self.dirs
     }
 
-    /// Compares the folders with what runs. `settle`: load new files only once they were
-    /// seen unchanged by the previous scan (false for the first scan at start-up).
+    /// Compares the folders with what runs. `settle`: load new and changed files only
+    /// once they have settled ([`SETTLE`]; false for the first scan at start-up and after a
+    /// reload, which load what they find).
     pub fn scan(&mut self, config: &Config, settle: bool) {
-        self.last_scan = Instant::now();
+        self.last_scan = scheduled(self.last_scan, Instant::now(), config.plugin_rescan);
+        let wall = SystemTime::now();
         let (found, errors) = loader::discover(&self.dirs);
         for e in errors {
             tracing::warn!("{e}");
@@ -209,7 +246,10 @@ impl PluginSet {
             if current.is_none() && self.disabled.contains_key(&cand.path) {
                 continue;
             }
-            if settle && self.pending.get(&cand.path) != Some(&stamp) {
+            if settle
+                && !settled(cand.modified, wall)
+                && self.pending.get(&cand.path) != Some(&stamp)
+            {
                 self.pending.insert(cand.path.clone(), stamp);
                 continue;
             }
@@ -447,5 +487,39 @@ impl PluginSet {
         for r in self.running.values() {
             r.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_settles_after_its_last_write() {
+        let now = SystemTime::now();
+        assert!(!settled(now, now));
+        assert!(!settled(now - SETTLE / 2, now));
+        assert!(settled(now - SETTLE, now));
+        // A time in the future (a clock step) does not count as settled.
+        assert!(!settled(now + SETTLE * 10, now));
+    }
+
+    #[test]
+    fn scans_keep_to_their_schedule() {
+        let rescan = Duration::from_secs(10);
+        let t0 = Instant::now();
+        // Due at t0 + 10 s: a scan a little late keeps the schedule, so the next is due at
+        // t0 + 20 s even if the heartbeat before it comes a little early.
+        assert_eq!(
+            scheduled(t0, t0 + Duration::from_millis(10_003), rescan),
+            t0 + rescan
+        );
+        // A scan before it is due (start-up, reload) starts the schedule anew.
+        let early = t0 + Duration::from_secs(3);
+        assert_eq!(scheduled(t0, early, rescan), early);
+        // Behind by more than a rescan (a long interval, hbc stopped): the latest due time.
+        let late = t0 + Duration::from_secs(25);
+        assert_eq!(scheduled(t0, late, rescan), t0 + Duration::from_secs(20));
+        assert_eq!(scheduled(t0, late, Duration::ZERO), late);
     }
 }

@@ -1,7 +1,9 @@
-//! Libraries dropped into a plugin folder while hbc runs are picked up; a library
-//! overwritten in place does not crash hbc and its new version is loaded.
+//! Libraries dropped into a plugin folder while hbc runs are picked up, within one
+//! `plugin_rescan` of settling; a library overwritten in place does not crash hbc and its
+//! new version is loaded.
 
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::util::*;
 
@@ -59,4 +61,91 @@ fn new_and_changed_plugins_are_picked_up_without_restart() {
     assert!(end
         .iter()
         .all(|(_, b)| b.get("memory.total_bytes").is_none()));
+}
+
+/// Waits until hbc's log has a line saying `what` about `file`; how long that took.
+fn wait_for_log(hbc: &Hbc, what: &str, file: &Path, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let file = file.display().to_string();
+    while started.elapsed() < limit {
+        let seen = hbc
+            .log_text()
+            .lines()
+            .any(|l| l.contains(what) && l.contains(&file));
+        if seen {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn plugins_are_picked_up_within_one_rescan_of_settling() {
+    // docs/configuration.md: a file is loaded by the first scan after it settled (1 s
+    // without a write); scans come every `plugin_rescan`, at the next heartbeat.
+    const RESCAN: Duration = Duration::from_secs(2);
+    const INTERVAL: Duration = Duration::from_millis(250);
+    const SETTLE: Duration = Duration::from_secs(1);
+    // Copying into the private folder, the check in a probe process, opening.
+    const LOADING: Duration = Duration::from_millis(750);
+    let dir = PluginDir::with(&["cpu"]);
+    let rx = Receiver::new();
+    let hbc = Hbc::start(
+        "interval: 250ms\nplugin_rescan: 2s\n",
+        &[
+            "--plugin-dir",
+            dir.path().to_str().expect("utf8"),
+            &rx.addr(),
+        ],
+    );
+    let cpu = dir.path().join("libhbc_cpu.so");
+    assert!(
+        wait_for_log(&hbc, "loaded plugin", &cpu, Duration::from_secs(10)).is_some(),
+        "{}",
+        hbc.log_text()
+    );
+
+    // Settled files, dropped at different points of the rescan period: written under
+    // another name with a time a minute ago, then renamed in (as `install -p` or rsync
+    // leave them). The first scan that sees one loads it.
+    let mut took = Vec::new();
+    for (i, name) in ["memory", "disk", "network", "os"].iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(300 + 450 * i as u64));
+        let file = dir.path().join(format!("libhbc_{name}.so"));
+        let part = dir.path().join(format!("{name}.part"));
+        std::fs::copy(plugin_lib(name), &part).expect("copy");
+        std::fs::File::options()
+            .write(true)
+            .open(&part)
+            .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(60)))
+            .expect("set the time");
+        std::fs::rename(&part, &file).expect("rename");
+        let t = wait_for_log(&hbc, "loaded plugin", &file, Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("{name} not picked up:\n{}", hbc.log_text()));
+        took.push(t);
+        assert!(
+            t <= RESCAN + INTERVAL + LOADING,
+            "{name} picked up after {t:?}, plugin_rescan is {RESCAN:?} (all: {took:?}):\n{}",
+            hbc.log_text()
+        );
+    }
+
+    // A file written in place has a fresh time: it is loaded by the first scan after it
+    // has been left alone for SETTLE.
+    std::fs::copy(plugin_lib("cpu"), &cpu).expect("overwrite");
+    let t = wait_for_log(
+        &hbc,
+        "reloaded changed plugin",
+        &cpu,
+        Duration::from_secs(15),
+    )
+    .unwrap_or_else(|| panic!("changed cpu not reloaded:\n{}", hbc.log_text()));
+    took.push(t);
+    assert!(
+        t <= SETTLE + RESCAN + INTERVAL + LOADING,
+        "changed cpu reloaded after {t:?}, plugin_rescan is {RESCAN:?}:\n{}",
+        hbc.log_text()
+    );
+    eprintln!("pick-up times with plugin_rescan {RESCAN:?}: {took:?}");
 }
