@@ -3,13 +3,21 @@
 //! its whole process group killed, so a shell script's children die with it.
 //!
 //! Output is read by one thread per pipe, so a chatty check never blocks on a full pipe
-//! while we wait for it. Child exit is polled (`try_wait`) rather than waited on, so the
-//! group leader stays unreaped, and its process group id reserved, until we have killed it.
+//! while we wait for it. Child exit is observed without reaping (`waitid` with `WNOWAIT`),
+//! so the group leader stays a zombie, and its process group id reserved, until we are
+//! done signalling its group: a group is never killed after its leader was reaped (a
+//! recycled pid could name someone else's group). Whatever a check leaves behind in its
+//! group is killed before the leader is reaped.
+//!
+//! Checks die with hbc: every live group is listed in [`LIVE`], and an `atexit` handler
+//! kills them all when the process exits (hbc stopping on SIGTERM, an isolated worker
+//! stopped by hbc); each check also gets `PR_SET_PDEATHSIG` (SIGKILL) in case its parent
+//! dies without exiting cleanly.
 
 use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, Once, PoisonError, TryLockError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -25,6 +33,84 @@ const KILL_GRACE: Duration = Duration::from_secs(1);
 /// off to this.
 const POLL_MIN: Duration = Duration::from_millis(1);
 const POLL_MAX: Duration = Duration::from_millis(10);
+
+/// Process groups of running checks whose leaders are not reaped yet (so each id still
+/// names that check's group). At most one entry per running check (plus checks stuck in
+/// the kernel after a kill); removed, under this lock, right before the leader is reaped.
+static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Kills every live check's process group; runs at process exit.
+extern "C" fn kill_live_groups() {
+    // Never wait long at exit: the lock is only held for a push, a remove or a
+    // non-blocking reap, so a few tries are plenty.
+    for _ in 0..200 {
+        match LIVE.try_lock() {
+            Ok(groups) => return kill_all(&groups),
+            Err(TryLockError::Poisoned(p)) => return kill_all(&p.into_inner()),
+            Err(TryLockError::WouldBlock) => thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+fn kill_all(groups: &[i32]) {
+    for &pgid in groups {
+        if pgid > 1 {
+            // SAFETY: kill(2) on a group whose leader is our unreaped child.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Registers [`kill_live_groups`] to run at exit, once per process.
+fn kill_groups_at_exit() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: atexit(3) with a function that lives as long as the process (plugin
+        // libraries are never unloaded).
+        unsafe {
+            libc::atexit(kill_live_groups);
+        }
+    });
+}
+
+/// Whether the child `pid` has exited, without reaping it.
+fn has_exited(pid: i32, block: bool) -> io::Result<bool> {
+    let flags = libc::WEXITED | libc::WNOWAIT | if block { 0 } else { libc::WNOHANG };
+    loop {
+        // SAFETY: waitid(2) writes into the zeroed siginfo we pass; WNOWAIT leaves the
+        // child waitable.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) };
+        if r == 0 {
+            // SAFETY: si_pid is set by waitid; 0 means no child changed state (WNOHANG).
+            return Ok(unsafe { info.si_pid() } != 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Reaps an exited leader after its group is killed (leftovers of the check) and
+/// forgotten, all under [`LIVE`]'s lock so no group is signalled after its leader is gone.
+fn reap(pgid: i32, child: &mut Child) -> io::Result<Option<ExitStatus>> {
+    let mut groups = live();
+    if pgid > 1 {
+        // SAFETY: the leader is an exited but unreaped child, so the id is still its group's.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    groups.retain(|g| *g != pgid);
+    child.try_wait()
+}
 
 /// A command to run.
 #[derive(Debug, Clone, Copy)]
@@ -132,8 +218,8 @@ struct Running {
     deadline: Instant,
     stdout: Capture,
     stderr: Capture,
-    /// Set once the child is reaped.
-    status: Option<ExitStatus>,
+    /// Set once the child has exited (it is reaped only in `finish`).
+    exited: bool,
     ended: Option<Instant>,
     /// When we sent SIGKILL to the group.
     killed: Option<Instant>,
@@ -148,28 +234,49 @@ impl Running {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
         };
         let started = Instant::now();
-        let mut child = Command::new(program)
+        kill_groups_at_exit();
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        let mut command = Command::new(program);
+        command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()?;
+            .process_group(0);
+        // SAFETY: runs in the forked child before exec, calling only async-signal-safe
+        // functions (prctl, getppid).
+        unsafe {
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    return Err(io::Error::other("hbc ended before the check started"));
+                }
+                Ok(())
+            });
+        }
+        // Registered under the lock, so an exit in between cannot miss this group.
+        let mut groups = live();
+        let mut child = command.spawn()?;
         let pgid = match i32::try_from(child.id()) {
             Ok(pgid) => pgid,
             Err(_) => {
+                drop(groups);
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(io::Error::other("process id out of range"));
             }
         };
+        groups.push(pgid);
+        drop(groups);
         let captures = Capture::start(child.stdout.take(), STDOUT_CAP)
             .and_then(|stdout| Ok((stdout, Capture::start(child.stderr.take(), STDERR_CAP)?)));
         let (stdout, stderr) = match captures {
             Ok(captures) => captures,
             Err(e) => {
                 kill_group(pgid, &mut child);
-                let _ = child.wait();
+                let _ = has_exited(pgid, true);
+                let _ = reap(pgid, &mut child);
                 return Err(e);
             }
         };
@@ -181,7 +288,7 @@ impl Running {
             deadline: started + job.timeout,
             stdout,
             stderr,
-            status: None,
+            exited: false,
             ended: None,
             killed: None,
             timed_out: false,
@@ -192,13 +299,13 @@ impl Running {
     /// Moves this command along; returns when it next needs looking at, or `None` once it
     /// is finished.
     fn step(&mut self, now: Instant) -> Option<Instant> {
-        if self.status.is_none() {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    self.status = Some(status);
+        if !self.exited {
+            match has_exited(self.pgid, false) {
+                Ok(true) => {
+                    self.exited = true;
                     self.ended = Some(now);
                 }
-                Ok(None) => {}
+                Ok(false) => {}
                 Err(e) => {
                     self.lost = Some(e);
                     self.ended = Some(now);
@@ -207,16 +314,15 @@ impl Running {
             }
         }
         // A timed-out check's output is not used, so there is no reason to wait for it.
-        if self.status.is_some()
-            && (self.timed_out || (self.stdout.is_done() && self.stderr.is_done()))
-        {
+        if self.exited && (self.timed_out || (self.stdout.is_done() && self.stderr.is_done())) {
             return None;
         }
         match self.killed {
             None if now >= self.deadline => {
                 // Either the check itself overran, or it exited but something it started
-                // still holds its output open; both are in its process group.
-                self.timed_out = self.status.is_none();
+                // still holds its output open; both are in its process group, whose
+                // leader is not reaped yet.
+                self.timed_out = !self.exited;
                 kill_group(self.pgid, &mut self.child);
                 self.killed = Some(now);
                 Some(now + KILL_GRACE)
@@ -227,20 +333,36 @@ impl Running {
         }
     }
 
-    fn finish(self, now: Instant) -> Finished {
+    fn finish(mut self, now: Instant) -> Finished {
         let duration = self
             .ended
             .unwrap_or(now)
             .saturating_duration_since(self.started);
-        let outcome = match (self.lost, self.status) {
+        let status = match (&self.lost, self.exited) {
+            (None, true) => match reap(self.pgid, &mut self.child) {
+                Ok(status) => status,
+                Err(e) => {
+                    self.lost = Some(e);
+                    None
+                }
+            },
+            // Waiting failed: the leader's state is unknown, so its group is not
+            // signalled again; only forgotten.
+            (Some(_), _) => {
+                live().retain(|g| *g != self.pgid);
+                None
+            }
+            (None, false) => None,
+        };
+        let outcome = match (self.lost, status) {
             (Some(e), _) => Outcome::Lost(e),
             _ if self.timed_out => Outcome::TimedOut,
             (None, Some(status)) => Outcome::of_status(status),
             // Only a killed child is given up on unreaped, and it counts as timed out.
             (None, None) => Outcome::TimedOut,
         };
-        if self.status.is_none() && matches!(outcome, Outcome::TimedOut) {
-            reap_in_background(self.child);
+        if !self.exited && matches!(outcome, Outcome::TimedOut) {
+            reap_in_background(self.pgid, self.child);
         }
         let (stdout, stderr) = if matches!(outcome, Outcome::TimedOut) {
             (String::new(), String::new())
@@ -269,12 +391,14 @@ fn kill_group(pgid: i32, child: &mut Child) {
 }
 
 /// A child that ignored SIGKILL for [`KILL_GRACE`] is stuck in the kernel; a thread waits
-/// for it so it does not stay a zombie, and collection goes on without it.
-fn reap_in_background(mut child: Child) {
+/// for it so it does not stay a zombie, and collection goes on without it. Its group stays
+/// in [`LIVE`] until then.
+fn reap_in_background(pgid: i32, mut child: Child) {
     let spawned = thread::Builder::new()
         .name("nagios-reaper".into())
         .spawn(move || {
-            let _ = child.wait();
+            let _ = has_exited(pgid, true);
+            let _ = reap(pgid, &mut child);
         });
     // Without a thread it stays a zombie until hbc exits; there is nothing better to do.
     drop(spawned);
