@@ -12,6 +12,7 @@ use hb_proto::{Heartbeat, Level as WireLevel, Reading, Value};
 use hbc_plugin_api::Level;
 
 use crate::config::Config;
+use crate::fit::{rank, Draft, Rank};
 use crate::plugins::{PluginSet, Running};
 use crate::sample::{wire_level, wire_value};
 use crate::send::{Sender, Target};
@@ -41,13 +42,14 @@ fn status_reading(name: &str, status: &str, message: String) -> Reading {
     }
 }
 
-/// The readings one plugin contributes to this heartbeat.
+/// The readings one plugin contributes to this heartbeat, each with its rank for when
+/// not everything fits (`fit`).
 pub fn plugin_readings(
     name: &str,
     r: &mut Running,
     thresholds: &Thresholds,
     now: Instant,
-) -> Vec<Reading> {
+) -> Vec<(Reading, Rank)> {
     let st = r.handle.state().clone();
     let timeout = r.handle.timeout;
     let interval = r.handle.interval;
@@ -76,16 +78,21 @@ pub fn plugin_readings(
     };
 
     if let Some((status, message)) = problem {
-        let mut out: Vec<Reading> = r
+        let mut out: Vec<(Reading, Rank)> = r
             .evaluated
             .iter()
-            .map(|x| Reading {
-                level: WireLevel::Unknown,
-                message: format!("stale: {message}"),
-                ..x.clone()
+            .map(|(x, _)| {
+                let stale = Reading {
+                    level: WireLevel::Unknown,
+                    message: format!("stale: {message}"),
+                    ..x.clone()
+                };
+                let rank = rank(&stale, false);
+                (stale, rank)
             })
             .collect();
-        out.push(status_reading(name, status, message));
+        let status = status_reading(name, status, message);
+        out.push((status, Rank::Hbc));
         return out;
     }
 
@@ -106,7 +113,7 @@ pub fn plugin_readings(
                 .take(MAX_READINGS)
                 .map(|s| {
                     let e = r.tracker.evaluate(thresholds, &s.to_reading());
-                    Reading {
+                    let reading = Reading {
                         key: s.key.clone(),
                         value: wire_value(&s.value),
                         unit: s.unit.clone(),
@@ -116,7 +123,9 @@ pub fn plugin_readings(
                             _ => s.message.clone(),
                         },
                         threshold: e.threshold,
-                    }
+                    };
+                    let rank = rank(&reading, s.state.is_some());
+                    (reading, rank)
                 })
                 .collect();
             if unfit + over > 0 {
@@ -125,8 +134,10 @@ pub fn plugin_readings(
                      bytes and {over} readings over the limit of {MAX_READINGS}; they are left out"
                 );
                 tracing::debug!("{message}");
-                r.evaluated
-                    .push(status_reading(name, "readings_left_out", message));
+                r.evaluated.push((
+                    status_reading(name, "readings_left_out", message),
+                    Rank::Hbc,
+                ));
             }
             r.tracker.end_cycle();
         }
@@ -144,7 +155,8 @@ fn to_api_level(l: WireLevel) -> Level {
     }
 }
 
-/// Gathers every plugin's readings into one heartbeat.
+/// Gathers every plugin's readings (and hbc's own about quarantined plugins) into one
+/// heartbeat, not yet fitted to hbc's size limit (`fit::fit`).
 pub fn build(
     plugins: &mut PluginSet,
     thresholds: &Thresholds,
@@ -152,21 +164,42 @@ pub fn build(
     instance: u64,
     seq: u64,
     interval: Duration,
-) -> Heartbeat {
+) -> Draft {
     let now = Instant::now();
     let mut readings = Vec::new();
+    let mut meta = Vec::new();
+    let mut names = Vec::new();
+    for (reading, plugin) in plugins.quarantine_readings() {
+        readings.push(reading);
+        meta.push((Rank::Hbc, names.len()));
+        names.push(plugin);
+    }
     for (name, r) in plugins.running.iter_mut() {
-        readings.extend(plugin_readings(name, r, thresholds, now));
+        let index = match names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                names.push(name.clone());
+                names.len() - 1
+            }
+        };
+        for (reading, rank) in plugin_readings(name, r, thresholds, now) {
+            readings.push(reading);
+            meta.push((rank, index));
+        }
     }
     let level = crate::thresholds::overall(readings.iter().map(|r| to_api_level(r.level)));
-    Heartbeat {
-        host: host.to_string(),
-        instance,
-        seq,
-        sent_ms: unix_ms(),
-        interval_ms: interval.as_millis().min(u128::from(u32::MAX)) as u32,
-        level: wire_level(level),
-        readings,
+    Draft {
+        hb: Heartbeat {
+            host: host.to_string(),
+            instance,
+            seq,
+            sent_ms: unix_ms(),
+            interval_ms: interval.as_millis().min(u128::from(u32::MAX)) as u32,
+            level: wire_level(level),
+            readings,
+        },
+        meta,
+        plugins: names,
     }
 }
 
@@ -213,6 +246,8 @@ pub fn run(
     let instance = unix_ms();
     let mut sender = Sender::default();
     let mut seq = 0u64;
+    // Whether the last heartbeat left readings out (logged when it starts and ends).
+    let mut trimming = false;
     // First heartbeat as soon as every plugin has answered once (bounded), then on a
     // fixed schedule that does not drift with the time spent building heartbeats.
     plugins.wait_first_results(config.plugin_timeout.min(config.interval));
@@ -259,17 +294,30 @@ pub fn run(
             }
         }
         seq += 1;
-        let hb = build(plugins, &thresholds, host, instance, seq, config.interval);
-        match hb_proto::encode(&hb, secret.as_deref(), config.max_datagram) {
-            Ok(datagrams) => {
+        let draft = build(plugins, &thresholds, host, instance, seq, config.interval);
+        match crate::fit::fit(draft, secret.as_deref(), config.max_datagram) {
+            Ok(fitted) => {
                 for t in targets.iter_mut() {
-                    sender.send(t, &datagrams);
+                    sender.send(t, &fitted.datagrams);
                 }
+                match (&fitted.left_out, trimming) {
+                    (Some(l), false) => tracing::warn!(
+                        seq,
+                        left_out = l.readings,
+                        of = l.of,
+                        "heartbeat too large: {}",
+                        l.reading().message
+                    ),
+                    (None, true) => tracing::info!(seq, "heartbeats fit again; nothing left out"),
+                    _ => {}
+                }
+                trimming = fitted.left_out.is_some();
                 tracing::debug!(
                     seq,
-                    readings = hb.readings.len(),
-                    datagrams = datagrams.len(),
-                    level = hb.level.as_str(),
+                    readings = fitted.hb.readings.len(),
+                    datagrams = fitted.datagrams.len(),
+                    bytes = fitted.bytes(),
+                    level = fitted.hb.level.as_str(),
                     "heartbeat sent"
                 );
             }

@@ -78,6 +78,10 @@ pub struct Config {
     pub plugin_timeout: Duration,
     /// Largest datagram sent; larger heartbeats are split.
     pub max_datagram: usize,
+    /// Where hbc keeps what must outlive it (crash markers, quarantined plugins);
+    /// default: `$STATE_DIRECTORY`, `/var/lib/hbc` for root, else
+    /// `$XDG_STATE_HOME/hbc` or `~/.local/state/hbc`.
+    pub state_dir: Option<PathBuf>,
     /// Consecutive samples needed before a reading's level changes (default for rules).
     pub samples: u32,
     pub plugins: BTreeMap<String, PluginConfig>,
@@ -98,6 +102,7 @@ impl Default for Config {
             plugin_rescan: Duration::from_secs(10),
             plugin_timeout: Duration::from_secs(5),
             max_datagram: hb_proto::DEFAULT_MAX_DATAGRAM,
+            state_dir: None,
             samples: 1,
             plugins: BTreeMap::new(),
             thresholds: BTreeMap::new(),

@@ -6,6 +6,11 @@
 //! the child; the parent reports UNKNOWN, kills what is left and starts a new child with
 //! backoff. The same program, with `--probe`, test-loads a library for the loader and for
 //! `hbc check-plugin`.
+//!
+//! Answers are read with a length limit ([`MAX_ANSWER`]). The worker dies with hbc: its
+//! parent-death signal is SIGTERM, on which it exits through `exit()`, so what its plugin
+//! registered to run at exit (the nagios plugin kills its checks' process groups) runs.
+//! hbc stops a worker the same way (SIGTERM, then SIGKILL after [`STOP_GRACE`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -19,6 +24,56 @@ use crate::loader::{self, Info, ProbeAnswer};
 use crate::runner::{backoff, Collect, InProcess};
 use crate::sample::Sample;
 
+/// Names the hbc that started a worker, so a worker whose parent is already gone exits.
+pub const PARENT_ENV: &str = "HBC_WORKER_PARENT";
+
+/// Longest answer line read from a worker: 2,000 readings (the most hbc takes from one
+/// plugin) of 2 KiB each. A longer line kills the worker; it is never buffered whole.
+pub const MAX_ANSWER: usize = 4 * 1024 * 1024;
+/// How long a worker asked to stop (SIGTERM) may take before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// One line from the worker, or why there is none.
+enum Line {
+    Text(String),
+    TooLong,
+}
+
+/// Reads one line of at most `limit` bytes (newline excluded). `Ok(None)` at end of
+/// input; a longer line is `Line::TooLong` and the reader is left mid-line.
+fn read_line_limited(reader: &mut impl BufRead, limit: usize) -> std::io::Result<Option<Line>> {
+    let mut line = Vec::new();
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(if line.is_empty() {
+                None
+            } else {
+                Some(Line::Text(String::from_utf8_lossy(&line).into_owned()))
+            });
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], Some(i + 1)),
+            None => (available, None),
+        };
+        if line.len() + chunk.len() > limit {
+            return Ok(Some(Line::TooLong));
+        }
+        line.extend_from_slice(chunk);
+        let used = done.unwrap_or(available.len());
+        reader.consume(used);
+        if done.is_some() {
+            return Ok(Some(Line::Text(
+                String::from_utf8_lossy(&line).into_owned(),
+            )));
+        }
+    }
+}
+
 /// One answer line from the child.
 #[derive(Debug, Serialize, Deserialize)]
 enum Answer {
@@ -31,7 +86,7 @@ enum Answer {
 struct Running {
     child: Child,
     stdin: ChildStdin,
-    lines: Receiver<String>,
+    lines: Receiver<Line>,
 }
 
 /// The parent's side of an isolated plugin.
@@ -69,6 +124,7 @@ impl Isolated {
         let mut child = Command::new(exe)
             .arg("plugin-worker")
             .arg(&self.file)
+            .env(PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -79,21 +135,16 @@ impl Isolated {
             return Err("worker process has no pipes".into());
         };
         // One pending answer at most: the protocol is strictly request/response.
-        let (tx, lines) = sync_channel::<String>(1);
+        let (tx, lines) = sync_channel::<Line>(1);
         std::thread::Builder::new()
             .name(format!("isolate-{}", self.name))
             .stack_size(256 * 1024)
             .spawn(move || {
                 let mut reader = BufReader::new(stdout);
-                loop {
-                    let mut line = String::new();
-                    match reader.read_line(&mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            if tx.send(line).is_err() {
-                                break;
-                            }
-                        }
+                while let Ok(Some(line)) = read_line_limited(&mut reader, MAX_ANSWER) {
+                    let last = matches!(line, Line::TooLong);
+                    if tx.send(line).is_err() || last {
+                        break;
                     }
                 }
             })
@@ -124,8 +175,12 @@ impl Isolated {
 
     fn answer(running: &mut Running, timeout: Duration) -> Result<Answer, String> {
         match running.lines.recv_timeout(timeout) {
-            Ok(line) => serde_json::from_str(&line)
+            Ok(Line::Text(line)) => serde_json::from_str(&line)
                 .map_err(|e| format!("worker sent an unreadable answer: {e}")),
+            Ok(Line::TooLong) => Err(format!(
+                "worker sent an answer over {} MiB; worker killed",
+                MAX_ANSWER / (1024 * 1024)
+            )),
             Err(RecvTimeoutError::Timeout) => {
                 Err(format!("did not answer within {timeout:?}; worker killed"))
             }
@@ -146,7 +201,24 @@ impl Isolated {
         }
     }
 
+    /// Asks the worker to stop (SIGTERM: it exits through `exit()`, so its plugin can
+    /// clean up), kills it after [`STOP_GRACE`], and reaps it. The pid is signalled only
+    /// while `try_wait` says it is not reaped, so never after it could be reused.
     fn kill(mut running: Running) {
+        drop(running.stdin);
+        if let (Ok(None), Ok(pid)) = (running.child.try_wait(), i32::try_from(running.child.id())) {
+            // SAFETY: kill(2) on our own child, which is not reaped yet.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + STOP_GRACE;
+            while Instant::now() < deadline {
+                if !matches!(running.child.try_wait(), Ok(None)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         let _ = running.child.kill();
         let _ = running.child.wait();
     }
@@ -213,13 +285,40 @@ fn emit(out: &mut impl Write, a: &Answer) -> std::io::Result<()> {
     out.flush()
 }
 
-/// Makes the child die with its parent, so no orphan keeps running a plugin.
+/// Makes the child die with its parent, so no orphan keeps running a plugin: SIGTERM,
+/// which the worker turns into `exit()` (see [`exit_on_sigterm`]).
 fn die_with_parent() {
     #[cfg(target_os = "linux")]
-    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and changes only this process.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid take plain integers and change only
+    // this process.
     unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
     }
+    // The parent may have died before the prctl: then nobody waits for us.
+    let parent = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|p| p.parse::<libc::pid_t>().ok());
+    // SAFETY: getppid and _exit have no preconditions.
+    if parent.is_some_and(|p| p != unsafe { libc::getppid() }) {
+        unsafe { libc::_exit(1) }
+    }
+}
+
+/// SIGTERM ends the worker through `exit()`, which runs what its plugin registered with
+/// `atexit` (the nagios plugin kills its checks' process groups), even mid-collect.
+fn exit_on_sigterm() {
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM])
+    else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("worker-signals".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                std::process::exit(143);
+            }
+        });
 }
 
 /// `hbc plugin-worker [--probe] FILE`: the child side. Returns the exit code.
@@ -239,6 +338,7 @@ pub fn worker_main(file: &Path, probe: bool) -> i32 {
         let _ = writeln!(out, "{line}");
         return 0;
     }
+    exit_on_sigterm();
     let mut options = String::new();
     if std::io::stdin().read_line(&mut options).is_err() {
         return 2;

@@ -307,8 +307,13 @@ pub fn open(copy: &Path) -> Result<Library, Rejection> {
 }
 
 /// Everything before opening: copy in, structural check, and the probe in a child
-/// process. Independent per file, so several run in parallel at start-up.
-pub fn prepare(path: &Path, private: &PrivateDir, probe: bool) -> Result<PathBuf, Rejection> {
+/// process, which also gives the plugin's metadata (so an isolated plugin is never opened
+/// in this process). Independent per file, so several run in parallel at start-up.
+pub fn prepare(
+    path: &Path,
+    private: &PrivateDir,
+    probe: bool,
+) -> Result<(PathBuf, Option<Info>), Rejection> {
     let copy = private.copy_in(path).map_err(|e| {
         reject(
             format!("cannot read the file: {e}"),
@@ -317,13 +322,13 @@ pub fn prepare(path: &Path, private: &PrivateDir, probe: bool) -> Result<PathBuf
     })?;
     let outcome = preflight(&copy).and_then(|()| {
         if probe {
-            probe_in_child(&copy).map(|_| ())
+            probe_in_child(&copy).map(Some)
         } else {
-            Ok(())
+            Ok(None)
         }
     });
     match outcome {
-        Ok(()) => Ok(copy),
+        Ok(info) => Ok((copy, info)),
         Err(e) => {
             let _ = std::fs::remove_file(&copy);
             Err(e)
@@ -340,13 +345,15 @@ pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
             "set plugin_probe: false",
         )
     })?;
-    let child = Command::new(exe)
+    let mut child = Command::new(exe)
         .arg("plugin-worker")
         .arg("--probe")
         .arg(path)
+        .env(crate::isolate::PARENT_ENV, std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // A library's load-time chatter is not hbc's to log.
+        .stderr(Stdio::null())
         .spawn()
         .map_err(|e| {
             reject(
@@ -354,18 +361,26 @@ pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
                 "check that hbc can fork",
             )
         })?;
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(reject("the probe process has no output pipe", "retry"));
+    };
     // Output is read while the child runs (a chatty library cannot fill the pipe and
-    // stall), on a thread, so the wait below is a plain timeout, not polling.
-    let pid = child.id();
+    // stall), at most PROBE_OUTPUT bytes kept, on a thread, so the wait below is a plain
+    // timeout, not polling. The child is reaped only through the shared `Child`, under
+    // its lock, so a kill after the timeout can never reach a recycled pid.
+    let child = std::sync::Arc::new(std::sync::Mutex::new(child));
     let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = child.clone();
     std::thread::Builder::new()
         .name("probe".into())
         .stack_size(128 * 1024)
         .spawn(move || {
-            let _ = tx.send(child.wait_with_output());
+            let _ = tx.send(read_probe(stdout, &waiter));
         })
         .map_err(|e| reject(format!("cannot start a probe thread: {e}"), "retry"))?;
-    let output = match rx.recv_timeout(Duration::from_secs(10)) {
+    let (stdout, status) = match rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
             return Err(reject(
@@ -374,18 +389,15 @@ pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
             ))
         }
         Err(_) => {
-            // SAFETY: kill(2) on the probe child we started; the thread then reaps it.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-            }
+            // std's `Child::kill` does nothing once the child was reaped.
+            let _ = child.lock().map(|mut c| c.kill());
             return Err(reject(
                 "the library did not finish loading within 10 s in a probe process",
                 "check what its initialisation code waits for",
             ));
         }
     };
-    let status = output.status;
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&stdout);
     match serde_json::from_str::<ProbeAnswer>(stdout.trim()) {
         Ok(ProbeAnswer::Ok(info)) => Ok(info),
         Ok(ProbeAnswer::Rejected { reason, remedy }) => Err(Rejection {
@@ -400,6 +412,35 @@ pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
             "the library is broken or not built for this system; rebuild it",
         )),
     }
+}
+
+/// Most of a probe's output kept: its answer is one short JSON line.
+const PROBE_OUTPUT: u64 = 64 * 1024;
+
+/// Reads a probe's output (the first [`PROBE_OUTPUT`] bytes kept, the rest drained), then
+/// reaps it.
+fn read_probe(
+    stdout: std::process::ChildStdout,
+    child: &std::sync::Mutex<std::process::Child>,
+) -> std::io::Result<(Vec<u8>, std::process::ExitStatus)> {
+    use std::io::Read;
+    let mut kept = Vec::new();
+    let mut stdout = stdout;
+    (&mut stdout).take(PROBE_OUTPUT).read_to_end(&mut kept)?;
+    std::io::copy(&mut stdout, &mut std::io::sink())?;
+    for round in 0u32.. {
+        let status = child
+            .lock()
+            .map_err(|_| std::io::Error::other("probe bookkeeping failed"))?
+            .try_wait()?;
+        if let Some(status) = status {
+            return Ok((kept, status));
+        }
+        // Output closed: the exit follows at once, unless the child is stuck in the
+        // kernel, which is then looked at less often.
+        std::thread::sleep(Duration::from_millis(if round < 100 { 2 } else { 100 }));
+    }
+    Err(std::io::Error::other("probe never ended"))
 }
 
 /// What `hbc plugin-worker --probe` prints.

@@ -69,11 +69,18 @@ fn server_specs(cli: &Cli, config: &Config) -> Vec<String> {
     specs
 }
 
-fn plugin_set(cli: &Cli, config: &Config) -> Result<PluginSet> {
+/// The plugins of this run. `own_state`: record crashes in the state folder (hbc that runs
+/// plugins); `hbc plugins` only reads it.
+fn plugin_set(cli: &Cli, config: &Config, own_state: bool) -> Result<PluginSet> {
     let env = std::env::var("HBC_PLUGIN_PATH").ok();
     let dirs =
         hbc::loader::plugin_dirs(&config.plugin_dirs, env.as_deref(), &cli.common.plugin_dirs);
-    PluginSet::new(dirs).context("cannot create hbc's private plugin folder")
+    let state_dir = config
+        .state_dir
+        .clone()
+        .or_else(hbc::quarantine::default_state_dir);
+    let quarantine = hbc::quarantine::Quarantine::open(state_dir, own_state);
+    PluginSet::new(dirs, quarantine).context("cannot create hbc's private plugin folder")
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -123,7 +130,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Some(Command::Plugins { json }) => {
-            let mut set = plugin_set(&cli, &config)?;
+            let mut set = plugin_set(&cli, &config, false)?;
             set.dry_run = true;
             set.scan(&config, false);
             let entries = set.entries();
@@ -172,7 +179,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
             .context("cannot start the signal thread")?;
     }
-    let mut set = plugin_set(&cli, &config)?;
+    let mut set = plugin_set(&cli, &config, true)?;
     let started = std::time::Instant::now();
     set.scan(&config, false);
     tracing::info!(
@@ -191,7 +198,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .max()
             .unwrap_or(Duration::ZERO);
         set.wait_first_results(wait + Duration::from_millis(100));
-        let hb = hbc::agent::build(
+        let draft = hbc::agent::build(
             &mut set,
             &thresholds,
             &host,
@@ -199,10 +206,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             1,
             config.interval,
         );
+        // Encoded as it would be sent, so the datagram count and any trimming show.
+        let secret = config
+            .secret
+            .as_ref()
+            .map(|s| s.expose().as_bytes().to_vec());
+        let fitted = hbc::fit::fit(draft, secret.as_deref(), config.max_datagram)
+            .context("cannot encode the heartbeat")?;
         if cli.json {
-            println!("{}", serde_json::to_string_pretty(&hbc::table::json(&hb))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&hbc::table::json(&fitted))?
+            );
         } else {
-            print!("{}", hbc::table::readings(&hb));
+            print!("{}", hbc::table::readings(&fitted));
         }
         set.stop_all();
         return Ok(ExitCode::SUCCESS);

@@ -10,6 +10,10 @@
 //!
 //! Scans keep to a fixed schedule of one every `plugin_rescan` (see [`PluginSet::scan`]),
 //! so a file is picked up at the first scan after it settled: within one `plugin_rescan`.
+//!
+//! An isolated plugin (configured `isolate: true`, or quarantined after it crashed hbc,
+//! `quarantine.rs`) is never opened in this process: its name and version come from the
+//! probe child, and it runs in a worker child.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,8 +25,10 @@ use hbc_plugin_api::PluginMod_Ref;
 use serde::Serialize;
 
 use crate::config::{Config, PluginConfig};
+use crate::fit::Rank;
 use crate::isolate::Isolated;
 use crate::loader::{self, Candidate, Info, PrivateDir, Rejection};
+use crate::quarantine::{self, Call, FileId, Marker, Quarantine};
 use crate::runner::{self, Collect, Handle, InProcess};
 use crate::sample::Sample;
 use crate::thresholds::LevelTracker;
@@ -60,24 +66,31 @@ pub struct Running {
     pub info: Info,
     pub file: PathBuf,
     pub isolate: bool,
+    /// Runs isolated because it once crashed hbc in-process.
+    pub quarantined: bool,
     pub handle: Arc<Handle>,
     thread: std::thread::Thread,
     size: u64,
     modified: SystemTime,
-    module: PluginMod_Ref,
+    /// The library opened in this process; `None` while it has only run isolated.
+    module: Option<PluginMod_Ref>,
     copy: PathBuf,
     /// The settings it was started with (a reload restarts it when they change).
     settings: PluginConfig,
     /// Threshold state of this plugin's readings, and the run it last evaluated.
     pub tracker: LevelTracker,
     pub evaluated_run: u64,
-    pub evaluated: Vec<hb_proto::Reading>,
+    pub evaluated: Vec<(hb_proto::Reading, Rank)>,
 }
 
 impl Running {
     fn stop(&self) {
         self.handle.stop();
         self.thread.unpark();
+    }
+
+    fn file_id(&self) -> FileId {
+        FileId::new(&self.file, self.size, self.modified)
     }
 }
 
@@ -91,21 +104,25 @@ pub struct Entry {
 }
 
 /// Builds the monitor on the plugin's own thread at its first collect, so a plugin whose
-/// constructor hangs blocks only itself.
+/// constructor hangs blocks only itself. Every call into the plugin is marked, so a crash
+/// in it quarantines it (`quarantine.rs`).
 struct Lazy {
     module: PluginMod_Ref,
     options: String,
     monitor: Option<InProcess>,
+    marker: Option<Arc<Marker>>,
 }
 
 impl Collect for Lazy {
     fn collect(&mut self) -> Result<Vec<Sample>, String> {
         if self.monitor.is_none() {
+            let _in = quarantine::enter(self.marker.as_deref(), Call::Start);
             match (self.module.new_monitor())(self.options.as_str().into()) {
                 RResult::ROk(m) => self.monitor = Some(InProcess(m)),
                 RResult::RErr(e) => return Err(format!("plugin could not start: {e}")),
             }
         }
+        let _in = quarantine::enter(self.marker.as_deref(), Call::Collect);
         match self.monitor.as_mut() {
             Some(m) => m.collect(),
             None => Err("plugin is not started".into()),
@@ -113,24 +130,52 @@ impl Collect for Lazy {
     }
 }
 
-/// Starts a plugin's thread (in-process or isolated) with its settings.
+impl Drop for Lazy {
+    fn drop(&mut self) {
+        if let Some(m) = self.monitor.take() {
+            let _in = quarantine::enter(self.marker.as_deref(), Call::Stop);
+            drop(m);
+        }
+    }
+}
+
+/// Whether plugins can run in a child process here (hbc must find its own executable).
+fn can_isolate() -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find hbc's executable: {e}"))?;
+    if exe.is_file() {
+        Ok(())
+    } else {
+        Err(format!("hbc's executable {} is gone", exe.display()))
+    }
+}
+
+/// Starts a plugin's thread (in-process or isolated) with its settings. An in-process
+/// plugin needs its opened `module`.
 fn launch(
     name: &str,
-    module: PluginMod_Ref,
+    module: Option<PluginMod_Ref>,
     copy: &Path,
     pc: &PluginConfig,
     config: &Config,
+    isolate: bool,
+    marker: Option<Arc<Marker>>,
 ) -> Result<(Arc<Handle>, std::thread::JoinHandle<()>), Rejection> {
     let interval = pc.interval.unwrap_or(config.interval);
     let timeout = pc.timeout.unwrap_or(config.plugin_timeout);
-    let collector: Box<dyn Collect> = if pc.isolate {
-        Box::new(Isolated::new(name, copy, &pc.options, timeout))
-    } else {
-        Box::new(Lazy {
+    let collector: Box<dyn Collect> = match (isolate, module) {
+        (true, _) => Box::new(Isolated::new(name, copy, &pc.options, timeout)),
+        (false, Some(module)) => Box::new(Lazy {
             module,
             options: pc.options.to_string(),
             monitor: None,
-        })
+            marker,
+        }),
+        (false, None) => {
+            return Err(Rejection {
+                reason: "it was never opened in this process".into(),
+                remedy: "restart hbc",
+            })
+        }
     };
     runner::spawn(name, collector, interval, timeout).map_err(|e| Rejection {
         reason: format!("cannot start a thread for it: {e}"),
@@ -165,11 +210,17 @@ pub struct PluginSet {
     pub last_scan: Instant,
     /// Check and list plugins without running them (`hbc plugins`).
     pub dry_run: bool,
+    /// Plugins that crashed hbc in-process, and the crash markers of the others.
+    pub quarantine: Quarantine,
+    /// Quarantined plugins that cannot run isolated here, so do not run at all.
+    quarantine_disabled: std::collections::BTreeSet<String>,
 }
 
 impl PluginSet {
-    pub fn new(dirs: Vec<PathBuf>) -> std::io::Result<PluginSet> {
+    pub fn new(dirs: Vec<PathBuf>, quarantine: Quarantine) -> std::io::Result<PluginSet> {
         Ok(PluginSet {
+            quarantine,
+            quarantine_disabled: Default::default(),
             private: PrivateDir::create()?,
             dirs,
             running: BTreeMap::new(),
@@ -257,10 +308,13 @@ impl PluginSet {
             todo.push(cand);
         }
         // Copy, check and probe every file at once (each probe is a child process),
-        // then open and start them in folder order.
+        // then open and start them in folder order. The probe also names each plugin, so
+        // isolated ones are never opened here: it runs whenever any plugin may be isolated.
         let private = &self.private;
-        let probe = config.plugin_probe;
-        let prepared: Vec<Result<PathBuf, Rejection>> = std::thread::scope(|s| {
+        let probe = config.plugin_probe
+            || config.plugins.values().any(|p| p.isolate)
+            || self.quarantine.records().next().is_some();
+        let prepared: Vec<Result<(PathBuf, Option<Info>), Rejection>> = std::thread::scope(|s| {
             let handles: Vec<_> = todo
                 .iter()
                 .map(|c| s.spawn(move || loader::prepare(&c.path, private, probe)))
@@ -277,13 +331,44 @@ impl PluginSet {
                 })
                 .collect()
         });
-        for (cand, copy) in todo.iter().zip(prepared) {
-            match copy.and_then(|copy| loader::open(&copy).map(|lib| (lib, copy))) {
-                Ok(loaded) => self.start_one(config, cand, loaded),
-                Err(why) => self.reject(cand, None, why),
+        for (cand, prepared) in todo.iter().zip(prepared) {
+            let (copy, info) = match prepared {
+                Ok(x) => x,
+                Err(why) => {
+                    self.reject(cand, None, why);
+                    continue;
+                }
+            };
+            let id = FileId::new(&cand.path, cand.size, cand.modified);
+            match info {
+                Some(info) if self.isolated(config, &info.name, &id) => {
+                    self.start_one(config, cand, info, None, copy)
+                }
+                known => {
+                    let marker = known
+                        .as_ref()
+                        .filter(|_| !self.dry_run)
+                        .and_then(|i| self.quarantine.marker(&i.name, &id));
+                    let opened = {
+                        let _in = quarantine::enter(marker.as_deref(), Call::Load);
+                        loader::open(&copy)
+                    };
+                    match opened {
+                        Ok(lib) => {
+                            self.libraries_loaded += 1;
+                            self.start_one(config, cand, lib.info(), Some(lib.module), copy)
+                        }
+                        Err(why) => self.reject(cand, known.map(|i| i.name), why),
+                    }
+                }
             }
         }
         release_freed_memory();
+    }
+
+    /// Whether plugin `name` from `file` runs isolated: configured so, or quarantined.
+    fn isolated(&mut self, config: &Config, name: &str, file: &FileId) -> bool {
+        config.plugin(name).isolate || self.quarantine.check(name, file).is_some()
     }
 
     fn reject(&mut self, cand: &Candidate, name: Option<String>, why: Rejection) {
@@ -303,10 +388,14 @@ impl PluginSet {
             .insert(cand.path.clone(), (cand.size, cand.modified, entry));
     }
 
-    fn start_one(&mut self, config: &Config, cand: &Candidate, loaded: (loader::Library, PathBuf)) {
-        let (lib, copy) = loaded;
-        self.libraries_loaded += 1;
-        let info = lib.info();
+    fn start_one(
+        &mut self,
+        config: &Config,
+        cand: &Candidate,
+        info: Info,
+        module: Option<PluginMod_Ref>,
+        copy: PathBuf,
+    ) {
         let replacing = self
             .running
             .get(&info.name)
@@ -350,6 +439,31 @@ impl PluginSet {
             );
             return;
         }
+        let id = FileId::new(&cand.path, cand.size, cand.modified);
+        let quarantined = self
+            .quarantine
+            .check(&info.name, &id)
+            .map(|r| r.reason.clone());
+        self.quarantine_disabled.remove(&info.name);
+        if let (Some(reason), false) = (&quarantined, pc.isolate) {
+            if let Err(why) = can_isolate() {
+                tracing::warn!(plugin = %info.name, "plugin is quarantined ({reason}) and cannot run isolated ({why}); it stays disabled");
+                self.quarantine_disabled.insert(info.name.clone());
+                self.disabled.insert(
+                    cand.path.clone(),
+                    Entry {
+                        file: cand.path.clone(),
+                        name: Some(info.name),
+                        version: Some(info.version),
+                        status: format!(
+                            "disabled: quarantined ({reason}) and cannot run isolated ({why})"
+                        ),
+                    },
+                );
+                return;
+            }
+        }
+        let isolate = pc.isolate || quarantined.is_some();
         if self.dry_run {
             self.disabled.insert(
                 cand.path.clone(),
@@ -357,12 +471,21 @@ impl PluginSet {
                     file: cand.path.clone(),
                     name: Some(info.name),
                     version: Some(info.version),
-                    status: "ok".into(),
+                    status: match &quarantined {
+                        Some(reason) => format!("ok; quarantined, runs isolated: {reason}"),
+                        None => "ok".into(),
+                    },
                 },
             );
             return;
         }
-        let (handle, thread) = match launch(&info.name, lib.module, &copy, &pc, config) {
+        let marker = if isolate {
+            None
+        } else {
+            self.quarantine.marker(&info.name, &id)
+        };
+        let (handle, thread) = match launch(&info.name, module, &copy, &pc, config, isolate, marker)
+        {
             Ok(x) => x,
             Err(why) => return self.reject(cand, Some(info.name), why),
         };
@@ -371,19 +494,23 @@ impl PluginSet {
             version = %info.version,
             api = %info.api_version,
             file = %cand.path.display(),
-            isolate = pc.isolate,
+            isolate,
             "{} plugin",
             if replacing { "reloaded changed" } else { "loaded" }
         );
+        if let Some(reason) = &quarantined {
+            tracing::warn!(plugin = %info.name, "plugin is quarantined ({reason}); it runs isolated in a child process");
+        }
         let running = Running {
             info: info.clone(),
             file: cand.path.clone(),
-            isolate: pc.isolate,
+            isolate,
+            quarantined: quarantined.is_some(),
             handle,
             thread: thread.thread().clone(),
             size: cand.size,
             modified: cand.modified,
-            module: lib.module,
+            module,
             copy,
             settings: pc,
             tracker: LevelTracker::new(),
@@ -399,13 +526,20 @@ impl PluginSet {
     /// changed are restarted from the library already loaded, disabled ones stop, and
     /// newly enabled ones are loaded by the next scan.
     pub fn reconfigure(&mut self, old: &Config, config: &Config) {
+        self.quarantine.reload();
         let names: Vec<String> = self.running.keys().cloned().collect();
         for name in names {
             let pc = config.plugin(&name);
+            let Some(id) = self.running.get(&name).map(Running::file_id) else {
+                continue;
+            };
+            let quarantined = self.quarantine.check(&name, &id).is_some();
+            let isolate = pc.isolate || quarantined;
             let Some(r) = self.running.get(&name) else {
                 continue;
             };
             let same = r.settings == pc
+                && r.isolate == isolate
                 && old.interval == config.interval
                 && old.plugin_timeout == config.plugin_timeout;
             if same {
@@ -427,13 +561,35 @@ impl PluginSet {
                 }
                 continue;
             }
-            match launch(&name, r.module, &r.copy, &pc, config) {
+            let (copy, mut module) = (r.copy.clone(), r.module);
+            let marker = if isolate {
+                None
+            } else {
+                self.quarantine.marker(&name, &id)
+            };
+            if module.is_none() && !isolate {
+                // Isolated until now: opened in this process for the first time.
+                let _in = quarantine::enter(marker.as_deref(), Call::Load);
+                match loader::open(&copy) {
+                    Ok(lib) => {
+                        self.libraries_loaded += 1;
+                        module = Some(lib.module);
+                    }
+                    Err(why) => {
+                        tracing::error!(plugin = %name, "cannot open the plugin in-process: {why}; it keeps running isolated");
+                        continue;
+                    }
+                }
+            }
+            match launch(&name, module, &copy, &pc, config, isolate, marker) {
                 Ok((handle, thread)) => {
                     if let Some(r) = self.running.get_mut(&name) {
                         r.stop();
                         r.handle = handle;
                         r.thread = thread.thread().clone();
-                        r.isolate = pc.isolate;
+                        r.isolate = isolate;
+                        r.quarantined = quarantined;
+                        r.module = module;
                         r.settings = pc;
                         r.evaluated_run = 0;
                         tracing::info!(plugin = %name, "plugin restarted with its new settings");
@@ -470,10 +626,15 @@ impl PluginSet {
                 file: r.file.clone(),
                 name: Some(r.info.name.clone()),
                 version: Some(r.info.version.clone()),
-                status: if r.isolate {
-                    "loaded (isolated)".into()
-                } else {
-                    "loaded".into()
+                status: match (r.quarantined, r.isolate) {
+                    (true, _) => format!(
+                        "loaded (isolated: quarantined: {})",
+                        self.quarantine
+                            .get(&r.info.name)
+                            .map_or("it crashed hbc", |q| q.reason.as_str())
+                    ),
+                    (false, true) => "loaded (isolated)".into(),
+                    (false, false) => "loaded".into(),
                 },
             })
             .collect();
@@ -481,6 +642,27 @@ impl PluginSet {
         v.extend(self.rejected.values().map(|(_, _, e)| e.clone()));
         v.sort_by(|a, b| a.file.cmp(&b.file));
         v
+    }
+
+    /// `hbc.quarantine.<name>` readings of quarantined plugins (running isolated or
+    /// disabled), with the plugin each is about.
+    pub fn quarantine_readings(&self) -> Vec<(hb_proto::Reading, String)> {
+        let running = self
+            .running
+            .values()
+            .filter(|r| r.quarantined)
+            .map(|r| (r.info.name.as_str(), "isolated"));
+        let disabled = self
+            .quarantine_disabled
+            .iter()
+            .map(|n| (n.as_str(), "disabled"));
+        running
+            .chain(disabled)
+            .filter_map(|(name, how)| {
+                let record = self.quarantine.get(name)?;
+                Some((self.quarantine.reading(record, how), name.to_string()))
+            })
+            .collect()
     }
 
     pub fn stop_all(&mut self) {

@@ -2,8 +2,9 @@
 
 use std::fmt::Write;
 
-use hb_proto::{Heartbeat, Value};
+use hb_proto::Value;
 
+use crate::fit::Fitted;
 use crate::plugins::Entry;
 
 fn value_text(v: &Value) -> String {
@@ -44,8 +45,9 @@ fn render(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The readings of one heartbeat as a table.
-pub fn readings(hb: &Heartbeat) -> String {
+/// The readings of one heartbeat as a table, then its level, size and what was left out.
+pub fn readings(fitted: &Fitted) -> String {
+    let hb = &fitted.hb;
     let mut rows = vec![vec![
         "KEY".to_string(),
         "VALUE".into(),
@@ -64,13 +66,19 @@ pub fn readings(hb: &Heartbeat) -> String {
             r.message.lines().next().unwrap_or("").to_string(),
         ]);
     }
-    format!(
-        "{}host {}: {} ({} readings)\n",
+    let mut out = format!(
+        "{}host {}: {} ({} readings in {} datagrams, {} bytes)\n",
         render(&rows),
         hb.host,
         hb.level.as_str(),
-        hb.readings.len()
-    )
+        hb.readings.len(),
+        fitted.datagrams.len(),
+        fitted.bytes()
+    );
+    if let Some(l) = &fitted.left_out {
+        let _ = writeln!(out, "trimmed: {}", l.reading().message);
+    }
+    out
 }
 
 /// The plugins found, as a table.
@@ -92,8 +100,10 @@ pub fn plugins(entries: &[Entry]) -> String {
     render(&rows)
 }
 
-/// The readings of one heartbeat as JSON (for `hbc --once --json`).
-pub fn json(hb: &Heartbeat) -> serde_json::Value {
+/// The readings of one heartbeat as JSON (for `hbc --once --json`), with its size in
+/// datagrams and bytes and what was left out (`left_out`, `null` when nothing was).
+pub fn json(fitted: &Fitted) -> serde_json::Value {
+    let hb = &fitted.hb;
     let readings: Vec<serde_json::Value> = hb
         .readings
         .iter()
@@ -110,5 +120,19 @@ pub fn json(hb: &Heartbeat) -> serde_json::Value {
             })
         })
         .collect();
-    serde_json::json!({"host": hb.host, "level": hb.level.as_str(), "readings": readings})
+    let left_out = fitted.left_out.as_ref().map(|l| {
+        let plugins: serde_json::Map<String, serde_json::Value> = l
+            .plugins
+            .iter()
+            .map(|(p, n)| (p.clone(), serde_json::json!(n)))
+            .collect();
+        serde_json::json!({
+            "readings": l.readings, "of": l.of, "needed_datagrams": l.needed_parts,
+            "plugins": plugins,
+        })
+    });
+    serde_json::json!({
+        "host": hb.host, "level": hb.level.as_str(), "datagrams": fitted.datagrams.len(),
+        "bytes": fitted.bytes(), "left_out": left_out, "readings": readings,
+    })
 }

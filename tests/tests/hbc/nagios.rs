@@ -82,3 +82,95 @@ fn a_check_name_too_long_for_a_key_loses_only_its_own_readings() {
         "{left_out}"
     );
 }
+
+/// Processes whose command line holds `needle` (other than this test's own).
+fn processes_with(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Polls until `ok` holds or `limit` passes.
+fn eventually(limit: std::time::Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ok()
+}
+
+/// Starts hbc with two long checks (one through a shell, whose `sleep` is a grandchild
+/// in the check's process group), stops it with SIGTERM, and expects no check left.
+fn sigterm_leaves_no_check_behind(isolate: bool) {
+    // A duration no other process uses, so the test finds exactly its own checks.
+    let tag = format!("{}.{}", 3000 + std::process::id() % 1000, u8::from(isolate));
+    let dir = PluginDir::with(&["nagios"]);
+    let rx = Receiver::new();
+    let config = format!(
+        "interval: 500ms\nplugins:\n  nagios:\n    isolate: {isolate}\n    timeout: 1s\n    \
+         options:\n      timeout: 600\n      commands:\n        \
+         direct: {{command: [sleep, \"{tag}\"]}}\n        \
+         shell: {{command: \"sleep {tag}; echo never\", shell: true}}\n"
+    );
+    let mut hbc = Hbc::start(
+        &config,
+        &[
+            "--plugin-dir",
+            dir.path().to_str().expect("utf8"),
+            &rx.addr(),
+        ],
+    );
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || processes_with(
+            &format!("sleep {tag}")
+        )
+        .len()
+            >= 3),
+        "the checks run (sleep, sh and its sleep): {:?}\n{}",
+        processes_with(&tag),
+        hbc.log_text()
+    );
+    let status = hbc
+        .terminate(std::time::Duration::from_secs(5))
+        .expect("hbc stops on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let gone = eventually(std::time::Duration::from_secs(3), || {
+        processes_with(&tag).is_empty()
+    });
+    let left = processes_with(&tag);
+    for pid in &left {
+        // SAFETY: kill(2); cleaning up after a failed test.
+        unsafe {
+            libc::kill(*pid, libc::SIGKILL);
+        }
+    }
+    assert!(gone, "checks left behind after SIGTERM: {left:?}");
+}
+
+#[test]
+fn hbc_sigterm_leaves_no_check_process_behind() {
+    sigterm_leaves_no_check_behind(false);
+}
+
+#[test]
+fn hbc_sigterm_leaves_no_check_of_an_isolated_nagios_behind() {
+    sigterm_leaves_no_check_behind(true);
+}

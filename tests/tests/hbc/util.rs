@@ -82,6 +82,18 @@ impl PluginDir {
     }
 }
 
+/// `config` with a `state_dir` in `dir` unless it names one: each test's hbc keeps its
+/// crash markers and quarantine to itself (as root the default is /var/lib/hbc).
+pub fn with_state_dir(config: &str, dir: &Path) -> String {
+    if config.contains("state_dir:") {
+        return config.to_string();
+    }
+    format!(
+        "{config}\nstate_dir: {}\n",
+        dir.join("state").to_str().expect("utf8 path")
+    )
+}
+
 /// A running hbc, killed when dropped; its stderr goes to a file.
 pub struct Hbc {
     pub child: Child,
@@ -94,7 +106,7 @@ impl Hbc {
     pub fn start(config: &str, args: &[&str]) -> Hbc {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cfg = tmp.path().join("hbc.yaml");
-        std::fs::write(&cfg, config).expect("write config");
+        std::fs::write(&cfg, with_state_dir(config, tmp.path())).expect("write config");
         let log = tmp.path().join("stderr.log");
         let child = Command::new(hbc_bin())
             .arg("-c")
@@ -163,7 +175,7 @@ impl Drop for Hbc {
 pub fn run_hbc(config: &str, args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = tmp.path().join("hbc.yaml");
-    std::fs::write(&cfg, config).expect("write config");
+    std::fs::write(&cfg, with_state_dir(config, tmp.path())).expect("write config");
     let out = Command::new(hbc_bin())
         .arg("-c")
         .arg(&cfg)
