@@ -72,6 +72,15 @@ pub struct Config {
     #[serde(deserialize_with = "duration")]
     pub time_window: Duration,
     pub max_hosts: usize,
+    /// Distinct readings one host may hold (new keys beyond are skipped and counted).
+    pub max_readings_per_host: usize,
+    /// Bytes one host's readings may hold (new keys beyond are skipped and counted).
+    pub max_host_bytes: usize,
+    /// Readings per second one host may have applied; datagrams beyond are dropped
+    /// (`host_rate_limited`). 0: no limit.
+    pub host_reading_rate: f64,
+    /// Readings a host may send at once above `host_reading_rate`.
+    pub host_reading_burst: f64,
     pub history_len: usize,
     pub data_dir: Option<PathBuf>,
     /// The journal (`journal_*`).
@@ -133,6 +142,10 @@ impl Default for Config {
             startup_grace: Duration::from_secs(60),
             time_window: Duration::from_secs(300),
             max_hosts: 200_000,
+            max_readings_per_host: 2_000,
+            max_host_bytes: 256 << 10,
+            host_reading_rate: 20_000.0,
+            host_reading_burst: 40_000.0,
             history_len: 60,
             data_dir: None,
             journal: hbd_journal::JournalSettings::default(),
@@ -238,6 +251,22 @@ impl Config {
         self.journal.validate()?;
         if self.max_hosts == 0 {
             return Err("max_hosts: must be at least 1".into());
+        }
+        if !(1..=65_535).contains(&self.max_readings_per_host) {
+            return Err("max_readings_per_host: use 1 to 65535 (default 2000)".into());
+        }
+        if !(4096..=(64 << 20)).contains(&self.max_host_bytes) {
+            return Err("max_host_bytes: use 4096 to 67108864 (default 262144)".into());
+        }
+        if !(self.host_reading_rate.is_finite() && self.host_reading_rate >= 0.0) {
+            return Err(
+                "host_reading_rate: use a number of readings per second, or 0 for no limit".into(),
+            );
+        }
+        if self.host_reading_rate > 0.0
+            && !(self.host_reading_burst.is_finite() && self.host_reading_burst >= 1.0)
+        {
+            return Err("host_reading_burst: use at least 1".into());
         }
         if let Some(s) = &self.secret {
             if s.expose().is_empty() {

@@ -92,6 +92,15 @@ pub fn render(state: &State) -> String {
         "reason",
         c.dropped.iter().map(|(r, n)| (r.as_str(), n)),
     );
+    let reading_drops = state.registry().reading_drops;
+    labelled(
+        &mut out,
+        "hbd_readings_dropped_total",
+        "counter",
+        "Readings of applied heartbeats that were not stored, by reason.",
+        "reason",
+        reading_drops.iter(),
+    );
     single(
         &mut out,
         "hbd_events_total",
@@ -350,6 +359,13 @@ mod tests {
             hbd_datagrams_dropped_total{reason="host_cap"} 0
             hbd_datagrams_dropped_total{reason="oversized"} 0
             hbd_datagrams_dropped_total{reason="rate_limited"} 0
+            hbd_datagrams_dropped_total{reason="too_many_parts"} 0
+            hbd_datagrams_dropped_total{reason="host_rate_limited"} 0
+            # HELP hbd_readings_dropped_total Readings of applied heartbeats that were not stored, by reason.
+            # TYPE hbd_readings_dropped_total counter
+            hbd_readings_dropped_total{reason="bad_key"} 0
+            hbd_readings_dropped_total{reason="host_reading_cap"} 0
+            hbd_readings_dropped_total{reason="host_byte_budget"} 0
             # HELP hbd_events_total Events published.
             # TYPE hbd_events_total counter
             hbd_events_total 0

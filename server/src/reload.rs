@@ -47,11 +47,8 @@ pub fn apply(state: &State, old: &Config, new: &Config) -> Vec<String> {
     let now = now_ms();
     let mut reg = state.registry();
     reg.settings = Settings {
-        grace: new.grace,
         window_ms: reg.settings.window_ms,
-        max_hosts: new.max_hosts,
-        history_len: new.history_len,
-        startup_grace_ms: new.startup_grace.as_millis() as u64,
+        ..crate::server::settings(new)
     };
     if new.secret.is_some() {
         reg.settings.window_ms = new.time_window.as_millis() as u64;

@@ -33,7 +33,8 @@ pub struct Running {
     subsystems: crate::sinks::Subsystems,
 }
 
-fn settings(config: &Config) -> Settings {
+/// The registry's settings from the config (also applied by a reload).
+pub fn settings(config: &Config) -> Settings {
     Settings {
         grace: config.grace,
         window_ms: if config.secret.is_some() {
@@ -44,6 +45,10 @@ fn settings(config: &Config) -> Settings {
         max_hosts: config.max_hosts,
         history_len: config.history_len,
         startup_grace_ms: config.startup_grace.as_millis() as u64,
+        max_readings_per_host: config.max_readings_per_host,
+        max_host_bytes: config.max_host_bytes,
+        host_reading_rate: config.host_reading_rate,
+        host_reading_burst: config.host_reading_burst,
     }
 }
 

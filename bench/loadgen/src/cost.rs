@@ -79,6 +79,8 @@ pub fn run(o: &Opts) -> Result<()> {
     let mut reg = Registry::new(Settings {
         window_ms: 300_000,
         max_hosts: 200_000,
+        // The per-host budget would stop the same host being applied again and again.
+        host_reading_rate: 0.0,
         ..Settings::default()
     });
     let src = std::net::IpAddr::from([127, 0, 0, 1]);

@@ -50,11 +50,15 @@ pub enum DropReason {
     Oversized,
     /// Without a secret: the source address sent more than `udp_rate_limit` allows.
     RateLimited,
+    /// A heartbeat of more than `MAX_PARTS` datagrams.
+    TooManyParts,
+    /// The host sent more readings per second than `host_reading_rate` allows.
+    HostRateLimited,
 }
 
 impl DropReason {
     /// Every variant, in the order of the counters.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Short,
         DropReason::BadMagic,
         DropReason::BadVersion,
@@ -74,6 +78,8 @@ impl DropReason {
         DropReason::HostCap,
         DropReason::Oversized,
         DropReason::RateLimited,
+        DropReason::TooManyParts,
+        DropReason::HostRateLimited,
     ];
 
     /// The stable name used in `/metrics`, logs and the docs.
@@ -98,6 +104,8 @@ impl DropReason {
             DropReason::HostCap => "host_cap",
             DropReason::Oversized => "oversized",
             DropReason::RateLimited => "rate_limited",
+            DropReason::TooManyParts => "too_many_parts",
+            DropReason::HostRateLimited => "host_rate_limited",
         }
     }
 
@@ -140,6 +148,8 @@ impl From<Reject> for DropReason {
             Reject::Replayed => DropReason::Replayed,
             Reject::OutsideWindow => DropReason::OutsideTimeWindow,
             Reject::HostCap => DropReason::HostCap,
+            Reject::TooManyParts => DropReason::TooManyParts,
+            Reject::HostRateLimited => DropReason::HostRateLimited,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod format;
 pub mod registry;
 pub mod sink;
+pub mod text;
 
 /// Unix milliseconds now, watched for steps of the system clock ([`clock`]).
 pub fn now_ms() -> u64 {

@@ -19,6 +19,7 @@ use hb_proto::{Level, Packet, ValueRef};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind};
+use crate::text;
 
 /// Liveness of a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,8 +170,9 @@ pub struct Host {
     pub interval_ms: u32,
     pub instance: u64,
     pub last_seq: u64,
+    /// Parts of the current heartbeat seen (bit n: part n; parts < [`MAX_PARTS`]).
     #[serde(skip)]
-    parts_seen: [u64; 4],
+    parts_seen: u64,
     pub received: u64,
     pub lost: u64,
     pub addrs: Vec<SeenAddr>,
@@ -181,11 +183,62 @@ pub struct Host {
     pub deadline_ms: u64,
     #[serde(skip)]
     in_heap: bool,
+    /// Position of each reading by key, once a host has more than [`INDEX_FROM`]
+    /// readings (below that a scan from the expected position is as fast).
+    #[serde(skip)]
+    index: Option<HashMap<Arc<str>, u32>>,
+    /// Bytes its readings hold, as [`reading_bytes`] counts them.
+    #[serde(skip)]
+    bytes: usize,
+    /// Readings it may still have applied (token bucket of `host_reading_rate`).
+    #[serde(skip)]
+    budget: f64,
+    /// When `budget` was last refilled (Unix ms).
+    #[serde(skip)]
+    budget_ms: u64,
 }
 
 const MAX_ADDRS: usize = 8;
 const MAX_RECENT: usize = 8;
 const MAX_INTERNED: usize = 200_000;
+
+/// Most datagrams one heartbeat may have (`parts`). hbc's own limit is lower
+/// (docs/protocol.md); a datagram claiming more is dropped as `too_many_parts`, so one
+/// heartbeat costs at most this many datagrams of work.
+pub const MAX_PARTS: u8 = 64;
+/// A host's readings are indexed by key above this many.
+const INDEX_FROM: usize = 32;
+/// What one reading costs in [`Settings::max_host_bytes`] besides its texts: the stored
+/// struct and its index entry.
+pub const READING_OVERHEAD: usize = std::mem::size_of::<Reading>() + 32;
+
+/// The bytes a reading holds, for the per-host budget.
+fn reading_bytes(key: &str, unit: &str, message: &str, threshold: &str, text: usize) -> usize {
+    READING_OVERHEAD + key.len() + unit.len() + message.len() + threshold.len() + text
+}
+
+/// Readings the registry skipped, by reason: the heartbeat is applied, these readings
+/// are not (docs/configuration.md). Plain counters: they change under the registry lock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReadingDrops {
+    /// A key with a control or bidi-control character ([`crate::text::valid_key`]).
+    pub bad_key: u64,
+    /// A new key while the host holds `max_readings_per_host`.
+    pub host_reading_cap: u64,
+    /// A new key that would take the host past `max_host_bytes`.
+    pub host_byte_budget: u64,
+}
+
+impl ReadingDrops {
+    /// `(reason, count)` for `/metrics`.
+    pub fn iter(&self) -> [(&'static str, u64); 3] {
+        [
+            ("bad_key", self.bad_key),
+            ("host_reading_cap", self.host_reading_cap),
+            ("host_byte_budget", self.host_byte_budget),
+        ]
+    }
+}
 
 /// Why a heartbeat was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +249,10 @@ pub enum Reject {
     OutsideWindow,
     /// The registry is full and this would be a new host.
     HostCap,
+    /// More than [`MAX_PARTS`] parts.
+    TooManyParts,
+    /// The host sent more readings than `host_reading_rate` allows.
+    HostRateLimited,
 }
 
 impl Reject {
@@ -204,6 +261,8 @@ impl Reject {
             Reject::Replayed => "replayed",
             Reject::OutsideWindow => "outside_time_window",
             Reject::HostCap => "host_cap",
+            Reject::TooManyParts => "too_many_parts",
+            Reject::HostRateLimited => "host_rate_limited",
         }
     }
 }
@@ -218,6 +277,17 @@ pub struct Settings {
     pub history_len: usize,
     /// Never-seen watched hosts go DOWN this long after start-up.
     pub startup_grace_ms: u64,
+    /// Distinct readings one host may hold; new keys beyond are skipped.
+    pub max_readings_per_host: usize,
+    /// Bytes one host's readings may hold (texts plus [`READING_OVERHEAD`] each); new
+    /// keys beyond are skipped.
+    pub max_host_bytes: usize,
+    /// Readings per second one host may have applied (a token bucket); a datagram
+    /// beyond is dropped as `host_rate_limited`. Bounds the registry work, and so the
+    /// lock time, any one host can cause. 0: no limit.
+    pub host_reading_rate: f64,
+    /// Readings a host may send at once above `host_reading_rate`.
+    pub host_reading_burst: f64,
 }
 
 impl Default for Settings {
@@ -228,6 +298,10 @@ impl Default for Settings {
             max_hosts: 100_000,
             history_len: 60,
             startup_grace_ms: 60_000,
+            max_readings_per_host: 2_000,
+            max_host_bytes: 256 << 10,
+            host_reading_rate: 20_000.0,
+            host_reading_burst: 40_000.0,
         }
     }
 }
@@ -244,6 +318,8 @@ pub struct Registry {
     pub count: usize,
     /// Id of the last event created; ids only grow (restored from the journal).
     pub last_event_id: u64,
+    /// Readings skipped, by reason.
+    pub reading_drops: ReadingDrops,
 }
 
 fn event(
@@ -272,17 +348,6 @@ impl Registry {
             settings,
             ..Registry::default()
         }
-    }
-
-    fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.interned.get(s) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(s);
-        if self.interned.len() < MAX_INTERNED {
-            self.interned.insert(a.clone());
-        }
-        a
     }
 
     pub fn get(&self, name: &str) -> Option<&Host> {
@@ -317,7 +382,7 @@ impl Registry {
             interval_ms: 0,
             instance: 0,
             last_seq: 0,
-            parts_seen: [0; 4],
+            parts_seen: 0,
             received: 0,
             lost: 0,
             addrs: Vec::new(),
@@ -326,6 +391,10 @@ impl Registry {
             recent: VecDeque::new(),
             deadline_ms: 0,
             in_heap: false,
+            index: None,
+            bytes: 0,
+            budget: self.settings.host_reading_burst,
+            budget_ms: now_ms,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -396,6 +465,10 @@ impl Registry {
     }
 
     /// Applies one verified datagram; pushes resulting events into `events`.
+    ///
+    /// Cost: O(1) besides the datagram's own readings, each an index lookup (or a scan of
+    /// at most [`INDEX_FROM`] readings); a host's readings per second are bounded by
+    /// `host_reading_rate`, so no host can hold the registry for long.
     pub fn apply(
         &mut self,
         p: &Packet<'_>,
@@ -407,215 +480,80 @@ impl Registry {
         if self.settings.window_ms > 0 && p.sent_ms.abs_diff(now_ms) > self.settings.window_ms {
             return Err(Reject::OutsideWindow);
         }
-        let id = match self.by_name.get(p.host) {
-            Some(&id) => id,
-            None => {
-                if self.count >= self.settings.max_hosts {
-                    return Err(Reject::HostCap);
-                }
-                let id = self.new_host(p.host, false, self.settings.grace, now_ms);
-                events.push(event(
-                    now_ms,
-                    p.host,
-                    EventKind::HostNew,
-                    None,
-                    None,
-                    format!("first heartbeat from {src}"),
-                ));
-                id
-            }
-        };
-        let history_len = self.settings.history_len;
-        let mut interned: Vec<(usize, Arc<str>, Arc<str>)> = Vec::new();
-        {
-            let Some(h) = self.hosts[id as usize].as_mut() else {
-                return Err(Reject::Replayed);
-            };
-            // Ordering: (instance, seq) only grows; a known seq may bring its other parts.
-            let order = (p.instance, p.seq).cmp(&(h.instance, h.last_seq));
-            let part_bit = (p.part as usize / 64, 1u64 << (p.part % 64));
-            // A lower instance is a restarted hbc whose clock went back; only accepted
-            // without a time window (no secret), where replay protection is moot.
-            let restarted_back = p.instance < h.instance && self.settings.window_ms == 0;
-            let part_repeated = h.parts_seen[part_bit.0] & part_bit.1 != 0;
-            match order {
-                std::cmp::Ordering::Less if !restarted_back => return Err(Reject::Replayed),
-                std::cmp::Ordering::Equal if h.received > 0 && part_repeated => {
-                    return Err(Reject::Replayed)
-                }
-                _ => {}
-            }
-            let new_seq = order != std::cmp::Ordering::Equal || h.received == 0;
-            if new_seq {
-                if p.instance == h.instance && h.received > 0 && p.seq > h.last_seq + 1 {
-                    // Saturating: gaps of hostile (or restarted) senders add up across
-                    // instances and overflowed (found by fuzzing).
-                    h.lost = h.lost.saturating_add(p.seq - h.last_seq - 1);
-                }
-                // Readings absent from the previous heartbeat are gone from the host.
-                let prev = h.last_seq;
-                if h.received > 0 {
-                    h.readings.retain(|r| r.seen_seq == prev);
-                }
-                h.instance = p.instance;
-                h.last_seq = p.seq;
-                h.parts_seen = [0; 4];
-                h.received += 1;
-            }
-            h.parts_seen[part_bit.0] |= part_bit.1;
-            if h.first_seen_ms.is_none() {
-                h.first_seen_ms = Some(now_ms);
-            }
-            h.last_seen_ms = Some(now_ms);
-            h.interval_ms = p.interval_ms;
-            match h.addrs.iter_mut().find(|a| a.addr == src) {
-                Some(a) => a.last_ms = now_ms,
-                None => {
-                    if h.addrs.len() >= MAX_ADDRS {
-                        h.addrs.sort_by_key(|a| Reverse(a.last_ms));
-                        h.addrs.truncate(MAX_ADDRS - 1);
-                    }
-                    h.addrs.push(SeenAddr {
-                        addr: src,
-                        last_ms: now_ms,
-                    });
-                }
-            }
-            let span = (f64::from(p.interval_ms.max(100)) * h.grace) as u64;
-            h.deadline_ms = now_ms + span.max(u64::from(p.interval_ms) + 1000);
-
-            if h.status != Status::Up {
-                let from = h.status.as_str();
-                events.push(event(
-                    now_ms,
-                    p.host,
-                    EventKind::HostUp,
-                    Some(from),
-                    Some("UP"),
-                    format!("heartbeat from {src}"),
-                ));
-                h.status = Status::Up;
-                h.since_ms = now_ms;
-            }
-            let level = LevelName::from(p.level);
-            if level != h.level && new_seq {
-                events.push(event(
-                    now_ms,
-                    p.host,
-                    EventKind::HostLevel,
-                    Some(h.level.as_str()),
-                    Some(level.as_str()),
-                    String::new(),
-                ));
-                h.level = level;
-            }
-
-            // Readings: update in place when keys come in the same order as before.
-            let mut pos = 0usize;
-            let mut summary = Sample {
-                t: (now_ms / 1000) as u32,
-                cpu: f32::NAN,
-                mem: f32::NAN,
-                fs: f32::NAN,
-                load: f32::NAN,
-            };
-            for r in &p.readings {
-                let idx = if h.readings.get(pos).is_some_and(|x| &*x.key == r.key) {
-                    Some(pos)
-                } else {
-                    h.readings.iter().position(|x| &*x.key == r.key)
-                };
-                let value = || match r.value {
-                    ValueRef::F64(v) => Val::F64(v),
-                    ValueRef::I64(v) => Val::I64(v),
-                    ValueRef::Bool(v) => Val::Bool(v),
-                    ValueRef::Text(t) => Val::Text(t.into()),
-                };
-                let lvl = LevelName::from(r.level);
-                match idx {
-                    Some(i) => {
-                        let x = &mut h.readings[i];
-                        if x.level != lvl {
-                            let mut e = event(
-                                now_ms,
-                                p.host,
-                                EventKind::CheckLevel,
-                                Some(x.level.as_str()),
-                                Some(lvl.as_str()),
-                                r.message.to_string(),
-                            );
-                            e.key = Some(r.key.to_string());
-                            events.push(e);
-                            x.level = lvl;
-                        }
-                        // Texts (OS name, kernel) rarely change: keep the allocation.
-                        let same_text = matches!((&x.value, r.value), (Val::Text(old), ValueRef::Text(new)) if !differs(old, new));
-                        if !same_text {
-                            x.value = value();
-                        }
-                        if differs(&x.message, r.message) {
-                            x.message = r.message.into();
-                        }
-                        if differs(&x.threshold, r.threshold) {
-                            x.threshold = r.threshold.into();
-                        }
-                        if differs(&x.unit, r.unit) {
-                            interned.push((i, Arc::from(r.key), Arc::from(r.unit)));
-                        }
-                        x.seen_seq = p.seq;
-                        pos = i + 1;
-                    }
-                    None => {
-                        interned.push((h.readings.len(), Arc::from(r.key), Arc::from(r.unit)));
-                        h.readings.push(Reading {
-                            key: Arc::from(""),
-                            value: value(),
-                            unit: Arc::from(""),
-                            level: lvl,
-                            message: r.message.into(),
-                            threshold: r.threshold.into(),
-                            seen_seq: p.seq,
-                        });
-                        pos = h.readings.len();
-                    }
-                }
-                if let Some(v) = r.value_f64() {
-                    match r.key {
-                        "cpu.usage_percent" => summary.cpu = v as f32,
-                        "memory.used_percent" => summary.mem = v as f32,
-                        "cpu.load1" => summary.load = v as f32,
-                        k if k.starts_with("fs.")
-                            && k.ends_with(".used_percent")
-                            && (summary.fs.is_nan() || (v as f32) > summary.fs) =>
-                        {
-                            summary.fs = v as f32;
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            if p.part == 0 && history_len > 0 {
-                if h.history.len() >= history_len {
-                    h.history.pop_front();
-                }
-                h.history.push_back(summary);
-            }
+        if p.parts > MAX_PARTS {
+            return Err(Reject::TooManyParts);
         }
-        // Intern new keys and units outside the host borrow.
-        for (i, key, unit) in interned {
-            let key = self.intern(&key);
-            let unit = self.intern(&unit);
-            if let Some(h) = self.hosts[id as usize].as_mut() {
-                if let Some(r) = h.readings.get_mut(i) {
-                    r.key = key;
-                    r.unit = unit;
-                }
+        let id = self.host_for(p, src, now_ms, events)?;
+        let Registry {
+            hosts,
+            interned,
+            settings,
+            reading_drops,
+            ..
+        } = self;
+        let Some(h) = hosts[id as usize].as_mut() else {
+            return Err(Reject::Replayed);
+        };
+        let new_seq = accept_sequence(h, p, settings.window_ms)?;
+        // A host's first datagram is always applied (its `host_new` event is made).
+        let first = h.received == 0;
+        if !take_budget(h, settings, p.readings.len(), now_ms) && !first {
+            return Err(Reject::HostRateLimited);
+        }
+        if new_seq {
+            start_heartbeat(h, p);
+        }
+        h.parts_seen |= 1u64 << p.part;
+        note_liveness(h, p, src, now_ms, events);
+        let level = LevelName::from(p.level);
+        if level != h.level && new_seq {
+            events.push(event(
+                now_ms,
+                p.host,
+                EventKind::HostLevel,
+                Some(h.level.as_str()),
+                Some(level.as_str()),
+                String::new(),
+            ));
+            h.level = level;
+        }
+        let summary = apply_readings(h, p, now_ms, settings, interned, reading_drops, events);
+        if p.part == 0 && settings.history_len > 0 {
+            if h.history.len() >= settings.history_len {
+                h.history.pop_front();
             }
+            h.history.push_back(summary);
         }
         self.schedule(id);
         self.stamp(&mut events[start..]);
         self.remember(id, &events[start..]);
         Ok(())
+    }
+
+    /// The host a datagram is from, created (with a `host_new` event) if it is new.
+    fn host_for(
+        &mut self,
+        p: &Packet<'_>,
+        src: IpAddr,
+        now_ms: u64,
+        events: &mut Vec<Event>,
+    ) -> Result<u32, Reject> {
+        if let Some(&id) = self.by_name.get(p.host) {
+            return Ok(id);
+        }
+        if self.count >= self.settings.max_hosts {
+            return Err(Reject::HostCap);
+        }
+        let id = self.new_host(p.host, false, self.settings.grace, now_ms);
+        events.push(event(
+            now_ms,
+            p.host,
+            EventKind::HostNew,
+            None,
+            None,
+            format!("first heartbeat from {src}"),
+        ));
+        Ok(id)
     }
 
     /// Gives events their ids.
@@ -739,7 +677,9 @@ impl Registry {
             return;
         }
         h.in_heap = false;
-        h.parts_seen = [u64::MAX; 4];
+        h.parts_seen = u64::MAX;
+        h.budget = self.settings.host_reading_burst;
+        h.budget_ms = now_ms;
         if h.status == Status::Up {
             let span = (f64::from(h.interval_ms.max(100)) * h.grace) as u64;
             h.deadline_ms = h
@@ -813,6 +753,269 @@ impl Registry {
         h.recent.push_back(e.clone());
         self.schedule(id);
     }
+}
+
+/// Judges `(instance, seq, part)` against what the host sent before: whether this is a
+/// new heartbeat (`Ok(true)`), another part of the current one (`Ok(false)`), or a
+/// duplicate, reordered or replayed datagram.
+fn accept_sequence(h: &Host, p: &Packet<'_>, window_ms: u64) -> Result<bool, Reject> {
+    // Ordering: (instance, seq) only grows; a known seq may bring its other parts.
+    let order = (p.instance, p.seq).cmp(&(h.instance, h.last_seq));
+    // A lower instance is a restarted hbc whose clock went back; only accepted without a
+    // time window (no secret), where replay protection is moot.
+    let restarted_back = p.instance < h.instance && window_ms == 0;
+    let part_repeated = h.parts_seen & (1u64 << p.part) != 0;
+    match order {
+        std::cmp::Ordering::Less if !restarted_back => Err(Reject::Replayed),
+        std::cmp::Ordering::Equal if h.received > 0 && part_repeated => Err(Reject::Replayed),
+        _ => Ok(order != std::cmp::Ordering::Equal || h.received == 0),
+    }
+}
+
+/// Takes `n` readings from the host's budget (refilled at `host_reading_rate`); false
+/// when it does not hold them.
+fn take_budget(h: &mut Host, s: &Settings, n: usize, now_ms: u64) -> bool {
+    if s.host_reading_rate <= 0.0 {
+        return true;
+    }
+    let elapsed = now_ms.saturating_sub(h.budget_ms) as f64 / 1000.0;
+    h.budget_ms = h.budget_ms.max(now_ms);
+    h.budget = (h.budget + elapsed * s.host_reading_rate).min(s.host_reading_burst);
+    // A datagram with no readings still costs one: it is work too.
+    let cost = n.max(1) as f64;
+    if h.budget < cost {
+        return false;
+    }
+    h.budget -= cost;
+    true
+}
+
+/// A new heartbeat begins: count lost ones from the sequence gap and forget readings
+/// the previous heartbeat did not carry.
+fn start_heartbeat(h: &mut Host, p: &Packet<'_>) {
+    if p.instance == h.instance && h.received > 0 && p.seq > h.last_seq + 1 {
+        // Saturating: gaps of hostile (or restarted) senders add up across instances and
+        // overflowed (found by fuzzing).
+        h.lost = h.lost.saturating_add(p.seq - h.last_seq - 1);
+    }
+    let prev = h.last_seq;
+    if h.received > 0 && h.readings.iter().any(|r| r.seen_seq != prev) {
+        let mut freed = 0;
+        h.readings.retain(|r| {
+            let keep = r.seen_seq == prev;
+            if !keep {
+                freed += stored_bytes(r);
+            }
+            keep
+        });
+        h.bytes = h.bytes.saturating_sub(freed);
+        rebuild_index(h);
+    }
+    h.instance = p.instance;
+    h.last_seq = p.seq;
+    h.parts_seen = 0;
+    h.received += 1;
+}
+
+/// Last seen, source address, deadline, and UP if it was not.
+fn note_liveness(h: &mut Host, p: &Packet<'_>, src: IpAddr, now_ms: u64, events: &mut Vec<Event>) {
+    if h.first_seen_ms.is_none() {
+        h.first_seen_ms = Some(now_ms);
+    }
+    h.last_seen_ms = Some(now_ms);
+    h.interval_ms = p.interval_ms;
+    match h.addrs.iter_mut().find(|a| a.addr == src) {
+        Some(a) => a.last_ms = now_ms,
+        None => {
+            if h.addrs.len() >= MAX_ADDRS {
+                h.addrs.sort_by_key(|a| Reverse(a.last_ms));
+                h.addrs.truncate(MAX_ADDRS - 1);
+            }
+            h.addrs.push(SeenAddr {
+                addr: src,
+                last_ms: now_ms,
+            });
+        }
+    }
+    let span = (f64::from(p.interval_ms.max(100)) * h.grace) as u64;
+    h.deadline_ms = now_ms + span.max(u64::from(p.interval_ms) + 1000);
+    if h.status != Status::Up {
+        let from = h.status.as_str();
+        events.push(event(
+            now_ms,
+            p.host,
+            EventKind::HostUp,
+            Some(from),
+            Some("UP"),
+            format!("heartbeat from {src}"),
+        ));
+        h.status = Status::Up;
+        h.since_ms = now_ms;
+    }
+}
+
+fn stored_bytes(r: &Reading) -> usize {
+    let text = match &r.value {
+        Val::Text(t) => t.len(),
+        _ => 0,
+    };
+    reading_bytes(&r.key, &r.unit, &r.message, &r.threshold, text)
+}
+
+fn rebuild_index(h: &mut Host) {
+    h.index = (h.readings.len() > INDEX_FROM).then(|| {
+        h.readings
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.key.clone(), i as u32))
+            .collect()
+    });
+}
+
+/// Where the reading with `key` is: at `pos` (keys usually come in the same order as
+/// last time), else by the index, else by a short scan.
+fn find_reading(h: &Host, key: &str, pos: usize) -> Option<usize> {
+    if h.readings.get(pos).is_some_and(|x| &*x.key == key) {
+        return Some(pos);
+    }
+    match &h.index {
+        Some(ix) => ix.get(key).map(|&i| i as usize),
+        None => h.readings.iter().position(|x| &*x.key == key),
+    }
+}
+
+fn intern(interned: &mut HashSet<Arc<str>>, s: &str) -> Arc<str> {
+    if let Some(a) = interned.get(s) {
+        return a.clone();
+    }
+    let a: Arc<str> = Arc::from(s);
+    if interned.len() < MAX_INTERNED {
+        interned.insert(a.clone());
+    }
+    a
+}
+
+/// Stores the datagram's readings (cleaned: [`crate::text`]), within the host's caps;
+/// returns the summary sample (CPU, memory, fullest file system, load).
+fn apply_readings(
+    h: &mut Host,
+    p: &Packet<'_>,
+    now_ms: u64,
+    settings: &Settings,
+    interned: &mut HashSet<Arc<str>>,
+    drops: &mut ReadingDrops,
+    events: &mut Vec<Event>,
+) -> Sample {
+    let mut pos = 0usize;
+    let mut summary = Sample {
+        t: (now_ms / 1000) as u32,
+        cpu: f32::NAN,
+        mem: f32::NAN,
+        fs: f32::NAN,
+        load: f32::NAN,
+    };
+    for r in &p.readings {
+        let value = || match r.value {
+            ValueRef::F64(v) => Val::F64(v),
+            ValueRef::I64(v) => Val::I64(v),
+            ValueRef::Bool(v) => Val::Bool(v),
+            ValueRef::Text(t) => Val::Text(text::clean(t).into()),
+        };
+        let lvl = LevelName::from(r.level);
+        match find_reading(h, r.key, pos) {
+            Some(i) => {
+                let x = &mut h.readings[i];
+                let before = stored_bytes(x);
+                if x.level != lvl {
+                    let mut e = event(
+                        now_ms,
+                        p.host,
+                        EventKind::CheckLevel,
+                        Some(x.level.as_str()),
+                        Some(lvl.as_str()),
+                        text::clean(r.message).into_owned(),
+                    );
+                    e.key = Some(r.key.to_string());
+                    events.push(e);
+                    x.level = lvl;
+                }
+                // Texts (OS name, kernel) rarely change: keep the allocation.
+                let same_text = matches!((&x.value, r.value), (Val::Text(old), ValueRef::Text(new)) if !differs(old, &text::clean(new)));
+                if !same_text {
+                    x.value = value();
+                }
+                if differs(&x.message, r.message) {
+                    x.message = text::clean(r.message).into();
+                }
+                if differs(&x.threshold, r.threshold) {
+                    x.threshold = text::clean_line(r.threshold).into();
+                }
+                if differs(&x.unit, r.unit) {
+                    x.unit = intern(interned, &text::clean_line(r.unit));
+                }
+                x.seen_seq = p.seq;
+                let after = stored_bytes(x);
+                h.bytes = h.bytes.saturating_sub(before) + after;
+                pos = i + 1;
+            }
+            None => {
+                if !text::valid_key(r.key) {
+                    drops.bad_key += 1;
+                    continue;
+                }
+                if h.readings.len() >= settings.max_readings_per_host {
+                    drops.host_reading_cap += 1;
+                    continue;
+                }
+                let message = text::clean(r.message);
+                let threshold = text::clean_line(r.threshold);
+                let unit = text::clean_line(r.unit);
+                let v = value();
+                let text_len = match &v {
+                    Val::Text(t) => t.len(),
+                    _ => 0,
+                };
+                let cost = reading_bytes(r.key, &unit, &message, &threshold, text_len);
+                if h.bytes + cost > settings.max_host_bytes {
+                    drops.host_byte_budget += 1;
+                    continue;
+                }
+                let key = intern(interned, r.key);
+                if let Some(ix) = h.index.as_mut() {
+                    ix.insert(key.clone(), h.readings.len() as u32);
+                }
+                h.readings.push(Reading {
+                    key,
+                    value: v,
+                    unit: intern(interned, &unit),
+                    level: lvl,
+                    message: message.into(),
+                    threshold: threshold.into(),
+                    seen_seq: p.seq,
+                });
+                h.bytes += cost;
+                if h.index.is_none() && h.readings.len() > INDEX_FROM {
+                    rebuild_index(h);
+                }
+                pos = h.readings.len();
+            }
+        }
+        if let Some(v) = r.value_f64() {
+            match r.key {
+                "cpu.usage_percent" => summary.cpu = v as f32,
+                "memory.used_percent" => summary.mem = v as f32,
+                "cpu.load1" => summary.load = v as f32,
+                k if k.starts_with("fs.")
+                    && k.ends_with(".used_percent")
+                    && (summary.fs.is_nan() || (v as f32) > summary.fs) =>
+                {
+                    summary.fs = v as f32;
+                }
+                _ => {}
+            }
+        }
+    }
+    summary
 }
 
 /// `a != b`, without calling memcmp for two empty strings: an empty `Box<str>` points

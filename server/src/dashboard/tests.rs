@@ -109,6 +109,7 @@ fn fleet() -> (Registry, Vec<Event>) {
         max_hosts: 100,
         history_len: 60,
         startup_grace_ms: 600_000,
+        ..Settings::default()
     });
     reg.watch("ghost", None, T0);
     let mut events = Vec::new();

@@ -351,3 +351,182 @@ fn lost_heartbeats_saturate() {
     apply_fuzz_input(&mut r, include_bytes!("testdata/fuzz-lost-overflow.bin"));
     assert!(r.iter().any(|h| h.lost > u64::MAX / 2));
 }
+
+/// One heartbeat of `n` readings with keys `k.<i>` (from `first`), split into datagrams
+/// of up to 64 KB.
+fn many(host: &str, seq: u64, first: usize, n: usize, reversed: bool) -> Vec<Vec<u8>> {
+    let mut readings: Vec<Reading> = (first..first + n)
+        .map(|i| Reading {
+            key: format!("k.{i}"),
+            value: Value::I64(i as i64 + seq as i64),
+            unit: String::new(),
+            level: Level::Ok,
+            message: String::new(),
+            threshold: String::new(),
+        })
+        .collect();
+    if reversed {
+        readings.reverse();
+    }
+    let h = Heartbeat {
+        host: host.into(),
+        instance: 1000,
+        seq,
+        sent_ms: 5_000,
+        interval_ms: 10_000,
+        level: Level::Ok,
+        readings,
+    };
+    encode(&h, None, 65_000).expect("encode")
+}
+
+fn value_of(r: &Registry, host: &str, key: &str) -> Option<Val> {
+    r.get(host)?
+        .readings
+        .iter()
+        .find(|x| &*x.key == key)
+        .map(|x| x.value.clone())
+}
+
+#[test]
+fn a_heartbeat_of_more_than_max_parts_is_dropped() {
+    let mut r = Registry::new(Settings::default());
+    let mut d = hb("a", 1, Level::Ok, 1.0).remove(0);
+    // part 0 of 65 (header bytes 33 and 34), unsigned so no MAC to fix.
+    d[34] = MAX_PARTS + 1;
+    assert_eq!(apply(&mut r, &d, 1_000).err(), Some(Reject::TooManyParts));
+    assert!(r.get("a").is_none(), "no host made from it");
+    d[34] = MAX_PARTS;
+    apply(&mut r, &d, 1_000).expect("64 parts are fine");
+}
+
+#[test]
+fn readings_out_of_order_are_found_by_the_index() {
+    let mut r = Registry::new(Settings::default());
+    for d in many("a", 1, 0, 1_000, false) {
+        apply(&mut r, &d, 1_000).expect("ok");
+    }
+    assert!(r.get("a").expect("host").index.is_some());
+    for d in many("a", 2, 0, 1_000, true) {
+        apply(&mut r, &d, 2_000).expect("ok");
+    }
+    let h = r.get("a").expect("host");
+    assert_eq!(h.readings.len(), 1_000, "updated in place, not added");
+    assert_eq!(value_of(&r, "a", "k.7"), Some(Val::I64(9)));
+    assert_eq!(value_of(&r, "a", "k.999"), Some(Val::I64(1_001)));
+    // A heartbeat without half of them: those go, and the index follows.
+    for d in many("a", 3, 500, 500, false) {
+        apply(&mut r, &d, 3_000).expect("ok");
+    }
+    for d in many("a", 4, 500, 500, true) {
+        apply(&mut r, &d, 4_000).expect("ok");
+    }
+    assert_eq!(r.get("a").expect("host").readings.len(), 500);
+    assert_eq!(value_of(&r, "a", "k.600"), Some(Val::I64(604)));
+    assert_eq!(value_of(&r, "a", "k.7"), None);
+}
+
+#[test]
+fn a_host_holds_at_most_max_readings_and_max_bytes() {
+    let settings = Settings {
+        max_readings_per_host: 100,
+        max_host_bytes: 1 << 20,
+        ..Settings::default()
+    };
+    let mut r = Registry::new(settings);
+    for d in many("a", 1, 0, 300, false) {
+        apply(&mut r, &d, 1_000).expect("the heartbeat is applied");
+    }
+    assert_eq!(r.get("a").expect("host").readings.len(), 100);
+    assert_eq!(r.reading_drops.host_reading_cap, 200);
+    // Known keys still update.
+    for d in many("a", 2, 0, 300, false) {
+        apply(&mut r, &d, 2_000).expect("ok");
+    }
+    assert_eq!(value_of(&r, "a", "k.99"), Some(Val::I64(101)));
+
+    let settings = Settings {
+        max_host_bytes: 50 * READING_OVERHEAD,
+        ..Settings::default()
+    };
+    let mut r = Registry::new(settings);
+    for d in many("b", 1, 0, 300, false) {
+        apply(&mut r, &d, 1_000).expect("ok");
+    }
+    let h = r.get("b").expect("host");
+    assert!(h.readings.len() < 50, "{}", h.readings.len());
+    assert!(h.bytes <= 50 * READING_OVERHEAD);
+    assert_eq!(
+        r.reading_drops.host_byte_budget as usize,
+        300 - h.readings.len()
+    );
+}
+
+#[test]
+fn a_chatty_host_is_limited_and_others_are_not() {
+    let settings = Settings {
+        host_reading_rate: 1_000.0,
+        host_reading_burst: 2_000.0,
+        ..Settings::default()
+    };
+    let mut r = Registry::new(settings);
+    let mut accepted = 0;
+    let mut limited = 0;
+    // 10 heartbeats of 500 readings within one second: 5,000 against a burst of 2,000.
+    for seq in 1..=10 {
+        for d in many("chatty", seq, 0, 500, false) {
+            match apply(&mut r, &d, 1_000 + seq * 10) {
+                Ok(_) => accepted += 1,
+                Err(Reject::HostRateLimited) => limited += 1,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    }
+    // The burst holds 4 heartbeats of 500 (the refill over those 100 ms adds 100).
+    assert_eq!(accepted, 4);
+    assert_eq!(limited, 6);
+    apply(&mut r, &hb("quiet", 1, Level::Ok, 1.0)[0], 1_200).expect("others are not limited");
+    // A second later the budget has 1,000 more.
+    apply(&mut r, &many("chatty", 11, 0, 500, false)[0], 2_200).expect("refilled");
+}
+
+#[test]
+fn hostile_texts_are_cleaned_and_hostile_keys_refused() {
+    let mut r = Registry::new(Settings::default());
+    let reading = |key: &str, message: String| Reading {
+        key: key.into(),
+        value: Value::Text("a\u{1b}[2Jb".into()),
+        unit: "%\r".into(),
+        level: Level::Critical,
+        message,
+        threshold: "warn\n=1".into(),
+    };
+    let h = Heartbeat {
+        host: "evil".into(),
+        instance: 1,
+        seq: 1,
+        sent_ms: 5_000,
+        interval_ms: 10_000,
+        level: Level::Critical,
+        readings: vec![
+            reading("nagios.x", format!("\0\u{7}\u{202E}{}", "y".repeat(30_000))),
+            reading("nagios.\u{1b}bad", String::new()),
+        ],
+    };
+    for d in encode(&h, None, 65_000).expect("encode") {
+        apply(&mut r, &d, 1_000).expect("ok");
+    }
+    let host = r.get("evil").expect("host");
+    assert_eq!(host.readings.len(), 1, "the key with ESC is refused");
+    assert_eq!(r.reading_drops.bad_key, 1);
+    let x = &host.readings[0];
+    assert!(x.message.len() <= crate::text::MAX_TEXT);
+    assert!(
+        x.message.starts_with("\u{FFFD}\u{FFFD}\u{FFFD}yyy"),
+        "{:?}",
+        &x.message[..12]
+    );
+    assert_eq!(x.value, Val::Text("a\u{FFFD}[2Jb".into()));
+    assert_eq!(&*x.unit, "%\u{FFFD}");
+    assert_eq!(&*x.threshold, "warn\u{FFFD}=1");
+}
