@@ -11,7 +11,11 @@
 //! `status()`); it never changes it, and it knows the subsystems only through `Sink`.
 
 pub mod assets;
+pub mod events;
 pub mod format;
+pub mod history;
+pub mod host;
+pub mod overview;
 pub mod views;
 
 use std::collections::HashMap;
@@ -26,6 +30,7 @@ use serde::Serialize;
 use crate::registry::Registry;
 use crate::state::{now_ms, Shared, State};
 pub use assets::{RenderError, Templates};
+pub use history::history_json;
 use views::{Ctx, EventsQuery, OverviewQuery, Page};
 
 /// Sent with every dashboard response.
@@ -320,41 +325,6 @@ async fn favicon(state: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
             .insert_header((header::CACHE_CONTROL, cache))
             .body(favicon_svg(&s)),
     )
-}
-
-/// Recent summary history of every host for the overview's sparklines:
-/// `{"hosts": {"name": {"cpu": [..], "mem": [..], "fs": [..], "load": [..]}}}`.
-pub fn history_json(reg: &Registry) -> String {
-    #[derive(Serialize)]
-    struct Series {
-        cpu: Vec<Option<f32>>,
-        mem: Vec<Option<f32>>,
-        fs: Vec<Option<f32>>,
-        load: Vec<Option<f32>>,
-    }
-    fn round(v: f32, scale: f32) -> Option<f32> {
-        v.is_finite().then(|| (v * scale).round() / scale)
-    }
-    let mut hosts = serde_json::Map::new();
-    for h in reg.iter() {
-        let skip = h.history.len().saturating_sub(views::SPARK_SAMPLES);
-        let mut s = Series {
-            cpu: Vec::new(),
-            mem: Vec::new(),
-            fs: Vec::new(),
-            load: Vec::new(),
-        };
-        for x in h.history.iter().skip(skip) {
-            s.cpu.push(round(x.cpu, 10.0));
-            s.mem.push(round(x.mem, 10.0));
-            s.fs.push(round(x.fs, 10.0));
-            s.load.push(round(x.load, 100.0));
-        }
-        if let Ok(v) = serde_json::to_value(&s) {
-            hosts.insert(h.name.to_string(), v);
-        }
-    }
-    serde_json::json!({ "hosts": hosts }).to_string()
 }
 
 async fn history(state: web::Data<Shared>) -> HttpResponse {
