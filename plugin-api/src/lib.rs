@@ -9,7 +9,50 @@
 //! This crate knows nothing about tokio, networking, thresholds or the wire protocol: a
 //! plugin reports readings, the host decides what they mean.
 //!
-//! Compatibility policy (also in the README):
+//! # A plugin
+//!
+//! ```
+//! use hbc_plugin_api::{export_plugin, Options, Plugin, Reading};
+//!
+//! pub struct Queue {
+//!     spool: String,
+//! }
+//!
+//! impl Plugin for Queue {
+//!     // The first part of every reading key.
+//!     const NAME: &'static str = "queue";
+//!     const DESCRIPTION: &'static str = "files waiting in a spool folder";
+//!
+//!     fn new(options: &Options) -> Result<Self, String> {
+//!         // `parse` takes any serde type (plugins usually derive one); its errors name
+//!         // the bad field.
+//!         let mut o: std::collections::BTreeMap<String, String> = options.parse()?;
+//!         let spool = o.remove("spool").unwrap_or_else(|| "/var/spool/queue".into());
+//!         Ok(Queue { spool })
+//!     }
+//!
+//!     fn collect(&mut self) -> Result<Vec<Reading>, String> {
+//!         let n = std::fs::read_dir(&self.spool)
+//!             .map_err(|e| format!("{}: {e}", self.spool))?
+//!             .count();
+//!         Ok(vec![Reading::integer("queue.waiting", n as i64, "")])
+//!     }
+//! }
+//!
+//! export_plugin!(Queue);
+//! # fn main() {
+//! #     let options = Options::from_json(r#"{"spool": "/"}"#).expect("json");
+//! #     let mut q = Queue::new(&options).expect("new");
+//! #     assert_eq!(q.collect().expect("collect")[0].key.as_str(), "queue.waiting");
+//! # }
+//! ```
+//!
+//! Build it as a `cdylib` with `panic = "unwind"` (the default) and check it with
+//! `hbc check-plugin target/release/lib<crate>.so`.
+//!
+//! # Compatibility policy
+//!
+//! Also in README.md; every release is in CHANGELOG.md.
 //! - abi_stable compares this crate's version: a plugin built against API 1.N loads into a
 //!   host built against 1.M when N >= M. A major version change is a new, incompatible ABI.
 //! - Fields and trait methods are only ever appended (prefix types). A host never requires

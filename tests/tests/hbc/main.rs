@@ -13,4 +13,5 @@ mod quarantine;
 mod readings;
 mod reload;
 mod strict;
+mod template;
 mod util;

@@ -1,0 +1,111 @@
+//! The plugin template (`docs/plugin-template/`) builds outside this repository: copied to
+//! a temporary folder with its `hbc-plugin-api` dependency pointed at this checkout's
+//! `plugin-api`, built with cargo (offline: the registry cache of the workspace build is
+//! enough), then accepted by `hbc check-plugin` and collected by `hbc --once`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::*;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// Copies the files of `from` (not `target/`) into `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create folder");
+    for entry in std::fs::read_dir(from).expect("read template folder") {
+        let entry = entry.expect("entry");
+        let path = entry.path();
+        if entry.file_name() == "target" {
+            continue;
+        }
+        let dst = to.join(entry.file_name());
+        if path.is_dir() {
+            copy_tree(&path, &dst);
+        } else {
+            std::fs::copy(&path, &dst).expect("copy file");
+        }
+    }
+}
+
+#[test]
+fn the_plugin_template_builds_outside_the_repository_and_loads() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let krate = work.path().join("hbc-plugin-queue");
+    copy_tree(&repo().join("docs/plugin-template"), &krate);
+
+    // The one line a plugin author changes: where hbc-plugin-api comes from.
+    let manifest = krate.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("read Cargo.toml");
+    let line = "hbc-plugin-api = { path = \"../hbd/plugin-api\", version = \"1\" }";
+    assert!(
+        text.contains(line),
+        "the template's dependency line changed:\n{text}"
+    );
+    let api = repo().join("plugin-api");
+    let ours = format!(
+        "hbc-plugin-api = {{ path = {:?}, version = \"1\" }}",
+        api.to_str().expect("utf8 path")
+    );
+    std::fs::write(&manifest, text.replace(line, &ours)).expect("write Cargo.toml");
+    // The workspace's lock file, so the same versions are taken (and found offline).
+    std::fs::copy(repo().join("Cargo.lock"), krate.join("Cargo.lock")).expect("copy lock");
+
+    // Its own target folder, kept between runs next to the workspace's (built once).
+    let target = target_dir().join("plugin-template");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let build = |args: &[&str]| {
+        let out = Command::new(&cargo)
+            .args(args)
+            .arg("--offline")
+            .current_dir(&krate)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("run cargo");
+        assert!(
+            out.status.success(),
+            "cargo {args:?} of the template failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    build(&["test", "--quiet"]);
+    build(&["build", "--quiet"]);
+    let lib = target.join("debug/libhbc_plugin_queue.so");
+    assert!(lib.exists(), "{} was not built", lib.display());
+
+    let out = Command::new(hbc_bin())
+        .arg("check-plugin")
+        .arg(&lib)
+        .output()
+        .expect("run hbc check-plugin");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "OK: plugin queue 0.1.0 (files waiting in a spool folder), built against plugin API 1."
+        ),
+        "{text}"
+    );
+
+    // And it collects: the spool folder is one with three files.
+    let plugins = PluginDir::new();
+    std::fs::copy(&lib, plugins.path().join("libhbc_plugin_queue.so")).expect("copy");
+    let spool = tempfile::tempdir().expect("tempdir");
+    for f in ["a", "b", "c"] {
+        std::fs::write(spool.path().join(f), b"").expect("write");
+    }
+    let config = format!(
+        "plugins:\n  queue:\n    options: {{spool: {:?}, warn_at: 2}}\n",
+        spool.path().to_str().expect("utf8 path")
+    );
+    let json = once_json(&config, plugins.path());
+    let r = reading(&json, "queue.waiting").unwrap_or_else(|| panic!("no queue.waiting: {json}"));
+    assert_eq!(r["value"], 3, "{r}");
+    assert_eq!(r["level"], "WARNING", "{r}");
+}
