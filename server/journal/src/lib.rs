@@ -67,7 +67,7 @@ use std::time::{Duration, Instant};
 use hbd_core::event::Event;
 
 pub use format::MAX_PAYLOAD;
-pub use query::{query, Query};
+pub use query::{query, Query, QUERY_BUFFER_MAX, READ_CHUNK};
 pub use settings::{Fsync, JournalSettings};
 pub use writer::{Stats, Writer, RETRY_CAPACITY};
 
