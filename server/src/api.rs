@@ -4,6 +4,7 @@
 //! endpoints need `Authorization: Bearer <api_token>`; without an `api_token` configured
 //! they are disabled.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
@@ -14,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::event::EventKind;
 use crate::journal;
-use crate::registry::{LevelName, Status};
+use crate::query::HostQuery;
 use crate::state::{Shared, Summary};
 use hbd_core::drop::DropReason;
 
@@ -80,19 +81,6 @@ pub(crate) fn authorize(state: &Shared, req: &HttpRequest) -> Result<(), ApiErro
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostQuery {
-    /// Substring of the name.
-    q: Option<String>,
-    status: Option<String>,
-    level: Option<String>,
-    /// `name`, `status`, `level`, `last_seen`, `cpu`, `mem`, `fs`, `load`; `-` for descending.
-    sort: Option<String>,
-    offset: Option<usize>,
-    limit: Option<usize>,
-}
-
 #[derive(Serialize)]
 struct HostList {
     total: usize,
@@ -101,160 +89,19 @@ struct HostList {
     hosts: Vec<Summary>,
 }
 
-/// What list-hosts sorts by, borrowed from the registry (no allocation per host).
-struct Row<'a> {
-    host: &'a crate::registry::Host,
-    cpu: Option<f32>,
-    mem: Option<f32>,
-    fs: Option<f32>,
-    load: Option<f32>,
-}
-
-impl<'a> Row<'a> {
-    fn of(host: &'a crate::registry::Host) -> Row<'a> {
-        let last = host.history.back();
-        let f = |v: Option<f32>| v.filter(|x| x.is_finite());
-        Row {
-            host,
-            cpu: f(last.map(|s| s.cpu)),
-            mem: f(last.map(|s| s.mem)),
-            fs: f(last.map(|s| s.fs)),
-            load: f(last.map(|s| s.load)),
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.host.name
-    }
-
-    /// The default order: DOWN first, then by level severity, then name.
-    fn rank(&self) -> (u8, u8) {
-        let st = match self.host.status {
-            Status::Down => 0,
-            Status::NeverSeen => 1,
-            Status::Up => 2,
-        };
-        (st, 3 - self.host.level.severity())
-    }
-}
-
-/// Whether `hay` contains the lower-case `needle`, ignoring ASCII case (host names are
-/// ASCII), without allocating.
-fn contains_ignore_case(hay: &str, needle: &str) -> bool {
-    needle.is_empty()
-        || hay
-            .as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
-fn opt_cmp(a: Option<f32>, b: Option<f32>) -> std::cmp::Ordering {
-    a.unwrap_or(f32::NEG_INFINITY)
-        .total_cmp(&b.unwrap_or(f32::NEG_INFINITY))
-}
-
+/// `GET /api/v1/hosts`: the shared host query ([`crate::query`]); summaries are built
+/// under the lock for the page only, and serialised after it is released.
 async fn list_hosts(
     state: web::Data<Shared>,
-    q: web::Query<HostQuery>,
+    params: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = match q.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(match s.to_ascii_uppercase().as_str() {
-            "UP" => Status::Up,
-            "DOWN" => Status::Down,
-            "NEVER_SEEN" => Status::NeverSeen,
-            _ => {
-                return Err(bad(format!(
-                    "status: {s:?} is not one of UP, DOWN, NEVER_SEEN"
-                )))
-            }
-        }),
-    };
-    let level = match q.level.as_deref() {
-        None | Some("") => None,
-        Some(l) => Some(LevelName::parse(l).ok_or_else(|| {
-            bad(format!(
-                "level: {l:?} is not one of OK, WARNING, CRITICAL, UNKNOWN"
-            ))
-        })?),
-    };
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 10_000 {
-        return Err(bad("limit: use 1 to 10000"));
-    }
-    let offset = q.offset.unwrap_or(0);
-    let sort = q.sort.as_deref().unwrap_or("");
-    let (desc, key) = match sort.strip_prefix('-') {
-        Some(k) => (true, k),
-        None => (false, sort),
-    };
-    if ![
-        "",
-        "name",
-        "status",
-        "level",
-        "last_seen",
-        "cpu",
-        "mem",
-        "fs",
-        "load",
-    ]
-    .contains(&key)
-    {
-        return Err(bad(format!("sort: {sort:?} is not one of name, status, level, last_seen, cpu, mem, fs, load (prefix - for descending)")));
-    }
-    let needle = q.q.as_deref().unwrap_or("").to_ascii_lowercase();
-    // Filter and sort references under the lock, and build summaries only for the page:
-    // at 100,000 hosts, summarising everyone per request doubled hbd's CPU (bench/README.md).
-    let (total, hosts) = {
-        let reg = state.registry();
-        let mut rows: Vec<Row<'_>> = reg
-            .iter()
-            .filter(|h| status.is_none_or(|s| h.status == s))
-            .filter(|h| level.is_none_or(|l| h.level == l))
-            .filter(|h| contains_ignore_case(&h.name, &needle))
-            .map(Row::of)
-            .collect();
-        rows.sort_by(|a, b| {
-            let o = match key {
-                "name" => a.name().cmp(b.name()),
-                "status" => a
-                    .rank()
-                    .0
-                    .cmp(&b.rank().0)
-                    .then_with(|| a.name().cmp(b.name())),
-                "level" => b
-                    .host
-                    .level
-                    .severity()
-                    .cmp(&a.host.level.severity())
-                    .then_with(|| a.name().cmp(b.name())),
-                "last_seen" => a.host.last_seen_ms.cmp(&b.host.last_seen_ms),
-                "cpu" => opt_cmp(a.cpu, b.cpu),
-                "mem" => opt_cmp(a.mem, b.mem),
-                "fs" => opt_cmp(a.fs, b.fs),
-                "load" => opt_cmp(a.load, b.load),
-                _ => a.rank().cmp(&b.rank()).then_with(|| a.name().cmp(b.name())),
-            };
-            if desc {
-                o.reverse()
-            } else {
-                o
-            }
-        });
-        let hosts: Vec<Summary> = rows
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|r| Summary::of(r.host))
-            .collect();
-        (rows.len(), hosts)
-    };
+    let query = HostQuery::from_api(&params).map_err(|e| bad(e.to_string()))?;
+    let found = query.run(&***state, |_| {}, Summary::of);
     Ok(HttpResponse::Ok().json(HostList {
-        total,
-        offset,
-        limit,
-        hosts,
+        total: found.total,
+        offset: found.offset,
+        limit: found.limit,
+        hosts: found.hosts,
     }))
 }
 

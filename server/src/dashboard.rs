@@ -27,6 +27,7 @@ use actix_web::middleware::Compress;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use crate::query::Lend;
 use crate::registry::Registry;
 use crate::state::{now_ms, Shared, State};
 pub use assets::{RenderError, Templates};
@@ -55,11 +56,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 // ---------------------------------------------------------------------------------------
 // Pages as pure functions of the state (the snapshot tests call these).
 
-/// The overview's data: the lock on the registry is only needed for this part.
-pub fn overview_page(reg: &Registry, q: &OverviewQuery, ctx: &Ctx) -> Page<views::Overview> {
-    let body = views::overview(reg, q, ctx.now_ms);
-    let title = format!("Fleet · {}", Page::<()>::title_counts(reg));
-    Page::new(ctx, reg, "overview", title, body)
+/// The overview's data, from the registry `reg` lends (locked a chunk of hosts at a
+/// time, never while rendering).
+pub fn overview_page<L: Lend + ?Sized>(
+    reg: &L,
+    q: &OverviewQuery,
+    ctx: &Ctx,
+) -> Page<views::Overview> {
+    let mut body = views::overview(reg, q, ctx.now_ms);
+    let fleet = std::mem::take(&mut body.fleet);
+    let title = format!("Fleet · {}", Page::<()>::title_counts(&fleet));
+    Page::new(ctx, fleet, "overview", title, body)
 }
 
 /// A host's page, or `None` if there is no such host. `events` are its latest events,
@@ -73,7 +80,7 @@ pub fn host_page(
     let h = reg.get(name)?;
     let body = views::host_page(h, events, &ctx.subsystems, ctx.now_ms);
     let title = format!("{} · {} {}", h.name, body.row.status_label, body.row.level);
-    Some(Page::new(ctx, reg, "host", title, body))
+    Some(Page::new(ctx, views::Fleet::of(reg), "host", title, body))
 }
 
 pub fn events_page(
@@ -83,7 +90,7 @@ pub fn events_page(
     ctx: &Ctx,
 ) -> Page<views::EventsPage> {
     let body = views::events_page(q, events, ctx.now_ms);
-    Page::new(ctx, reg, "events", "Events".into(), body)
+    Page::new(ctx, views::Fleet::of(reg), "events", "Events".into(), body)
 }
 
 #[derive(Serialize)]
@@ -94,7 +101,7 @@ pub struct NotFound {
 pub fn not_found_page(reg: &Registry, name: &str, ctx: &Ctx) -> Page<NotFound> {
     Page::new(
         ctx,
-        reg,
+        views::Fleet::of(reg),
         "not_found",
         "No such host".into(),
         NotFound {
@@ -105,8 +112,7 @@ pub fn not_found_page(reg: &Registry, name: &str, ctx: &Ctx) -> Page<NotFound> {
 
 impl<T: Serialize> Page<T> {
     /// `3 DOWN · 2 CRITICAL · 40 hosts` for the window title.
-    fn title_counts(reg: &Registry) -> String {
-        let f = views::Fleet::of(reg);
+    fn title_counts(f: &views::Fleet) -> String {
         let mut parts = Vec::new();
         if f.down > 0 {
             parts.push(format!("{} DOWN", f.down));
@@ -183,7 +189,7 @@ async fn overview(
 ) -> HttpResponse {
     let q = OverviewQuery::parse(&params);
     let ctx = ctx(&state);
-    let page = overview_page(&state.registry(), &q, &ctx);
+    let page = overview_page(&***state, &q, &ctx);
     html(StatusCode::OK, templates(&state).render("overview", &page))
 }
 

@@ -23,6 +23,7 @@ pub mod liveness;
 pub mod logfile;
 pub mod metrics;
 pub mod notify_api;
+pub mod query;
 pub mod ratelimit;
 pub mod reload;
 pub mod security;

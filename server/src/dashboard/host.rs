@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::events::EventRow;
 use super::format;
-use super::overview::Row;
+use super::overview::{recent, Row};
 use super::views::{level_class, Subsystem};
 use crate::event::Event;
 use crate::registry::{Host, LevelName, Status, Val};
@@ -312,7 +312,7 @@ pub fn host_page(
     let deadline = (h.status == Status::Up && h.deadline_ms > 0).then_some(h.deadline_ms);
     let total = h.received + h.lost;
     HostPage {
-        row: Row::of(&summary, Some(h), now_ms),
+        row: Row::of(&summary, &recent(h), now_ms),
         first_seen_iso: h.first_seen_ms.map(format::iso).unwrap_or_default(),
         first_seen_utc: h.first_seen_ms.map(format::utc).unwrap_or_default(),
         first_seen_ms: h.first_seen_ms,

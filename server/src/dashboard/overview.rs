@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::format;
-use super::views::{level_class, opts, status_class, status_label, Opt};
-use crate::registry::{Host, LevelName, Registry, Status};
+use super::views::{level_class, opts, status_class, status_label, Fleet, Opt};
+use crate::query::{self, Filter, HostQuery, Lend, Order, SortKey, Window};
+use crate::registry::{Host, Sample};
 use crate::state::Summary;
 
 /// The overview's filter, sort and page, from the query string (lenient: anything
@@ -30,57 +31,28 @@ pub struct OverviewQuery {
 pub const PER_PAGE: [usize; 5] = [50, 100, 250, 500, 1000];
 const DEFAULT_PER: usize = 250;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortKey {
-    /// DOWN, then CRITICAL, UNKNOWN, WARNING, never seen, OK; then name.
-    State,
-    Name,
-    Address,
-    Seen,
-    Cpu,
-    Mem,
-    Fs,
-    Load,
-    Check,
-}
-
-const SORT_KEYS: [(SortKey, &str, &str); 9] = [
-    (SortKey::State, "state", "State"),
-    (SortKey::Name, "name", "Host"),
-    (SortKey::Address, "address", "Address"),
-    (SortKey::Seen, "seen", "Last seen"),
-    (SortKey::Cpu, "cpu", "CPU"),
-    (SortKey::Mem, "mem", "Memory"),
-    (SortKey::Fs, "fs", "Fullest FS"),
-    (SortKey::Load, "load", "Load"),
-    (SortKey::Check, "check", "Worst check"),
+/// The columns the overview sorts by, with their headings (the shared query knows a few
+/// more keys, which the page's script does not).
+const HEADERS: [(SortKey, &str); 9] = [
+    (SortKey::State, "State"),
+    (SortKey::Name, "Host"),
+    (SortKey::Address, "Address"),
+    (SortKey::Seen, "Last seen"),
+    (SortKey::Cpu, "CPU"),
+    (SortKey::Mem, "Memory"),
+    (SortKey::Fs, "Fullest FS"),
+    (SortKey::Load, "Load"),
+    (SortKey::Check, "Worst check"),
 ];
-
-impl SortKey {
-    fn name(self) -> &'static str {
-        SORT_KEYS
-            .iter()
-            .find(|(k, _, _)| *k == self)
-            .map_or("state", |(_, n, _)| n)
-    }
-    /// Figures sort highest first on the first click.
-    fn desc_first(self) -> bool {
-        matches!(
-            self,
-            SortKey::Cpu | SortKey::Mem | SortKey::Fs | SortKey::Load
-        )
-    }
-}
 
 impl OverviewQuery {
     pub fn parse(params: &HashMap<String, String>) -> OverviewQuery {
         let get = |k: &str| params.get(k).map(|s| s.trim()).unwrap_or("");
         let status = get("status").to_ascii_uppercase();
         let level = get("level").to_ascii_uppercase();
-        let sort = SORT_KEYS
-            .iter()
-            .find(|(_, n, _)| *n == get("sort"))
-            .map_or(SortKey::State, |(k, _, _)| *k);
+        let sort = SortKey::parse(get("sort"))
+            .filter(|k| HEADERS.iter().any(|(h, _)| h == k))
+            .unwrap_or_default();
         let desc = match get("dir") {
             "desc" => true,
             "asc" => false,
@@ -93,12 +65,12 @@ impl OverviewQuery {
             .unwrap_or(DEFAULT_PER);
         OverviewQuery {
             q: get("q").chars().take(200).collect(),
-            status: if ["UP", "DOWN", "NEVER_SEEN"].contains(&status.as_str()) {
+            status: if query::parse_status(&status).is_ok() {
                 status
             } else {
                 String::new()
             },
-            level: if LevelName::parse(&level).is_some() {
+            level: if query::parse_level(&level).is_ok() {
                 level
             } else {
                 String::new()
@@ -141,76 +113,24 @@ impl OverviewQuery {
         }
     }
 
-    fn matches(&self, s: &Summary, needle: &str) -> bool {
-        (self.status.is_empty() || s.status.as_str() == self.status)
-            && (self.level.is_empty() || s.level.as_str() == self.level)
-            && (needle.is_empty() || s.name.to_ascii_lowercase().contains(needle))
-    }
-}
-
-/// Position in the default order: DOWN, CRITICAL, UNKNOWN, WARNING, never seen, OK.
-pub fn rank(s: &Summary) -> u8 {
-    match s.status {
-        Status::Down => 0,
-        Status::NeverSeen => 4,
-        Status::Up => match s.level {
-            LevelName::Critical => 1,
-            LevelName::Unknown => 2,
-            LevelName::Warning => 3,
-            LevelName::Ok => 5,
-        },
-    }
-}
-
-/// Compares two optional figures; missing ones always sort last.
-fn by_figure(a: Option<f32>, b: Option<f32>, desc: bool) -> std::cmp::Ordering {
-    use std::cmp::Ordering::*;
-    match (a.filter(|v| v.is_finite()), b.filter(|v| v.is_finite())) {
-        (Some(x), Some(y)) => {
-            let o = x.total_cmp(&y);
-            if desc {
-                o.reverse()
-            } else {
-                o
-            }
+    /// The shared host query for this page.
+    fn host_query(&self) -> HostQuery {
+        HostQuery {
+            filter: Filter {
+                name: self.q.clone(),
+                status: query::parse_status(&self.status).unwrap_or_default(),
+                level: query::parse_level(&self.level).unwrap_or_default(),
+            },
+            order: Order {
+                key: self.sort,
+                desc: self.desc,
+            },
+            window: Window::Page {
+                page: self.page,
+                per: self.per,
+            },
         }
-        (Some(_), None) => Less,
-        (None, Some(_)) => Greater,
-        (None, None) => Equal,
     }
-}
-
-/// The overview's order; ties by name. Must match `compare` in `static/overview.js`.
-pub fn compare(a: &Summary, b: &Summary, key: SortKey, desc: bool) -> std::cmp::Ordering {
-    let flip = |o: std::cmp::Ordering| if desc { o.reverse() } else { o };
-    let o = match key {
-        SortKey::State => flip(rank(a).cmp(&rank(b))),
-        SortKey::Name => flip(a.name.cmp(&b.name)),
-        SortKey::Address => match (a.address, b.address) {
-            (Some(x), Some(y)) => flip(x.to_string().cmp(&y.to_string())),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        },
-        SortKey::Seen => match (a.last_seen_ms, b.last_seen_ms) {
-            (Some(x), Some(y)) => flip(x.cmp(&y)),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        },
-        SortKey::Cpu => by_figure(a.cpu, b.cpu, desc),
-        SortKey::Mem => by_figure(a.mem, b.mem, desc),
-        SortKey::Fs => by_figure(a.fs, b.fs, desc),
-        SortKey::Load => by_figure(a.load, b.load, desc),
-        SortKey::Check => {
-            let sev = |s: &Summary| s.worst.as_ref().map_or(0, |w| w.level.severity() + 1);
-            flip(sev(b).cmp(&sev(a))).then_with(|| {
-                let m = |s: &Summary| s.worst.as_ref().map(|w| w.key.clone());
-                flip(m(a).cmp(&m(b)))
-            })
-        }
-    };
-    o.then_with(|| a.name.cmp(&b.name))
 }
 
 #[derive(Serialize)]
@@ -235,6 +155,9 @@ pub struct Overview {
     pub prev_href: Option<String>,
     pub next_href: Option<String>,
     pub filtered: bool,
+    /// The fleet's counts, taken in the same pass (for the page's frame).
+    #[serde(skip)]
+    pub fleet: Fleet,
 }
 
 #[derive(Serialize)]
@@ -293,16 +216,16 @@ pub const SPARK_H: f64 = 16.0;
 /// Samples a sparkline shows.
 pub const SPARK_SAMPLES: usize = 30;
 
+/// The last [`SPARK_SAMPLES`] of a host's history, for its sparklines.
+pub fn recent(h: &Host) -> Vec<Sample> {
+    let skip = h.history.len().saturating_sub(SPARK_SAMPLES);
+    h.history.iter().skip(skip).copied().collect()
+}
+
 impl Row {
-    pub fn of(s: &Summary, h: Option<&Host>, now_ms: u64) -> Row {
-        let hist: Vec<_> = h
-            .map(|h| {
-                let skip = h.history.len().saturating_sub(SPARK_SAMPLES);
-                h.history.iter().skip(skip).copied().collect()
-            })
-            .unwrap_or_default();
-        let series =
-            |f: fn(&crate::registry::Sample) -> f32| -> Vec<f32> { hist.iter().map(f).collect() };
+    /// `hist`: the host's [`recent`] samples.
+    pub fn of(s: &Summary, hist: &[Sample], now_ms: u64) -> Row {
+        let series = |f: fn(&Sample) -> f32| -> Vec<f32> { hist.iter().map(f).collect() };
         let load = series(|x| x.load);
         let load_max = format::nice_max(
             load.iter()
@@ -369,31 +292,30 @@ impl Row {
     }
 }
 
-pub fn overview(reg: &Registry, q: &OverviewQuery, now_ms: u64) -> Overview {
-    let needle = q.q.to_ascii_lowercase();
-    let mut rows: Vec<Summary> = reg
-        .iter()
-        .map(Summary::of)
-        .filter(|s| q.matches(s, &needle))
-        .collect();
-    rows.sort_by(|a, b| compare(a, b, q.sort, q.desc));
-    let matching = rows.len();
+/// The overview of the hosts `reg` lends: the registry is locked only to copy what the
+/// query needs, a chunk of hosts at a time ([`crate::query::CHUNK`]); the rows are built
+/// without it. The fleet's counts are taken in the same pass.
+pub fn overview<L: Lend + ?Sized>(reg: &L, q: &OverviewQuery, now_ms: u64) -> Overview {
+    let mut fleet = Fleet::default();
+    let found = q
+        .host_query()
+        .run(reg, |h| fleet.count(h), |h| (Summary::of(h), recent(h)));
+    let matching = found.total;
     let pages = matching.div_ceil(q.per).max(1);
-    let page = q.page.min(pages);
-    let start = (page - 1) * q.per;
-    let shown: Vec<Row> = rows
+    let start = found.offset;
+    let page = start / q.per + 1;
+    let shown: Vec<Row> = found
+        .hosts
         .iter()
-        .skip(start)
-        .take(q.per)
-        .map(|s| Row::of(s, reg.get(&s.name), now_ms))
+        .map(|(s, hist)| Row::of(s, hist, now_ms))
         .collect();
-    let headers = SORT_KEYS
+    let headers = HEADERS
         .iter()
-        .map(|(k, name, label)| {
+        .map(|(k, label)| {
             let active = *k == q.sort;
             let desc = if active { !q.desc } else { k.desc_first() };
             Header {
-                key: name,
+                key: k.name(),
                 label,
                 href: q.href(*k, desc, 1),
                 aria_sort: match (active, q.desc) {
@@ -452,5 +374,6 @@ pub fn overview(reg: &Registry, q: &OverviewQuery, now_ms: u64) -> Overview {
         prev_href: (page > 1).then(|| q.href(q.sort, q.desc, page - 1)),
         next_href: (page < pages).then(|| q.href(q.sort, q.desc, page + 1)),
         filtered: !(q.q.is_empty() && q.status.is_empty() && q.level.is_empty()),
+        fleet: fleet.finish(),
     }
 }

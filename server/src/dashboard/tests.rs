@@ -293,6 +293,27 @@ fn default_order_puts_down_and_critical_first() {
     assert_eq!(o.rows.last().map(|r| r.name.as_str()), Some("ghost"));
 }
 
+/// `GET /api/v1/hosts` and the overview run one query: same hosts, same order, for the
+/// default and for the orders both offer.
+#[test]
+fn api_and_overview_list_hosts_alike() {
+    let (reg, _) = fleet();
+    for (api, page) in [
+        ("", ""),
+        ("sort=-cpu", "sort=cpu"),
+        ("sort=mem", "sort=mem&dir=asc"),
+        ("sort=-name&status=UP", "sort=name&dir=desc&status=up"),
+        ("sort=last_seen&q=1", "sort=seen&q=1"),
+        ("sort=check", "sort=check"),
+    ] {
+        let q = crate::query::HostQuery::from_api(&params(api)).expect("valid");
+        let listed = q.run(&reg, |_| {}, |h| h.name.to_string()).hosts;
+        let o = views::overview(&reg, &OverviewQuery::parse(&params(page)), NOW);
+        let shown: Vec<String> = o.rows.iter().map(|r| r.name.clone()).collect();
+        assert_eq!(listed, shown, "api {api:?}, overview {page:?}");
+    }
+}
+
 #[test]
 fn paging_and_filters() {
     let (reg, _) = fleet();

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::format;
-use crate::registry::{LevelName, Registry, Status};
+use crate::registry::{Host, LevelName, Registry, Status};
 
 pub use super::events::{events_page, EventRow, EventsPage, EventsQuery, EVENTS_PER_PAGE, KINDS};
 pub use super::host::{host_page, HostPage};
@@ -38,7 +38,7 @@ pub struct Page<T: Serialize> {
 }
 
 impl<T: Serialize> Page<T> {
-    pub fn new(ctx: &Ctx, reg: &Registry, page: &'static str, title: String, body: T) -> Self {
+    pub fn new(ctx: &Ctx, fleet: Fleet, page: &'static str, title: String, body: T) -> Self {
         Page {
             title,
             page,
@@ -46,7 +46,7 @@ impl<T: Serialize> Page<T> {
             now_ms: ctx.now_ms,
             now_iso: format::iso(ctx.now_ms),
             now_utc: format::utc(ctx.now_ms),
-            fleet: Fleet::of(reg),
+            fleet,
             subsystems: ctx
                 .subsystems
                 .iter()
@@ -77,22 +77,33 @@ impl Fleet {
     pub fn of(reg: &Registry) -> Fleet {
         let mut f = Fleet::default();
         for h in reg.iter() {
-            f.total += 1;
-            match h.status {
-                Status::Up => {
-                    f.up += 1;
-                    match h.level {
-                        LevelName::Ok => f.ok += 1,
-                        LevelName::Warning => f.warning += 1,
-                        LevelName::Critical => f.critical += 1,
-                        LevelName::Unknown => f.unknown += 1,
-                    }
-                }
-                Status::Down => f.down += 1,
-                Status::NeverSeen => f.never += 1,
-            }
+            f.count(h);
         }
-        (f.state, f.state_label) = if f.down + f.critical > 0 {
+        f.finish()
+    }
+
+    /// Counts one more host.
+    pub fn count(&mut self, h: &Host) {
+        self.total += 1;
+        match h.status {
+            Status::Up => {
+                self.up += 1;
+                match h.level {
+                    LevelName::Ok => self.ok += 1,
+                    LevelName::Warning => self.warning += 1,
+                    LevelName::Critical => self.critical += 1,
+                    LevelName::Unknown => self.unknown += 1,
+                }
+            }
+            Status::Down => self.down += 1,
+            Status::NeverSeen => self.never += 1,
+        }
+    }
+
+    /// The fleet's state once every host is counted.
+    pub fn finish(self) -> Fleet {
+        let f = &self;
+        let (state, state_label) = if f.down + f.critical > 0 {
             ("down", "hosts DOWN or CRITICAL")
         } else if f.warning + f.unknown + f.never > 0 {
             ("warn", "hosts need attention")
@@ -101,7 +112,11 @@ impl Fleet {
         } else {
             ("empty", "no hosts yet")
         };
-        f
+        Fleet {
+            state,
+            state_label,
+            ..self
+        }
     }
 }
 
