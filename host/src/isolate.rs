@@ -380,3 +380,53 @@ pub fn worker_main(file: &Path, probe: bool) -> i32 {
     }
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], limit: usize) -> Vec<Option<String>> {
+        // A small buffer, so lines span several reads.
+        let mut reader = BufReader::with_capacity(4, input);
+        let mut out = Vec::new();
+        loop {
+            match read_line_limited(&mut reader, limit).expect("in-memory read") {
+                None => return out,
+                Some(Line::Text(t)) => out.push(Some(t)),
+                Some(Line::TooLong) => {
+                    out.push(None);
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn answer_lines_are_read_up_to_the_limit() {
+        assert_eq!(
+            lines(b"{\"Ok\":[]}\nsecond\nlast", 16),
+            [
+                Some("{\"Ok\":[]}".to_string()),
+                Some("second".into()),
+                Some("last".into())
+            ]
+        );
+        // Exactly at the limit is fine; one byte more is not, and nothing after it is read.
+        assert_eq!(lines(b"12345678\n", 8), [Some("12345678".to_string())]);
+        assert_eq!(
+            lines(b"ok\n123456789\nmore\n", 8),
+            [Some("ok".to_string()), None]
+        );
+        assert_eq!(lines(b"", 8), Vec::<Option<String>>::new());
+    }
+
+    #[test]
+    fn an_endless_line_is_cut_off_without_buffering_it() {
+        // An endless source: the reader must give up at the limit.
+        let mut endless = BufReader::new(std::io::repeat(b'x'));
+        assert!(matches!(
+            read_line_limited(&mut endless, 1024 * 1024),
+            Ok(Some(Line::TooLong))
+        ));
+    }
+}
