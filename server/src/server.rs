@@ -5,14 +5,18 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::{Context, Result};
+use rustls::ServerConfig;
 
 use crate::config::Config;
+use crate::event::Event;
 use crate::journal;
 use crate::registry::{Registry, Settings};
 use crate::state::{now_ms, Shared, State};
@@ -99,12 +103,50 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     let tls = security::tls::load(&config).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
-    let (registry, journal) = restore(&config, &data_dir)?;
+    let (state, subsystems, emitted) = open_state(&config, &data_dir)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    spawn_sink_events(&state, emitted, &stop)?;
+    let (udp_addr, mut threads) = start_ingest(&config, &state, &stop)?;
+    threads.push(spawn_housekeeping(
+        &state,
+        &data_dir,
+        config.snapshot_interval,
+        &stop,
+    )?);
+    let data = web::Data::new(state.clone());
+    let sec = web::Data::new(security::Security::new(&config));
+    let (http, http_addr) = http_server(&config, tls.as_ref(), &data, &sec, &subsystems)?;
+    let (wss, ws_addr) = ws_server(&config, tls.as_ref(), &data, &sec)?;
+    let servers = vec![http.handle(), wss.handle()];
+    actix_web::rt::spawn(http);
+    actix_web::rt::spawn(wss);
+    tracing::info!(%udp_addr, %http_addr, %ws_addr, tls = tls.is_some(), data_dir = %data_dir.display(), "hbd listening");
+    Ok(Running {
+        udp_addr,
+        http_addr,
+        ws_addr,
+        current: std::sync::Mutex::new(state.config.clone()),
+        subsystems,
+        state,
+        data_dir,
+        stop,
+        threads,
+        servers,
+    })
+}
+
+/// Restores the registry, starts the journal writer and the subsystems, and builds the
+/// shared state; returns the receiver of the events subsystems emit.
+fn open_state(
+    config: &Config,
+    data_dir: &Path,
+) -> Result<(Shared, crate::sinks::Subsystems, Receiver<Event>)> {
+    let (registry, journal) = restore(config, data_dir)?;
     let journal_dir = journal.dir().to_path_buf();
     let writer =
         journal::Writer::spawn(journal, 65_536).context("cannot start the journal writer")?;
     let (emitter, emitted) = crate::sink::Emitter::channel(4096);
-    let subsystems = crate::sinks::Subsystems::start(&config, &data_dir, emitter)?;
+    let subsystems = crate::sinks::Subsystems::start(config, data_dir, emitter)?;
     let state: Shared = Arc::new(State::new(
         config.clone(),
         registry,
@@ -112,27 +154,42 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
         journal_dir,
         subsystems.sinks(),
     ));
+    // Subsystems see the fleet through the narrow, read-only `FleetView`, held weakly.
     let fleet_arc: Arc<dyn hbd_core::fleet::FleetView> = state.clone();
     let fleet = Arc::downgrade(&fleet_arc);
     drop(fleet_arc);
     for s in &state.sinks {
         s.attach(fleet.clone());
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        // Events from subsystems get ids, are journaled and broadcast like the rest.
-        let (state, stop) = (state.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("sink-events".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(e) = emitted.recv_timeout(Duration::from_millis(200)) {
-                        state.publish_external(e);
-                    }
-                }
-            })?;
-    }
+    Ok((state, subsystems, emitted))
+}
 
+/// Events from subsystems get ids, are journaled and broadcast like the rest.
+fn spawn_sink_events(
+    state: &Shared,
+    emitted: Receiver<Event>,
+    stop: &Arc<AtomicBool>,
+) -> Result<()> {
+    let (state, stop) = (state.clone(), stop.clone());
+    std::thread::Builder::new()
+        .name("sink-events".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(e) = emitted.recv_timeout(Duration::from_millis(200)) {
+                    state.publish_external(e);
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Binds the heartbeat sockets and starts the liveness thread and one ingest thread per
+/// socket; returns the UDP address and the threads.
+fn start_ingest(
+    config: &Config,
+    state: &Shared,
+    stop: &Arc<AtomicBool>,
+) -> Result<(SocketAddr, Vec<JoinHandle<()>>)> {
     let udp_socks = udp::bind_group(
         SocketAddr::new(config.bind, config.hb_port),
         config.udp_rcvbuf,
@@ -149,49 +206,74 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     for (i, sock) in udp_socks.into_iter().enumerate() {
         threads.push(udp::spawn(sock, i, state.clone(), stop.clone())?);
     }
-    {
-        let (state, stop, dir) = (state.clone(), stop.clone(), data_dir.clone());
-        let every = config.snapshot_interval;
-        threads.push(
-            std::thread::Builder::new()
-                .name("housekeeping".into())
-                .spawn(move || {
-                    let mut last = std::time::Instant::now();
-                    let mut journal_failing = false;
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(200));
-                        // A failing journal is a problem of hbd itself: one event (and so
-                        // one notification) when it starts, one when it ends.
-                        match (state.journal.stats.last_error(), journal_failing) {
-                            (Some(e), false) => {
-                                journal_failing = true;
-                                state.system_event("journal", "FAILING", format!("the journal cannot be written: {e}; events are kept in memory and retried"));
-                            }
-                            (None, true) => {
-                                journal_failing = false;
-                                state.system_event("journal", "OK", "the journal is written again".into());
-                            }
-                            _ => {}
-                        }
-                        if last.elapsed() >= every {
-                            last = std::time::Instant::now();
-                            if let Err(e) = snapshot::save(&state, &dir) {
-                                tracing::error!(
-                                    "cannot save the registry snapshot in {}: {e}",
-                                    dir.display()
-                                );
-                            }
-                        }
-                    }
-                })?,
-        );
-    }
+    Ok((udp_addr, threads))
+}
 
-    let data = web::Data::new(state.clone());
+/// The housekeeping thread: reports the journal failing and recovering, and saves the
+/// snapshot every `every`.
+fn spawn_housekeeping(
+    state: &Shared,
+    data_dir: &Path,
+    every: Duration,
+    stop: &Arc<AtomicBool>,
+) -> Result<JoinHandle<()>> {
+    let (state, stop, dir) = (state.clone(), stop.clone(), data_dir.to_path_buf());
+    let thread = std::thread::Builder::new()
+        .name("housekeeping".into())
+        .spawn(move || {
+            let mut last = std::time::Instant::now();
+            let mut journal_failing = false;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                report_journal_health(&state, &mut journal_failing);
+                if last.elapsed() >= every {
+                    last = std::time::Instant::now();
+                    if let Err(e) = snapshot::save(&state, &dir) {
+                        tracing::error!(
+                            "cannot save the registry snapshot in {}: {e}",
+                            dir.display()
+                        );
+                    }
+                }
+            }
+        })?;
+    Ok(thread)
+}
+
+/// A failing journal is a problem of hbd itself: one event (and so one notification)
+/// when it starts, one when it ends.
+fn report_journal_health(state: &State, failing: &mut bool) {
+    match (state.journal.stats.last_error(), *failing) {
+        (Some(e), false) => {
+            *failing = true;
+            state.system_event(
+                "journal",
+                "FAILING",
+                format!(
+                    "the journal cannot be written: {e}; events are kept in memory and retried"
+                ),
+            );
+        }
+        (None, true) => {
+            *failing = false;
+            state.system_event("journal", "OK", "the journal is written again".into());
+        }
+        _ => {}
+    }
+}
+
+/// The HTTP listener (API, dashboard, metrics, subsystems' routes), bound but not yet
+/// running; and its address.
+fn http_server(
+    config: &Config,
+    tls: Option<&ServerConfig>,
+    data: &web::Data<Shared>,
+    sec: &web::Data<security::Security>,
+    subsystems: &crate::sinks::Subsystems,
+) -> Result<(Server, SocketAddr)> {
     let max_body = config.max_heartbeat_bytes;
     let d = data.clone();
     let subs = subsystems.clone();
-    let sec = web::Data::new(security::Security::new(&config));
     let s = sec.clone();
     let limits = web::Data::new(crate::ratelimit::Http::new(config.api_rate()));
     let http = HttpServer::new(move || {
@@ -211,7 +293,7 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     .workers(2)
     .disable_signals()
     .shutdown_timeout(2);
-    let http = match &tls {
+    let http = match tls {
         Some(t) => http.bind_rustls_0_23((config.bind, config.hbd_port), t.clone()),
         None => http.bind((config.bind, config.hbd_port)),
     }
@@ -222,7 +304,16 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
         )
     })?;
     let http_addr = *http.addrs().first().context("HTTP server has no address")?;
-    let http = http.run();
+    Ok((http.run(), http_addr))
+}
+
+/// The WebSocket listener, bound but not yet running; and its address.
+fn ws_server(
+    config: &Config,
+    tls: Option<&ServerConfig>,
+    data: &web::Data<Shared>,
+    sec: &web::Data<security::Security>,
+) -> Result<(Server, SocketAddr)> {
     let d = data.clone();
     let s = sec.clone();
     let wss = HttpServer::new(move || {
@@ -235,7 +326,7 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     .workers(1)
     .disable_signals()
     .shutdown_timeout(1);
-    let wss = match &tls {
+    let wss = match tls {
         Some(t) => wss.bind_rustls_0_23((config.bind, config.ws_port), t.clone()),
         None => wss.bind((config.bind, config.ws_port)),
     }
@@ -249,23 +340,7 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
         .addrs()
         .first()
         .context("WebSocket server has no address")?;
-    let wss = wss.run();
-    let servers = vec![http.handle(), wss.handle()];
-    actix_web::rt::spawn(http);
-    actix_web::rt::spawn(wss);
-    tracing::info!(%udp_addr, %http_addr, %ws_addr, tls = tls.is_some(), data_dir = %data_dir.display(), "hbd listening");
-    Ok(Running {
-        udp_addr,
-        http_addr,
-        ws_addr,
-        current: std::sync::Mutex::new(state.config.clone()),
-        subsystems,
-        state,
-        data_dir,
-        stop,
-        threads,
-        servers,
-    })
+    Ok((wss.run(), ws_addr))
 }
 
 impl Running {
