@@ -54,7 +54,7 @@ impl Browser {
             assert!(
                 Path::new(path).exists(),
                 "{path} is missing: the dashboard tests need headless Chromium. Install it with \
-                 `sudo apt-get install -y chromium chromium-driver` (or run `bash .ci/run`); \
+                 `sudo apt-get install -y chromium chromium-driver` (or run `scripts/deps`); \
                  package {pkg}"
             );
         }

@@ -2,7 +2,7 @@
 //! by the real `hbc` (or crafted datagrams), looked at by headless Chromium through
 //! chromedriver. Screenshots go to `target/test-artifacts/`.
 //!
-//! Needs the Debian packages `chromium` and `chromium-driver` (`bash .ci/run` installs
+//! Needs the Debian packages `chromium` and `chromium-driver` (`scripts/deps` installs
 //! them); without them these tests fail with an install hint.
 
 mod browser;

@@ -23,7 +23,7 @@ fn find(candidates: &[&str], package: &str) -> PathBuf {
     }
     panic!(
         "{} not found: these tests run a real BIND; install it with \
-         `sudo apt-get install -y bind9 bind9-dnsutils` (package {package}; `bash .ci/run` \
+         `sudo apt-get install -y bind9 bind9-dnsutils` (package {package}; `scripts/deps` \
          installs it)",
         candidates.join(" or ")
     );

@@ -3,6 +3,7 @@
 //! both cleanly.
 
 mod config;
+mod deps;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

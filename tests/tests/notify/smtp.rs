@@ -64,7 +64,7 @@ fn require_aiosmtpd() {
     assert!(
         ok,
         "these tests need python3 with the aiosmtpd package (a real SMTP server): \
-         python3 -m pip install aiosmtpd   (or run: bash .ci/run)"
+         python3 -m pip install aiosmtpd   (or run: scripts/deps)"
     );
 }
 
