@@ -62,7 +62,8 @@ pub enum Command {
     },
     /// Validate one plugin library in a separate process, before deploying it.
     CheckPlugin {
-        /// The library to check.
+        /// The library to check: a path, or a bare file name, looked for in the current
+        /// folder and then in the plugin folders.
         file: PathBuf,
     },
     /// Validate a config file and exit non-zero on errors.
