@@ -70,6 +70,13 @@ enum Prepared {
     New(Run),
 }
 
+/// What [`Inner::prepare`] built: one entry per configured channel (in the config's
+/// order), and the new channels that found notifications queued in their outbox.
+struct Preparation<'a> {
+    channels: Vec<Prepared>,
+    resumed: Vec<(&'a str, usize)>,
+}
+
 fn dispatch_settings(s: &Settings, c: &ChannelConfig, t: &Arc<Templates>) -> DispatchSettings {
     DispatchSettings {
         templates: t.clone(),
@@ -97,6 +104,130 @@ fn abandon(prepared: Vec<Prepared>) {
     }
 }
 
+/// The templates `new` asks for, and whether they differ from those in force; `None`
+/// when neither the settings nor the template files changed (nothing to do). Template
+/// files are read again even when the config is the same: their change is a reason to
+/// send SIGHUP.
+fn templates_for(cur: &Current, new: &Settings) -> Result<Option<(Arc<Templates>, bool)>, String> {
+    let same = cur.settings.as_ref() == Some(new);
+    if same && new.templates_dir.is_none() {
+        return Ok(None);
+    }
+    let loaded = Templates::load(new.templates_dir.as_deref(), &new.dashboard_url)
+        .map_err(|e| format!("notify_templates_dir: {e}"))?;
+    let changed = cur.templates.as_ref().is_none_or(|t| !t.same_as(&loaded));
+    if same && !changed {
+        return Ok(None);
+    }
+    let templates = match &cur.templates {
+        Some(t) if !changed => t.clone(),
+        _ => Arc::new(loaded),
+    };
+    Ok(Some((templates, changed)))
+}
+
+/// Puts each configured channel's prepared state in force and unpauses it; returns the
+/// indexes of the configured runs and their queues, in the config's order.
+fn swap_channels(
+    cur: &mut Current,
+    new: &Settings,
+    old: Option<&Settings>,
+    prepared: Vec<Prepared>,
+    templates: &Arc<Templates>,
+    changes: &mut Vec<String>,
+) -> (Vec<usize>, Vec<Arc<Queue>>) {
+    let mut active = Vec::new();
+    let mut configured = Vec::new();
+    for (c, p) in new.channels.iter().zip(prepared) {
+        let ds = dispatch_settings(new, c, templates);
+        let run = match p {
+            Prepared::Existing { run, sender } => {
+                let r = &mut cur.runs[run];
+                let was_active =
+                    old.is_some_and(|o| o.channels.iter().any(|x| x.name() == c.name()));
+                if !was_active {
+                    changes.push(format!("channel {} configured again", c.name()));
+                } else if sender.is_some() {
+                    changes.push(format!("channel {} changed", c.name()));
+                }
+                r.control.update(ds, sender);
+                r.config = c.clone();
+                run
+            }
+            Prepared::New(r) => {
+                if old.is_some() {
+                    changes.push(format!("channel {} added", c.name()));
+                }
+                r.control.update(ds, None);
+                cur.runs.push(r);
+                cur.runs.len() - 1
+            }
+        };
+        configured.push(run);
+        let r = &cur.runs[run];
+        r.queue.reconfigure(c.target(), new.outbox_max);
+        r.control.set_paused(false);
+        r.queue.wake();
+        active.push(r.queue.clone());
+    }
+    (configured, active)
+}
+
+fn warn_unknown_route_channels(new: &Settings, names: &[String]) {
+    for r in &new.routes {
+        for c in &r.channels {
+            if !names.contains(c) {
+                tracing::warn!("notify_routes names channel {c}, which is not configured; that part of the route is ignored");
+            }
+        }
+    }
+}
+
+/// One log line: ready at start-up, or what a reload changed.
+fn log_outcome(
+    old: Option<&Settings>,
+    new: &Settings,
+    names: &[String],
+    templates_changed: bool,
+    mut changes: Vec<String>,
+) {
+    let channels = if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    };
+    let Some(o) = old else {
+        tracing::info!(channels = %channels, "notifications ready");
+        return;
+    };
+    if o.routes != new.routes {
+        changes.push("routes".into());
+    }
+    if o.policy != new.policy {
+        changes.push("policy timings".into());
+    }
+    if (o.retry_min, o.retry_max, o.channel_alarm)
+        != (new.retry_min, new.retry_max, new.channel_alarm)
+    {
+        changes.push("retry timings".into());
+    }
+    if o.outbox_max != new.outbox_max {
+        changes.push("notify_outbox_max".into());
+    }
+    if templates_changed {
+        changes.push("templates".into());
+    }
+    tracing::info!(
+        channels = %channels,
+        "notification settings reloaded: {}",
+        if changes.is_empty() {
+            "nothing changed".to_string()
+        } else {
+            changes.join(", ")
+        }
+    );
+}
+
 impl Inner {
     /// Puts `new` in force; on error nothing changed (the old settings stay).
     pub(super) fn apply(&self, new: Settings) -> Result<(), String> {
@@ -104,24 +235,55 @@ impl Inner {
             return Err("notifications are stopping".into());
         }
         let mut cur = lock(&self.current);
-        let same = cur.settings.as_ref() == Some(&new);
-        if same && new.templates_dir.is_none() {
+        let Some((templates, templates_changed)) = templates_for(&cur, &new)? else {
             return Ok(());
-        }
-        // Templates are read again even when the config is the same: their files may
-        // have changed, which is a reason to send SIGHUP.
-        let loaded = Templates::load(new.templates_dir.as_deref(), &new.dashboard_url)
-            .map_err(|e| format!("notify_templates_dir: {e}"))?;
-        let templates_changed = cur.templates.as_ref().is_none_or(|t| !t.same_as(&loaded));
-        if same && !templates_changed {
-            return Ok(());
-        }
-        let templates = match &cur.templates {
-            Some(t) if !templates_changed => t.clone(),
-            _ => Arc::new(loaded),
         };
-
         // Everything that can fail, before anything changes.
+        let Preparation {
+            channels: prepared,
+            resumed,
+        } = self.prepare(&cur, &new, &templates)?;
+
+        // The swap: nothing below fails.
+        let old = cur.settings.take();
+        let names: Vec<String> = new.channels.iter().map(|c| c.name().to_string()).collect();
+        let mut changes = Vec::new();
+        let (configured, active) = swap_channels(
+            &mut cur,
+            &new,
+            old.as_ref(),
+            prepared,
+            &templates,
+            &mut changes,
+        );
+        self.pause_removed(&cur, &configured, &mut changes);
+        warn_unknown_route_channels(&new, &names);
+        lock(&self.engine).reconfigure(
+            Router::new(new.routes.clone(), names.clone()),
+            active.clone(),
+            new.policy.clone(),
+        );
+        self.up_after
+            .store(new.policy.up_after, std::sync::atomic::Ordering::Relaxed);
+        for (name, pending) in resumed {
+            tracing::info!(channel = name, pending, "resuming queued notifications");
+        }
+        log_outcome(old.as_ref(), &new, &names, templates_changed, changes);
+        cur.settings = Some(new);
+        cur.templates = Some(templates);
+        cur.active = active;
+        Ok(())
+    }
+
+    /// Builds what each configured channel needs (new senders, outboxes and paused
+    /// dispatchers for new channels); on error, stops what it started. Also returns the
+    /// new channels that found notifications queued in their outbox.
+    fn prepare<'a>(
+        &self,
+        cur: &Current,
+        new: &'a Settings,
+        templates: &Arc<Templates>,
+    ) -> Result<Preparation<'a>, String> {
         let mut prepared: Vec<Prepared> = Vec::new();
         let mut resumed = Vec::new();
         for c in &new.channels {
@@ -136,17 +298,15 @@ impl Inner {
                         sender: Some(s),
                     })
                     .map_err(|e| format!("{name}: {e}")),
-                None => self
-                    .start_channel(c, &new, &templates)
-                    .map(|(run, report)| {
-                        if report.pending > 0 {
-                            resumed.push((name, report.pending));
-                        }
-                        for p in &report.problems {
-                            tracing::warn!("{p}");
-                        }
-                        Prepared::New(run)
-                    }),
+                None => self.start_channel(c, new, templates).map(|(run, report)| {
+                    if report.pending > 0 {
+                        resumed.push((name, report.pending));
+                    }
+                    for p in &report.problems {
+                        tracing::warn!("{p}");
+                    }
+                    Prepared::New(run)
+                }),
             };
             match step {
                 Ok(p) => prepared.push(p),
@@ -156,46 +316,14 @@ impl Inner {
                 }
             }
         }
+        Ok(Preparation {
+            channels: prepared,
+            resumed,
+        })
+    }
 
-        // The swap: nothing below fails.
-        let old = cur.settings.take();
-        let names: Vec<String> = new.channels.iter().map(|c| c.name().to_string()).collect();
-        let mut changes = Vec::new();
-        let mut active = Vec::new();
-        let mut configured = Vec::new();
-        for (c, p) in new.channels.iter().zip(prepared) {
-            let ds = dispatch_settings(&new, c, &templates);
-            let run = match p {
-                Prepared::Existing { run, sender } => {
-                    let r = &mut cur.runs[run];
-                    let was_active = old
-                        .as_ref()
-                        .is_some_and(|o| o.channels.iter().any(|x| x.name() == c.name()));
-                    if !was_active {
-                        changes.push(format!("channel {} configured again", c.name()));
-                    } else if sender.is_some() {
-                        changes.push(format!("channel {} changed", c.name()));
-                    }
-                    r.control.update(ds, sender);
-                    r.config = c.clone();
-                    run
-                }
-                Prepared::New(r) => {
-                    if old.is_some() {
-                        changes.push(format!("channel {} added", c.name()));
-                    }
-                    r.control.update(ds, None);
-                    cur.runs.push(r);
-                    cur.runs.len() - 1
-                }
-            };
-            configured.push(run);
-            let r = &cur.runs[run];
-            r.queue.reconfigure(c.target(), new.outbox_max);
-            r.control.set_paused(false);
-            r.queue.wake();
-            active.push(r.queue.clone());
-        }
+    /// Pauses the channels no longer configured (their outboxes are kept).
+    fn pause_removed(&self, cur: &Current, configured: &[usize], changes: &mut Vec<String>) {
         for (i, r) in cur.runs.iter().enumerate() {
             if configured.contains(&i) || r.control.is_paused() {
                 continue;
@@ -213,63 +341,6 @@ impl Inner {
             );
             changes.push(format!("channel {} removed", r.queue.name));
         }
-        for r in &new.routes {
-            for c in &r.channels {
-                if !names.contains(c) {
-                    tracing::warn!("notify_routes names channel {c}, which is not configured; that part of the route is ignored");
-                }
-            }
-        }
-        lock(&self.engine).reconfigure(
-            Router::new(new.routes.clone(), names.clone()),
-            active.clone(),
-            new.policy.clone(),
-        );
-        self.up_after
-            .store(new.policy.up_after, std::sync::atomic::Ordering::Relaxed);
-        for (name, pending) in resumed {
-            tracing::info!(channel = name, pending, "resuming queued notifications");
-        }
-        let channels = if names.is_empty() {
-            "none".to_string()
-        } else {
-            names.join(", ")
-        };
-        match &old {
-            None => tracing::info!(channels = %channels, "notifications ready"),
-            Some(o) => {
-                if o.routes != new.routes {
-                    changes.push("routes".into());
-                }
-                if o.policy != new.policy {
-                    changes.push("policy timings".into());
-                }
-                if (o.retry_min, o.retry_max, o.channel_alarm)
-                    != (new.retry_min, new.retry_max, new.channel_alarm)
-                {
-                    changes.push("retry timings".into());
-                }
-                if o.outbox_max != new.outbox_max {
-                    changes.push("notify_outbox_max".into());
-                }
-                if templates_changed {
-                    changes.push("templates".into());
-                }
-                tracing::info!(
-                    channels = %channels,
-                    "notification settings reloaded: {}",
-                    if changes.is_empty() {
-                        "nothing changed".to_string()
-                    } else {
-                        changes.join(", ")
-                    }
-                );
-            }
-        }
-        cur.settings = Some(new);
-        cur.templates = Some(templates);
-        cur.active = active;
-        Ok(())
     }
 
     /// Opens a channel's outbox and starts its dispatcher, paused until the swap.
