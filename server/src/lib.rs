@@ -28,6 +28,7 @@ pub mod ratelimit;
 pub mod reload;
 pub mod security;
 pub mod server;
+pub mod shutdown;
 pub mod sinks;
 pub mod snapshot;
 pub mod state;

@@ -4,8 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -16,9 +14,10 @@ use anyhow::{Context, Result};
 use rustls::ServerConfig;
 
 use crate::config::Config;
-use crate::event::Event;
 use crate::journal;
 use crate::registry::{Registry, Settings};
+use crate::shutdown::Shutdown;
+use crate::sink::{Emitted, Emitter};
 use crate::state::{now_ms, Shared, State};
 use crate::{api, liveness, security, snapshot, udp, ws};
 
@@ -29,8 +28,10 @@ pub struct Running {
     pub ws_addr: SocketAddr,
     pub state: Shared,
     pub data_dir: PathBuf,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
     threads: Vec<JoinHandle<()>>,
+    /// The emitter that tells the sink-events thread to stop, and that thread.
+    sink_events: Option<(Emitter, JoinHandle<()>)>,
     servers: Vec<actix_web::dev::ServerHandle>,
     /// The config in force (the last one SIGHUP applied).
     current: std::sync::Mutex<Config>,
@@ -103,15 +104,15 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     let tls = security::tls::load(&config).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
-    let (state, subsystems, emitted) = open_state(&config, &data_dir)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    spawn_sink_events(&state, emitted, &stop)?;
-    let (udp_addr, mut threads) = start_ingest(&config, &state, &stop)?;
+    let (state, subsystems, emitter, emitted) = open_state(&config, &data_dir)?;
+    let shutdown = Shutdown::new().context("cannot create the shutdown signal")?;
+    let sink_events = spawn_sink_events(&state, emitted)?;
+    let (udp_addr, mut threads) = start_ingest(&config, &state, &shutdown)?;
     threads.push(spawn_housekeeping(
         &state,
         &data_dir,
         config.snapshot_interval,
-        &stop,
+        &shutdown,
     )?);
     let data = web::Data::new(state.clone());
     let sec = web::Data::new(security::Security::new(&config));
@@ -129,8 +130,9 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
         subsystems,
         state,
         data_dir,
-        stop,
+        shutdown,
         threads,
+        sink_events: Some((emitter, sink_events)),
         servers,
     })
 }
@@ -140,13 +142,13 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
 fn open_state(
     config: &Config,
     data_dir: &Path,
-) -> Result<(Shared, crate::sinks::Subsystems, Receiver<Event>)> {
+) -> Result<(Shared, crate::sinks::Subsystems, Emitter, Emitted)> {
     let (registry, journal) = restore(config, data_dir)?;
     let journal_dir = journal.dir().to_path_buf();
     let writer =
         journal::Writer::spawn(journal, 65_536).context("cannot start the journal writer")?;
     let (emitter, emitted) = crate::sink::Emitter::channel(4096);
-    let subsystems = crate::sinks::Subsystems::start(config, data_dir, emitter)?;
+    let subsystems = crate::sinks::Subsystems::start(config, data_dir, emitter.clone())?;
     let state: Shared = Arc::new(State::new(
         config.clone(),
         registry,
@@ -161,26 +163,21 @@ fn open_state(
     for s in &state.sinks {
         s.attach(fleet.clone());
     }
-    Ok((state, subsystems, emitted))
+    Ok((state, subsystems, emitter, emitted))
 }
 
 /// Events from subsystems get ids, are journaled and broadcast like the rest.
-fn spawn_sink_events(
-    state: &Shared,
-    emitted: Receiver<Event>,
-    stop: &Arc<AtomicBool>,
-) -> Result<()> {
-    let (state, stop) = (state.clone(), stop.clone());
-    std::thread::Builder::new()
+/// Runs until the emitter kept by `Running` says stop.
+fn spawn_sink_events(state: &Shared, emitted: Emitted) -> Result<JoinHandle<()>> {
+    let state = state.clone();
+    let thread = std::thread::Builder::new()
         .name("sink-events".into())
         .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(e) = emitted.recv_timeout(Duration::from_millis(200)) {
-                    state.publish_external(e);
-                }
+            while let Some(e) = emitted.recv() {
+                state.publish_external(e);
             }
         })?;
-    Ok(())
+    Ok(thread)
 }
 
 /// Binds the heartbeat sockets and starts the liveness thread and one ingest thread per
@@ -188,7 +185,7 @@ fn spawn_sink_events(
 fn start_ingest(
     config: &Config,
     state: &Shared,
-    stop: &Arc<AtomicBool>,
+    shutdown: &Shutdown,
 ) -> Result<(SocketAddr, Vec<JoinHandle<()>>)> {
     let udp_socks = udp::bind_group(
         SocketAddr::new(config.bind, config.hb_port),
@@ -202,12 +199,15 @@ fn start_ingest(
         )
     })?;
     let udp_addr = udp_socks.first().context("no UDP socket")?.local_addr()?;
-    let mut threads = vec![liveness::spawn(state.clone(), stop.clone())?];
+    let mut threads = vec![liveness::spawn(state.clone(), shutdown.clone())?];
     for (i, sock) in udp_socks.into_iter().enumerate() {
-        threads.push(udp::spawn(sock, i, state.clone(), stop.clone())?);
+        threads.push(udp::spawn(sock, i, state.clone(), shutdown.clone())?);
     }
     Ok((udp_addr, threads))
 }
+
+/// How often housekeeping looks at the journal writer's health.
+const HEALTH_EVERY: Duration = Duration::from_millis(500);
 
 /// The housekeeping thread: reports the journal failing and recovering, and saves the
 /// snapshot every `every`.
@@ -215,16 +215,17 @@ fn spawn_housekeeping(
     state: &Shared,
     data_dir: &Path,
     every: Duration,
-    stop: &Arc<AtomicBool>,
+    shutdown: &Shutdown,
 ) -> Result<JoinHandle<()>> {
-    let (state, stop, dir) = (state.clone(), stop.clone(), data_dir.to_path_buf());
+    let (state, shutdown, dir) = (state.clone(), shutdown.clone(), data_dir.to_path_buf());
     let thread = std::thread::Builder::new()
         .name("housekeeping".into())
         .spawn(move || {
             let mut last = std::time::Instant::now();
             let mut journal_failing = false;
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(200));
+            // The journal's health is looked at every HEALTH_EVERY; the snapshot is saved
+            // every `every`; the signal ends the wait at once.
+            while !shutdown.wait_timeout(HEALTH_EVERY) {
                 report_journal_health(&state, &mut journal_failing);
                 if last.elapsed() >= every {
                     last = std::time::Instant::now();
@@ -357,8 +358,8 @@ impl Running {
     }
 
     /// Stops listeners and threads, saves a snapshot, flushes the journal.
-    pub async fn stop(self) -> Result<()> {
-        self.stop.store(true, Ordering::Relaxed);
+    pub async fn stop(mut self) -> Result<()> {
+        self.shutdown.fire();
         for s in &self.servers {
             s.stop(true).await;
         }
@@ -375,6 +376,11 @@ impl Running {
         }
         for s in &self.state.sinks {
             s.shutdown();
+        }
+        // After the subsystems: what they emitted while stopping is journaled too.
+        if let Some((emitter, thread)) = self.sink_events.take() {
+            emitter.stop();
+            let _ = web::block(move || thread.join()).await;
         }
         let flushed = self.state.journal.flush(Duration::from_secs(5));
         if let Err(e) = &flushed {

@@ -36,28 +36,63 @@ pub trait Sink: Send + Sync {
     fn shutdown(&self) {}
 }
 
+/// What travels from emitters to hbd: an event, or the word to stop reading.
+enum Message {
+    Event(Event),
+    Stop,
+}
+
 /// Lets a subsystem publish events (hbd gives them ids, journals and broadcasts them).
 #[derive(Clone)]
 pub struct Emitter {
-    tx: SyncSender<Event>,
+    tx: SyncSender<Message>,
+}
+
+/// hbd's end of the events subsystems emit.
+pub struct Emitted {
+    rx: Receiver<Message>,
+}
+
+impl Emitted {
+    /// The next event; `None` once [`Emitter::stop`] was called (or every emitter is
+    /// gone). Blocks until then.
+    pub fn recv(&self) -> Option<Event> {
+        match self.rx.recv() {
+            Ok(Message::Event(e)) => Some(e),
+            Ok(Message::Stop) | Err(_) => None,
+        }
+    }
+
+    /// The next event if one comes within `d`.
+    pub fn recv_timeout(&self, d: std::time::Duration) -> Option<Event> {
+        match self.rx.recv_timeout(d) {
+            Ok(Message::Event(e)) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl Emitter {
     /// A bounded channel of events; hbd drains the receiver.
-    pub fn channel(capacity: usize) -> (Emitter, Receiver<Event>) {
+    pub fn channel(capacity: usize) -> (Emitter, Emitted) {
         let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
-        (Emitter { tx }, rx)
+        (Emitter { tx }, Emitted { rx })
     }
 
     /// Queues an event; false (and logged) if hbd is far behind or stopping.
     pub fn emit(&self, event: Event) -> bool {
-        match self.tx.try_send(event) {
+        match self.tx.try_send(Message::Event(event)) {
             Ok(()) => true,
-            Err(TrySendError::Full(e)) => {
+            Err(TrySendError::Full(Message::Event(e))) => {
                 tracing::error!(host = %e.host, "event queue full; dropped {:?} event: {}", e.kind, e.message);
                 false
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(_) => false,
         }
+    }
+
+    /// Tells the reader to stop after the events queued before this (waits for room).
+    pub fn stop(&self) {
+        let _ = self.tx.send(Message::Stop);
     }
 }

@@ -527,13 +527,7 @@ impl Sink for DynDns {
 mod tests {
     use super::*;
 
-    fn sink(
-        yaml: &str,
-        dir: &Path,
-    ) -> (
-        Arc<dyn Sink>,
-        std::sync::mpsc::Receiver<hbd_core::event::Event>,
-    ) {
+    fn sink(yaml: &str, dir: &Path) -> (Arc<dyn Sink>, hbd_core::sink::Emitted) {
         let c = crate::DyndnsConfig::from_yaml(yaml, Path::new("t.yaml")).expect("config");
         let (emitter, rx) = Emitter::channel(16);
         (start(&c, dir, emitter).expect("start"), rx)

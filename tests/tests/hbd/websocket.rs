@@ -67,7 +67,7 @@ fn snapshot_then_live_updates() {
 #[test]
 fn a_client_that_never_reads_does_not_slow_ingest() {
     let dir = tempfile::tempdir().expect("tmp");
-    let hbd = Hbd::start(config("ws_client_buffer: 256\n# One unsigned source sends 20,000 datagrams: no per-source limit here.\nudp_rate_limit: 0\n"), dir.path(), 0);
+    let hbd = Hbd::start(config("ws_client_buffer: 256\n# One unsigned source and host send 20,000 datagrams: no per-source or per-host limit here.\nudp_rate_limit: 0\nhost_reading_rate: 0\n"), dir.path(), 0);
     // A client that completes the handshake and then never reads.
     let stuck = connect(&hbd);
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
