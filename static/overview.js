@@ -1,5 +1,5 @@
 // The fleet overview, live: keeps every host from the WebSocket in memory, filters,
-// sorts and pages in the browser with the same rules as the server (views.rs), and
+// sorts and pages in the browser with the same rules as the server (server/src/query.rs), and
 // applies updates once per animation frame, touching only cells whose text changed.
 // Rows are built with createElement/textContent: host names and check output stay text.
 'use strict';
@@ -51,7 +51,7 @@
     return s ? '/?' + s : '/';
   }
 
-  // ---- Order (mirrors views::compare) ----
+  // ---- Order (mirrors query::compare in server/src/query.rs) ----
   function rank(s) {
     if (s.status === 'DOWN') return 0;
     if (s.status === 'NEVER_SEEN') return 4;
