@@ -1,0 +1,227 @@
+//! The history settings: `remote_write` (where readings go) and the `history_*` keys
+//! (`history_url` to read them back, buffer and batch sizes), one section of the flat
+//! config file ([`HistoryConfig`]), and their checks.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::glob::Glob;
+pub use hb_config::Secret;
+
+/// Samples held per remote_write target while its database is away, by default.
+pub const DEFAULT_BUFFER: usize = 500_000;
+/// Samples per remote_write request, by default (Prometheus' own sender sends 2,000).
+pub const DEFAULT_BATCH: usize = 5_000;
+/// Largest `history_buffer`: at about 80 bytes a sample, 8 GB; past that use more
+/// targets or a database nearer by.
+pub const MAX_BUFFER: usize = 100_000_000;
+
+/// One `remote_write` entry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteWrite {
+    /// `http(s)://host:port/api/v1/write` (Prometheus, VictoriaMetrics, Mimir...).
+    pub url: String,
+    /// HTTP Basic authentication.
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    /// `Authorization: Bearer ...`.
+    pub bearer_token: Option<Secret>,
+    /// PEM file of the CA certificates the database's certificate is checked against
+    /// (instead of the web's usual roots).
+    pub ca_file: Option<PathBuf>,
+    /// Reading keys sent (globs, `*` and `?`); empty: every numeric reading.
+    pub include: Vec<String>,
+    /// Reading keys not sent (globs), applied after `include`.
+    pub exclude: Vec<String>,
+    /// Labels added to every series sent here (`{datacenter: fra1}`).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The history section: `remote_write` and `history_*`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct HistoryConfig {
+    /// Where readings are sent; empty: nowhere.
+    pub remote_write: Vec<RemoteWrite>,
+    /// A PromQL HTTP API (`http://127.0.0.1:9090` for Prometheus, `:8428` for
+    /// VictoriaMetrics) the dashboard charts readings from.
+    pub history_url: Option<String>,
+    /// Samples held per target while its database is away (the oldest are dropped, and
+    /// counted, past this).
+    pub history_buffer: usize,
+    /// Samples per request.
+    pub history_batch: usize,
+    /// Longest a sample waits before it is sent.
+    #[serde(deserialize_with = "hb_config::duration")]
+    pub history_flush: Duration,
+    /// Timeout of one request (writes and dashboard queries).
+    #[serde(deserialize_with = "hb_config::duration")]
+    pub history_timeout: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            remote_write: Vec::new(),
+            history_url: None,
+            history_buffer: DEFAULT_BUFFER,
+            history_batch: DEFAULT_BATCH,
+            history_flush: Duration::from_secs(5),
+            history_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Labels hbd sets itself; `labels` may not name them.
+pub const OWN_LABELS: &[&str] = &["host", "key", "unit", "__name__"];
+
+/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__` (reserved).
+pub fn valid_label_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !n.starts_with("__")
+}
+
+fn check_url(key: &str, url: &str) -> Result<(), String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("{key}: {url:?} is not an http:// or https:// URL"));
+    }
+    Ok(())
+}
+
+/// Checks the section; the message names the key (and entry).
+pub fn validate(c: &HistoryConfig) -> Result<(), String> {
+    for (i, rw) in c.remote_write.iter().enumerate() {
+        let key = format!("remote_write[{i}]");
+        check_url(&format!("{key}.url"), &rw.url)?;
+        if rw.password.is_some() && rw.user.is_none() {
+            return Err(format!("{key}.password: needs user"));
+        }
+        if rw.bearer_token.is_some() && rw.user.is_some() {
+            return Err(format!(
+                "{key}: user/password and bearer_token exclude each other"
+            ));
+        }
+        for (name, _) in rw.labels.iter() {
+            if !valid_label_name(name) || OWN_LABELS.contains(&name.as_str()) {
+                return Err(format!(
+                    "{key}.labels: {name:?} is not a label name hbd may add (letters, digits, _; \
+                     not host, key, unit or starting with __)"
+                ));
+            }
+        }
+        for g in rw.include.iter().chain(&rw.exclude) {
+            if g.is_empty() {
+                return Err(format!("{key}: an empty include/exclude pattern"));
+            }
+        }
+    }
+    if let Some(u) = &c.history_url {
+        check_url("history_url", u)?;
+    }
+    if c.history_buffer == 0 || c.history_buffer > MAX_BUFFER {
+        return Err(format!("history_buffer: must be 1 to {MAX_BUFFER}"));
+    }
+    if c.history_batch == 0 || c.history_batch > c.history_buffer {
+        return Err("history_batch: must be at least 1 and at most history_buffer".into());
+    }
+    if c.history_flush.is_zero() || c.history_timeout.is_zero() {
+        return Err("history_flush, history_timeout: must be more than 0".into());
+    }
+    Ok(())
+}
+
+/// One target's reading filter.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    include: Vec<Glob>,
+    exclude: Vec<Glob>,
+}
+
+impl Filter {
+    pub fn new(rw: &RemoteWrite) -> Filter {
+        Filter {
+            include: rw.include.iter().map(|g| Glob::new(g)).collect(),
+            exclude: rw.exclude.iter().map(|g| Glob::new(g)).collect(),
+        }
+    }
+
+    /// Whether every key passes (no glob to try on the ingest path).
+    pub fn all(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
+    pub fn passes(&self, key: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|g| g.matches(key)))
+            && !self.exclude.iter().any(|g| g.matches(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<HistoryConfig, String> {
+        let mut doc = hb_config::Document::new(text, std::path::Path::new("t.yaml"));
+        let c: HistoryConfig = doc.section().map_err(|e| e.to_string())?;
+        validate(&c)?;
+        Ok(c)
+    }
+
+    #[test]
+    fn reads_targets_from_the_flat_file() {
+        let c = parse(
+            "remote_write:\n  - url: http://127.0.0.1:9090/api/v1/write\n    include: [cpu.*]\n    labels: {dc: fra1}\n  - url: https://vm:8428/api/v1/write\n    bearer_token: t0k\nhistory_url: http://127.0.0.1:9090\nhistory_buffer: 1000\nhistory_batch: 100\nhistory_flush: 2s\n",
+        )
+        .expect("valid");
+        assert_eq!(c.remote_write.len(), 2);
+        assert_eq!(c.remote_write[0].labels["dc"], "fra1");
+        assert_eq!(c.history_flush, Duration::from_secs(2));
+        assert!(format!("{c:?}").contains("***") && !format!("{c:?}").contains("t0k"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (text, key) in [
+            ("remote_write:\n  - url: ftp://x\n", "remote_write[0].url"),
+            (
+                "remote_write:\n  - url: http://x\n    labels: {host: a}\n",
+                "labels",
+            ),
+            (
+                "remote_write:\n  - url: http://x\n    labels: {__x: a}\n",
+                "labels",
+            ),
+            ("history_url: x\n", "history_url"),
+            ("history_buffer: 0\n", "history_buffer"),
+            ("history_buffer: 10\nhistory_batch: 11\n", "history_batch"),
+            (
+                "remote_write:\n  - url: http://x\n    colour: red\n",
+                "colour",
+            ),
+        ] {
+            let e = parse(text).expect_err(text);
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn filters() {
+        let rw = RemoteWrite {
+            include: vec!["cpu.*".into(), "mem.used".into()],
+            exclude: vec!["cpu.core?.*".into()],
+            ..Default::default()
+        };
+        let f = Filter::new(&rw);
+        assert!(f.passes("cpu.usage") && f.passes("mem.used"));
+        assert!(!f.passes("cpu.core1.usage") && !f.passes("disk.root"));
+        assert!(Filter::new(&RemoteWrite::default()).all());
+    }
+}

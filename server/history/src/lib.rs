@@ -1,0 +1,396 @@
+//! hbd's long-term history (docs/history.md): every numeric reading, and each host's
+//! liveness and level, sent to one or more time-series databases as Prometheus
+//! remote_write ([`wire`], [`series`]), and read back for the dashboard's charts with
+//! PromQL ([`query`]).
+//!
+//! Ingest hands each accepted datagram to [`History`] as a [`Sink`]; it copies the
+//! numeric readings once ([`beat`]) and appends them to each target's bounded
+//! [`queue`] (the oldest dropped and counted past `history_buffer`), and one
+//! [`sender`] thread per target batches, sends and retries with backoff.
+//!
+//! **Invariants:** ingest never waits for a database (a short lock to append, nothing
+//! else); every sample not delivered is counted by [`DropReason`]; no async runtime, no
+//! web framework (blocking ureq on rustls); passwords and tokens never reach logs,
+//! status or errors (the URL is shown without user information or query).
+
+pub mod beat;
+pub mod config;
+pub mod glob;
+pub mod query;
+pub mod queue;
+pub mod sender;
+pub mod series;
+pub mod wire;
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use hbd_core::event::{Event, EventKind};
+use hbd_core::sink::Sink;
+
+pub use config::HistoryConfig;
+pub use queue::DropReason;
+
+use beat::{Beat, HostState};
+use config::{Filter, RemoteWrite};
+use queue::{Entry, Queue};
+
+/// A start-up error naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct StartError {
+    pub key: String,
+    pub message: String,
+}
+
+struct Target {
+    queue: Arc<Queue>,
+    filter: Filter,
+    shown: String,
+}
+
+/// The running history subsystem.
+pub struct History {
+    targets: Vec<Target>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// `history_url`, for the dashboard.
+    pub read_url: Option<String>,
+    read_agent: ureq::Agent,
+}
+
+/// The URL without user information, query or fragment (for logs, labels, status).
+pub fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    format!("{scheme}://{authority}{path}")
+}
+
+fn tls_config(rw: &RemoteWrite, key: &str) -> Result<Arc<rustls::ClientConfig>, StartError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match &rw.ca_file {
+        Some(path) => {
+            let err = |m: String| StartError {
+                key: format!("{key}.ca_file"),
+                message: format!("{}: {m}", path.display()),
+            };
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| err(e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| err(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(err("no PEM certificate in it".into()));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| err(e.to_string()))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartError {
+            key: key.to_string(),
+            message: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+fn client(rw: &RemoteWrite, key: &str, c: &HistoryConfig) -> Result<sender::Client, StartError> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(c.history_timeout.min(std::time::Duration::from_secs(5)))
+        .timeout(c.history_timeout)
+        .user_agent(concat!("hbd/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls_config(rw, key)?)
+        .build();
+    let auth = if let Some(t) = &rw.bearer_token {
+        Some(format!("Bearer {}", t.expose()))
+    } else {
+        rw.user.as_ref().map(|u| {
+            let pass = rw.password.as_ref().map(|p| p.expose()).unwrap_or("");
+            format!("Basic {}", base64(format!("{u}:{pass}").as_bytes()))
+        })
+    };
+    Ok(sender::Client {
+        agent,
+        url: rw.url.clone(),
+        auth,
+        shown: shown_url(&rw.url),
+    })
+}
+
+/// Standard base64 with padding (for one Basic header; not worth a crate).
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Starts one sender thread per `remote_write` entry (none without any).
+pub fn start(c: &HistoryConfig) -> Result<Arc<History>, StartError> {
+    let mut targets = Vec::new();
+    let mut threads = Vec::new();
+    let mut clients = Vec::new();
+    for (i, rw) in c.remote_write.iter().enumerate() {
+        clients.push(client(rw, &format!("remote_write[{i}]"), c)?);
+    }
+    for (rw, client) in c.remote_write.iter().zip(clients) {
+        let queue = Arc::new(Queue::new(c.history_buffer, c.history_batch));
+        let shown = client.shown.clone();
+        let builder = series::Builder::new(&rw.labels);
+        let q = queue.clone();
+        let flush = c.history_flush;
+        let t = std::thread::Builder::new()
+            .name("hbd-history".into())
+            .spawn(move || sender::run(q, client, builder, flush))
+            .map_err(|e| StartError {
+                key: "remote_write".into(),
+                message: format!("cannot start a sender thread: {e}"),
+            })?;
+        threads.push(t);
+        tracing::info!(target_url = %shown, "remote_write: sending readings");
+        targets.push(Target {
+            queue,
+            filter: Filter::new(rw),
+            shown,
+        });
+    }
+    Ok(Arc::new(History {
+        targets,
+        threads: Mutex::new(threads),
+        read_url: c.history_url.clone(),
+        read_agent: query::agent(c.history_timeout),
+    }))
+}
+
+impl History {
+    /// Whether any target is configured (else the sink does nothing).
+    pub fn exporting(&self) -> bool {
+        !self.targets.is_empty()
+    }
+
+    fn push(&self, beat: Beat) {
+        if beat.is_empty() {
+            return;
+        }
+        let beat = Arc::new(beat);
+        for t in &self.targets {
+            let (pick, n) = if t.filter.all() {
+                (None, beat.len())
+            } else {
+                let p: Box<[u32]> = (0..beat.len())
+                    .filter(|&i| t.filter.passes(beat.reading(i).0))
+                    .map(|i| i as u32)
+                    .collect();
+                let n = p.len();
+                (Some(p), n)
+            };
+            t.queue.push(Entry {
+                beat: beat.clone(),
+                pick,
+                samples: n + beat.state_samples(),
+            });
+        }
+    }
+
+    /// Reads one reading of one host back from `history_url` (blocking).
+    pub fn query(
+        &self,
+        host: &str,
+        key: &str,
+        range: query::Range,
+    ) -> Option<Result<Vec<query::Points>, query::QueryError>> {
+        let base = self.read_url.as_deref()?;
+        let end = hbd_core::now_ms() / 1000;
+        Some(query::query_range(
+            &self.read_agent,
+            base,
+            host,
+            key,
+            range,
+            end,
+        ))
+    }
+
+    /// The `/metrics` families (nothing without targets).
+    pub fn metrics_text(&self, out: &mut String) {
+        if self.targets.is_empty() {
+            return;
+        }
+        let esc = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        };
+        type Get = fn(&Queue) -> u64;
+        let families: [(&str, &str, &str, Get); 5] = [
+            (
+                "hbd_history_sent_samples_total",
+                "counter",
+                "Samples a remote_write target accepted.",
+                |q| q.counters.sent_samples.load(Ordering::Relaxed),
+            ),
+            (
+                "hbd_history_sent_bytes_total",
+                "counter",
+                "Request bytes (snappy-compressed protobuf) a remote_write target accepted.",
+                |q| q.counters.sent_bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "hbd_history_requests_total",
+                "counter",
+                "remote_write requests made, retries included.",
+                |q| q.counters.requests.load(Ordering::Relaxed),
+            ),
+            (
+                "hbd_history_retries_total",
+                "counter",
+                "remote_write requests that failed and were tried again (database away, 5xx, 429).",
+                |q| q.counters.retries.load(Ordering::Relaxed),
+            ),
+            (
+                "hbd_history_buffered_samples",
+                "gauge",
+                "Samples waiting for a remote_write target (at most history_buffer).",
+                |q| q.len() as u64,
+            ),
+        ];
+        for (name, kind, help, get) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for t in &self.targets {
+                let _ = writeln!(
+                    out,
+                    "{name}{{target=\"{}\"}} {}",
+                    esc(&t.shown),
+                    get(&t.queue)
+                );
+            }
+        }
+        let name = "hbd_history_dropped_samples_total";
+        let _ = writeln!(out, "# HELP {name} Samples never delivered to a remote_write target, by reason.\n# TYPE {name} counter");
+        for t in &self.targets {
+            for r in DropReason::ALL {
+                let _ = writeln!(
+                    out,
+                    "{name}{{target=\"{}\",reason=\"{}\"}} {}",
+                    esc(&t.shown),
+                    r.as_str(),
+                    t.queue.counters.dropped(r)
+                );
+            }
+        }
+    }
+}
+
+impl Sink for History {
+    fn name(&self) -> &'static str {
+        "history"
+    }
+
+    fn readings(&self, packet: &hb_proto::Packet<'_>, now_ms: u64) {
+        if self.exporting() {
+            self.push(Beat::of(packet, now_ms));
+        }
+    }
+
+    fn event(&self, e: &Event) {
+        if !self.exporting() {
+            return;
+        }
+        let state = match e.kind {
+            EventKind::HostDown => HostState::Down,
+            EventKind::HostForgotten => HostState::Forgotten,
+            _ => return,
+        };
+        self.push(Beat::state(&e.host, e.ts_ms, state));
+    }
+
+    fn metrics(&self, out: &mut String) {
+        self.metrics_text(out);
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let targets: Vec<serde_json::Value> = self
+            .targets
+            .iter()
+            .map(|t| {
+                let c = &t.queue.counters;
+                let mut dropped = serde_json::Map::new();
+                for r in DropReason::ALL {
+                    dropped.insert(r.as_str().into(), c.dropped(r).into());
+                }
+                serde_json::json!({
+                    "url": t.shown,
+                    "sent_samples": c.sent_samples.load(Ordering::Relaxed),
+                    "buffered_samples": t.queue.len(),
+                    "retries": c.retries.load(Ordering::Relaxed),
+                    "dropped_samples": dropped,
+                })
+            })
+            .collect();
+        serde_json::json!({ "remote_write": targets, "history_url": self.read_url.as_deref().map(shown_url) })
+    }
+
+    fn shutdown(&self) {
+        for t in &self.targets {
+            t.queue.stop();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        assert_eq!(
+            shown_url("https://u:p@vm.example:8428/api/v1/write?token=x#y"),
+            "https://vm.example:8428/api/v1/write"
+        );
+        assert_eq!(shown_url("http://127.0.0.1:9090"), "http://127.0.0.1:9090");
+    }
+
+    #[test]
+    fn base64_as_rfc4648() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+}
