@@ -58,6 +58,7 @@ pub const SERVER_KEYS: &[&str] = &[
     "udp_rcvbuf",
     "ingest_threads",
     "ws_client_buffer",
+    "metrics_per_host",
     "max_heartbeat_bytes",
     "dyndns2_url",
     "dyndns2_user",

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -15,6 +16,7 @@ use subtle::ConstantTimeEq;
 
 use crate::event::EventKind;
 use crate::journal;
+use crate::journal_queries::JournalQueries;
 use crate::query::HostQuery;
 use crate::state::{Shared, Summary};
 use hbd_core::drop::DropReason;
@@ -189,8 +191,11 @@ pub struct EventQuery {
     limit: Option<usize>,
 }
 
+/// `GET /api/v1/events`: a journal query, within `journal_max_queries` at once (beyond:
+/// `503` with `Retry-After`, see [`crate::journal_queries`]).
 async fn list_events(
     state: web::Data<Shared>,
+    queries: web::Data<Arc<JournalQueries>>,
     q: web::Query<EventQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let mut kinds = Vec::new();
@@ -222,12 +227,10 @@ async fn list_events(
         before_id: q.before,
         limit,
     };
-    let dir = state.journal_dir.clone();
-    let _ = state.journal.flush(std::time::Duration::from_millis(500));
-    let events = web::block(move || journal::query(&dir, &query))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let events = match queries.run(&state, query).await {
+        Ok(events) => events,
+        Err(e) => return Ok(e.response()),
+    };
     let next_before = if events.len() == limit {
         events.last().map(|e| e.id)
     } else {
@@ -301,19 +304,32 @@ async fn healthz(state: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
     }
 }
 
+/// `GET /metrics`, streamed chunk by chunk ([`crate::metrics::Scrape`]); per-host
+/// families only with `metrics_per_host`.
 async fn metrics(
     state: web::Data<Shared>,
     security: Option<web::Data<crate::security::Security>>,
+    queries: Option<web::Data<Arc<JournalQueries>>>,
+    ws: Option<web::Data<Arc<crate::ws::Clients>>>,
 ) -> HttpResponse {
-    let mut text = web::block(move || crate::metrics::render(&state))
-        .await
-        .unwrap_or_default();
+    let mut extra = String::new();
     if let Some(s) = security {
-        text.push_str(&s.metrics());
+        extra.push_str(&s.metrics());
     }
+    if let Some(q) = queries {
+        q.metrics(&mut extra);
+    }
+    if let Some(w) = ws {
+        w.metrics(&mut extra);
+    }
+    let per_host = state.config.metrics_per_host;
+    let scrape = crate::metrics::Scrape::new(state.get_ref().clone(), per_host, extra);
+    let body = futures_util::stream::iter(
+        scrape.map(|chunk| Ok::<_, std::convert::Infallible>(web::Bytes::from(chunk))),
+    );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(text)
+        .streaming(body)
 }
 
 const OPENAPI: &str = include_str!("../../docs/openapi.yaml");

@@ -94,6 +94,12 @@ pub struct Config {
     pub ingest_threads: usize,
     /// Messages buffered per WebSocket client before it is dropped as too slow.
     pub ws_client_buffer: usize,
+    /// WebSocket clients connected at once, both listeners together; one more gets `503`.
+    pub ws_max_clients: usize,
+    /// WebSocket clients one address (IPv6: its /64) may hold at once; one more gets `429`.
+    pub ws_max_clients_per_address: usize,
+    /// `/metrics` lists every host (`hbd_host_*`, `hbd_reading`), not only fleet totals.
+    pub metrics_per_host: bool,
     /// Largest HTTP heartbeat body and UDP datagram accepted.
     pub max_heartbeat_bytes: usize,
     /// HTTP requests per second per client address (`/healthz` aside); 0: no limit.
@@ -153,6 +159,9 @@ impl Default for Config {
             udp_rcvbuf: 8 << 20,
             ingest_threads: 2,
             ws_client_buffer: 1024,
+            ws_max_clients: crate::ws::DEFAULT_MAX_CLIENTS,
+            ws_max_clients_per_address: crate::ws::DEFAULT_MAX_CLIENTS_PER_ADDRESS,
+            metrics_per_host: false,
             max_heartbeat_bytes: 65_507,
             api_rate_limit: 50.0,
             api_rate_burst: 500.0,
@@ -280,6 +289,16 @@ impl Config {
         }
         if self.ws_client_buffer == 0 {
             return Err("ws_client_buffer: must be at least 1".into());
+        }
+        if self.ws_max_clients == 0 || self.ws_max_clients_per_address == 0 {
+            return Err(format!(
+                "{}: must be at least 1",
+                if self.ws_max_clients == 0 {
+                    "ws_max_clients"
+                } else {
+                    "ws_max_clients_per_address"
+                }
+            ));
         }
         hbd_dyndns::config::validate(&self.dyndns)?;
         hbd_notify::config::validate(&self.notify)?;

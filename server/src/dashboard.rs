@@ -19,7 +19,7 @@ pub mod overview;
 pub mod views;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -27,6 +27,7 @@ use actix_web::middleware::Compress;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use crate::journal_queries::{JournalQueries, QueryError};
 use crate::query::Lend;
 use crate::registry::Registry;
 use crate::state::{now_ms, Shared, State};
@@ -196,21 +197,43 @@ async fn overview(
 /// Events shown on a host's page.
 const HOST_EVENTS: usize = 25;
 
-async fn host(state: web::Data<Shared>, name: web::Path<String>) -> HttpResponse {
+async fn host(
+    state: web::Data<Shared>,
+    queries: web::Data<Arc<JournalQueries>>,
+    name: web::Path<String>,
+) -> HttpResponse {
     let name = name.into_inner();
-    let known = state.registry().get(&name).is_some();
-    let events = if known {
-        let query = crate::journal::Query {
-            host: Some(name.clone()),
-            limit: HOST_EVENTS,
-            ..Default::default()
-        };
-        journal_query(&state, query).await.unwrap_or_else(|e| {
-            tracing::warn!(host = %name, "cannot read the journal for the host page: {e}");
-            Vec::new()
-        })
-    } else {
-        Vec::new()
+    // The registry keeps each host's latest events: all of them when they reach back to
+    // its first heartbeat, and the page then needs no journal query. Otherwise the journal
+    // is asked (within `journal_max_queries`), and when it is busy or failing the page
+    // shows what memory holds.
+    let recent = state.registry().get(&name).map(|h| {
+        let all = h
+            .recent
+            .front()
+            .is_some_and(|e| e.kind == crate::event::EventKind::HostNew);
+        let newest_first: Vec<crate::event::Event> =
+            h.recent.iter().rev().take(HOST_EVENTS).cloned().collect();
+        (newest_first, all)
+    });
+    let events = match recent {
+        None => Vec::new(),
+        Some((recent, true)) => recent,
+        Some((recent, false)) => {
+            let query = crate::journal::Query {
+                host: Some(name.clone()),
+                limit: HOST_EVENTS,
+                ..Default::default()
+            };
+            match queries.run(&state, query).await {
+                Ok(events) => events,
+                Err(QueryError::Busy(_)) => recent,
+                Err(e) => {
+                    tracing::warn!(host = %name, "host page: {e}");
+                    recent
+                }
+            }
+        }
     };
     let ctx = ctx(&state);
     let t = templates(&state);
@@ -224,35 +247,19 @@ async fn host(state: web::Data<Shared>, name: web::Path<String>) -> HttpResponse
     }
 }
 
-async fn journal_query(
-    state: &Shared,
-    query: crate::journal::Query,
-) -> Result<Vec<crate::event::Event>, String> {
-    let state = state.clone();
-    web::block(move || {
-        // Show what was just published: the writer may still hold it.
-        let _ = state.journal.flush(Duration::from_millis(200));
-        crate::journal::query(&state.journal_dir, &query).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
 async fn events(
     state: web::Data<Shared>,
+    queries: web::Data<Arc<JournalQueries>>,
     params: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
     let q = EventsQuery::parse(&params);
-    let result = match q.journal() {
-        Ok(query) => journal_query(&state, query)
-            .await
-            .map_err(|e| format!("cannot read the journal: {e}")),
-        Err(e) => Err(e),
-    };
-    let status = if result.is_ok() {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
+    let (result, status) = match q.journal() {
+        Ok(query) => match queries.run(&state, query).await {
+            Ok(events) => (Ok(events), StatusCode::OK),
+            Err(e @ QueryError::Busy(_)) => (Err(e.to_string()), StatusCode::SERVICE_UNAVAILABLE),
+            Err(e) => (Err(e.to_string()), StatusCode::INTERNAL_SERVER_ERROR),
+        },
+        Err(e) => (Err(e), StatusCode::BAD_REQUEST),
     };
     let ctx = ctx(&state);
     let page = events_page(&state.registry(), &q, result, &ctx);

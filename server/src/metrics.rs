@@ -1,11 +1,24 @@
 //! `GET /metrics`: hbd's own counters and per-host gauges in the Prometheus text format
 //! (version 0.0.4), so an existing Prometheus can keep long-term history.
+//!
+//! The answer is streamed ([`Scrape`] yields it a chunk at a time as the client reads):
+//! fleet-level families first (counters, `hbd_hosts`); the per-host families only with
+//! `metrics_per_host: true`, one family after the other, each read from the registry
+//! [`HOSTS_PER_LOCK`] hosts at a time under a short lock and sent in chunks of about
+//! [`CHUNK_BYTES`]. So a scrape holds neither the lock nor memory in proportion to the
+//! fleet (100,000 hosts with their readings are ~260 MB of text).
 
 use std::fmt::{Display, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::registry::{LevelName, Status};
-use crate::state::State;
+use crate::registry::{Host, LevelName, Status};
+use crate::state::{Shared, State};
+
+/// Hosts read under one lock of the registry for the per-host families.
+pub const HOSTS_PER_LOCK: usize = 1000;
+/// A chunk of the answer is handed to the connection once it holds this much text (one
+/// host's readings may take it past this: at most `max_readings_per_host` lines).
+pub const CHUNK_BYTES: usize = 64 << 10;
 
 /// Escapes a label value: backslash, double quote and newline.
 pub fn escape(v: &str) -> String {
@@ -21,19 +34,19 @@ pub fn escape(v: &str) -> String {
     s
 }
 
-fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// A metric with a single sample: `name value`.
-fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl Display) {
+pub(crate) fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl Display) {
     head(out, name, kind, help);
     let _ = writeln!(out, "{name} {value}");
 }
 
 /// A metric whose samples differ by one label: `name{label="x"} value` for each `(x,
 /// value)`. The label values must be escaped already.
-fn labelled<X: Display, V: Display>(
+pub(crate) fn labelled<X: Display, V: Display>(
     out: &mut String,
     name: &str,
     kind: &str,
@@ -61,13 +74,12 @@ fn float(v: f64) -> String {
     }
 }
 
-/// Renders every metric.
-pub fn render(state: &State) -> String {
+/// The fleet-level counters (no lock held but for a copy of the reading drops).
+fn counters(state: &State, out: &mut String) {
     let c = &state.counters;
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-    let mut out = String::with_capacity(64 * 1024);
     labelled(
-        &mut out,
+        out,
         "hbd_datagrams_received_total",
         "counter",
         "Heartbeat datagrams received, by transport.",
@@ -78,14 +90,14 @@ pub fn render(state: &State) -> String {
         ],
     );
     single(
-        &mut out,
+        out,
         "hbd_datagrams_accepted_total",
         "counter",
         "Heartbeat datagrams verified and applied.",
         load(&c.accepted),
     );
     labelled(
-        &mut out,
+        out,
         "hbd_datagrams_dropped_total",
         "counter",
         "Heartbeat datagrams dropped, by reason.",
@@ -94,7 +106,7 @@ pub fn render(state: &State) -> String {
     );
     let reading_drops = state.registry().reading_drops;
     labelled(
-        &mut out,
+        out,
         "hbd_readings_dropped_total",
         "counter",
         "Readings of applied heartbeats that were not stored, by reason.",
@@ -102,7 +114,7 @@ pub fn render(state: &State) -> String {
         reading_drops.iter(),
     );
     single(
-        &mut out,
+        out,
         "hbd_events_total",
         "counter",
         "Events published.",
@@ -110,103 +122,122 @@ pub fn render(state: &State) -> String {
     );
     let js = &state.journal.stats;
     single(
-        &mut out,
+        out,
         "hbd_journal_appended_total",
         "counter",
         "Events written to the journal.",
         load(&js.appended),
     );
     single(
-        &mut out,
+        out,
         "hbd_journal_write_errors_total",
         "counter",
         "Failed journal writes.",
         load(&js.write_errors),
     );
     single(
-        &mut out,
+        out,
         "hbd_journal_pending",
         "gauge",
         "Events waiting to be written (disk failing).",
         load(&js.pending),
     );
     single(
-        &mut out,
+        out,
         "hbd_journal_dropped_total",
         "counter",
         "Events the journal could not keep.",
         load(&js.dropped) + load(&c.journal_dropped),
     );
     single(
-        &mut out,
+        out,
         "hbd_websocket_clients",
         "gauge",
         "Connected WebSocket clients.",
         load(&c.ws_clients),
     );
     single(
-        &mut out,
+        out,
         "hbd_websocket_messages_total",
         "counter",
         "Live messages published.",
         load(&c.ws_messages),
     );
     single(
-        &mut out,
+        out,
         "hbd_websocket_slow_clients_dropped_total",
         "counter",
         "Clients disconnected for falling behind.",
         load(&c.ws_dropped_slow),
     );
+}
 
-    // Per-host families are gathered a thousand hosts at a time, so the registry lock
-    // that ingest needs is never held for a whole fleet (100,000 hosts render ~260 MB).
-    let mut up_lines = String::new();
-    let mut seen_lines = String::new();
-    let mut level_lines = String::new();
-    let mut lost_lines = String::new();
-    let mut reading_lines = String::new();
-    let (mut up, mut down, mut never) = (0u64, 0u64, 0u64);
-    let slots = state.registry().slots();
-    let mut start = 0;
-    while start < slots {
-        let end = (start + 1000).min(slots);
-        let reg = state.registry();
-        for h in (start..end).filter_map(|i| reg.slot(i)) {
-            match h.status {
-                Status::Up => up += 1,
-                Status::Down => down += 1,
-                Status::NeverSeen => never += 1,
-            }
-            let host = escape(&h.name);
+/// The per-host families: name, type, help.
+const PER_HOST: [(&str, &str, &str); 5] = [
+    ("hbd_host_up", "gauge", "1 if the host is UP."),
+    (
+        "hbd_host_last_seen_seconds",
+        "gauge",
+        "Unix time of the host's last heartbeat.",
+    ),
+    (
+        "hbd_host_level",
+        "gauge",
+        "Overall level: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    ),
+    (
+        "hbd_host_lost_heartbeats_total",
+        "counter",
+        "Heartbeats missing from the sequence.",
+    ),
+    (
+        "hbd_reading",
+        "gauge",
+        "Numeric readings reported by hbc, by host, key and unit.",
+    ),
+];
+
+/// Appends host `h`'s samples of per-host family `family` (an index into [`PER_HOST`]).
+fn host_lines(out: &mut String, family: usize, h: &Host) {
+    let host = escape(&h.name);
+    match family {
+        0 => {
             let _ = writeln!(
-                up_lines,
+                out,
                 "hbd_host_up{{host=\"{host}\"}} {}",
                 u8::from(h.status == Status::Up)
             );
+        }
+        1 => {
             if let Some(t) = h.last_seen_ms {
                 let _ = writeln!(
-                    seen_lines,
+                    out,
                     "hbd_host_last_seen_seconds{{host=\"{host}\"}} {}",
                     float(t as f64 / 1000.0)
                 );
             }
+        }
+        2 => {
             let level = match h.level {
                 LevelName::Ok => 0,
                 LevelName::Warning => 1,
                 LevelName::Critical => 2,
                 LevelName::Unknown => 3,
             };
-            let _ = writeln!(level_lines, "hbd_host_level{{host=\"{host}\"}} {level}");
+            let _ = writeln!(out, "hbd_host_level{{host=\"{host}\"}} {level}");
+        }
+        3 => {
             let _ = writeln!(
-                lost_lines,
+                out,
                 "hbd_host_lost_heartbeats_total{{host=\"{host}\"}} {}",
                 h.lost
             );
+        }
+        _ => {
             for r in &h.readings {
                 if let Some(v) = r.value.as_f64() {
                     let _ = writeln!(
-                        reading_lines,
+                        out,
                         "hbd_reading{{host=\"{host}\",key=\"{}\",unit=\"{}\"}} {}",
                         escape(&r.key),
                         escape(&r.unit),
@@ -215,48 +246,134 @@ pub fn render(state: &State) -> String {
                 }
             }
         }
-        drop(reg);
-        start = end;
     }
-    labelled(
-        &mut out,
-        "hbd_hosts",
-        "gauge",
-        "Hosts by liveness status.",
-        "status",
-        [("up", up), ("down", down), ("never_seen", never)],
-    );
-    for (name, kind, help, lines) in [
-        ("hbd_host_up", "gauge", "1 if the host is UP.", up_lines),
-        (
-            "hbd_host_last_seen_seconds",
-            "gauge",
-            "Unix time of the host's last heartbeat.",
-            seen_lines,
-        ),
-        (
-            "hbd_host_level",
-            "gauge",
-            "Overall level: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-            level_lines,
-        ),
-        (
-            "hbd_host_lost_heartbeats_total",
-            "counter",
-            "Heartbeats missing from the sequence.",
-            lost_lines,
-        ),
-        (
-            "hbd_reading",
-            "gauge",
-            "Numeric readings reported by hbc, by host, key and unit.",
-            reading_lines,
-        ),
-    ] {
-        head(&mut out, name, kind, help);
-        out.push_str(&lines);
+}
+
+/// Where a [`Scrape`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Counters, `extra`, then `hbd_hosts`.
+    Fleet,
+    /// Per-host family `family` (index into [`PER_HOST`]), from registry slot `slot`.
+    PerHost {
+        family: usize,
+        slot: usize,
+    },
+    Done,
+}
+
+/// One scrape of `/metrics`, as chunks of text: an iterator the HTTP body pulls from as
+/// the client reads, so only one chunk exists at a time.
+pub struct Scrape {
+    state: Shared,
+    per_host: bool,
+    /// Fleet-level families of other parts (security, journal queries, WebSocket), after
+    /// the counters.
+    extra: String,
+    step: Step,
+}
+
+impl Scrape {
+    pub fn new(state: Shared, per_host: bool, extra: String) -> Scrape {
+        Scrape {
+            state,
+            per_host,
+            extra,
+            step: Step::Fleet,
+        }
     }
-    out
+
+    /// The counters, `extra` and `hbd_hosts` (counted [`HOSTS_PER_LOCK`] hosts at a time).
+    fn fleet(&mut self) -> String {
+        let mut out = String::with_capacity(16 << 10);
+        counters(&self.state, &mut out);
+        out.push_str(&std::mem::take(&mut self.extra));
+        let (mut up, mut down, mut never) = (0u64, 0u64, 0u64);
+        let mut start = 0;
+        loop {
+            let reg = self.state.registry();
+            let end = (start + HOSTS_PER_LOCK).min(reg.slots());
+            for h in (start..end).filter_map(|i| reg.slot(i)) {
+                match h.status {
+                    Status::Up => up += 1,
+                    Status::Down => down += 1,
+                    Status::NeverSeen => never += 1,
+                }
+            }
+            if end >= reg.slots() {
+                break;
+            }
+            drop(reg);
+            start = end;
+        }
+        labelled(
+            &mut out,
+            "hbd_hosts",
+            "gauge",
+            "Hosts by liveness status.",
+            "status",
+            [("up", up), ("down", down), ("never_seen", never)],
+        );
+        out
+    }
+
+    /// The next chunk of family `family` from `slot`: at most [`HOSTS_PER_LOCK`] hosts
+    /// under one lock, fewer once [`CHUNK_BYTES`] are written. Returns the chunk and the
+    /// next slot (`None` at the end of the registry).
+    fn per_host(&self, family: usize, slot: usize) -> (String, Option<usize>) {
+        let mut out = String::with_capacity(CHUNK_BYTES + 1024);
+        if slot == 0 {
+            let (name, kind, help) = PER_HOST[family];
+            head(&mut out, name, kind, help);
+        }
+        let reg = self.state.registry();
+        let slots = reg.slots();
+        let end = (slot + HOSTS_PER_LOCK).min(slots);
+        let mut i = slot;
+        while i < end && out.len() < CHUNK_BYTES {
+            if let Some(h) = reg.slot(i) {
+                host_lines(&mut out, family, h);
+            }
+            i += 1;
+        }
+        (out, (i < slots).then_some(i))
+    }
+}
+
+impl Iterator for Scrape {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        match self.step {
+            Step::Fleet => {
+                let out = self.fleet();
+                self.step = if self.per_host {
+                    Step::PerHost { family: 0, slot: 0 }
+                } else {
+                    Step::Done
+                };
+                Some(out)
+            }
+            Step::PerHost { family, slot } => {
+                let (out, next) = self.per_host(family, slot);
+                self.step = match next {
+                    Some(slot) => Step::PerHost { family, slot },
+                    None if family + 1 < PER_HOST.len() => Step::PerHost {
+                        family: family + 1,
+                        slot: 0,
+                    },
+                    None => Step::Done,
+                };
+                Some(out)
+            }
+            Step::Done => None,
+        }
+    }
+}
+
+/// The whole answer as one string (tests, and small fleets).
+pub fn render(state: &Shared, per_host: bool) -> String {
+    Scrape::new(state.clone(), per_host, String::new()).collect()
 }
 
 #[cfg(test)]
@@ -318,13 +435,13 @@ mod tests {
             1_700_000_000_250,
         );
         registry.watch("db1", None, 1_700_000_000_000);
-        let state = State::new(
+        let state = std::sync::Arc::new(State::new(
             Config::default(),
             registry,
             writer,
             tmp.path().to_path_buf(),
             Vec::new(),
-        );
+        ));
         state
             .counters
             .dropped
@@ -415,6 +532,90 @@ mod tests {
             hbd_reading{host="web1",key="cpu.usage_percent",unit="%"} 12.5
             hbd_reading{host="web1",key="fs./mnt/a\"b\\c.used_bytes",unit="B"} 4096
         "##]]
-        .assert_eq(&render(&state));
+        .assert_eq(&render(&state, true));
+        // By default the fleet-level families only: the same text up to the per-host ones.
+        let fleet = render(&state, false);
+        assert!(
+            fleet.ends_with("hbd_hosts{status=\"never_seen\"} 1\n"),
+            "{fleet}"
+        );
+        assert!(render(&state, true).starts_with(&fleet));
+        assert!(!fleet.contains("hbd_host_up"));
+    }
+
+    /// 2,500 hosts: every family comes once and whole, each host once in it, and no chunk
+    /// is much larger than CHUNK_BYTES or covers more than HOSTS_PER_LOCK hosts.
+    #[test]
+    fn streams_families_in_bounded_chunks() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (journal, _) = Journal::open(JournalConfig::new(tmp.path()), |_| {}).expect("open");
+        let writer = Writer::spawn(journal, 16).expect("spawn");
+        let mut registry = Registry::new(Settings::default());
+        let hosts = 2500;
+        for i in 0..hosts {
+            let readings = (0..8)
+                .map(|k| reading(&format!("disk.sd{k}.used_percent"), Value::F64(1.0), "%"))
+                .collect();
+            beat(
+                &mut registry,
+                &format!("host{i:05}.example.org"),
+                readings,
+                1_700_000_000_000,
+            );
+        }
+        let state = std::sync::Arc::new(State::new(
+            Config::default(),
+            registry,
+            writer,
+            tmp.path().to_path_buf(),
+            Vec::new(),
+        ));
+        let chunks: Vec<String> = Scrape::new(state.clone(), true, String::new()).collect();
+        assert!(
+            chunks.len() > 5 * hosts / HOSTS_PER_LOCK,
+            "{}",
+            chunks.len()
+        );
+        for c in &chunks[1..] {
+            assert!(c.len() < CHUNK_BYTES + 2048, "{}", c.len());
+            let hosts_in = c.lines().filter(|l| l.starts_with("hbd_host_up{")).count();
+            assert!(hosts_in <= HOSTS_PER_LOCK);
+        }
+        let text: String = chunks.concat();
+        for (name, _, _) in PER_HOST {
+            let heads: Vec<usize> = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| {
+                    *l == format!(
+                        "# TYPE {name} {}",
+                        if name.ends_with("_total") {
+                            "counter"
+                        } else {
+                            "gauge"
+                        }
+                    )
+                })
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(heads.len(), 1, "{name}");
+            let samples: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("{name}{{")))
+                .collect();
+            let want = if name == "hbd_reading" {
+                hosts * 8
+            } else {
+                hosts
+            };
+            assert_eq!(samples.len(), want, "{name}");
+            // Contiguous: every sample of the family right after its header.
+            let lines: Vec<&str> = text.lines().collect();
+            let block = &lines[heads[0] + 1..heads[0] + 1 + want];
+            assert!(
+                block.iter().all(|l| l.starts_with(&format!("{name}{{"))),
+                "{name}"
+            );
+        }
     }
 }

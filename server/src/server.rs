@@ -116,8 +116,18 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     )?);
     let data = web::Data::new(state.clone());
     let sec = web::Data::new(security::Security::new(&config));
-    let (http, http_addr) = http_server(&config, tls.as_ref(), &data, &sec, &subsystems)?;
-    let (wss, ws_addr) = ws_server(&config, tls.as_ref(), &data, &sec)?;
+    // One rate limit and one count of WebSocket clients for both listeners.
+    let limits = web::Data::new(crate::ratelimit::Http::new(config.api_rate()));
+    let ws_clients = web::Data::new(ws::Clients::new(&config));
+    let (http, http_addr) = http_server(
+        &config,
+        tls.as_ref(),
+        &data,
+        &sec,
+        &subsystems,
+        (&limits, &ws_clients),
+    )?;
+    let (wss, ws_addr) = ws_server(&config, tls.as_ref(), &data, &sec, (&limits, &ws_clients))?;
     let servers = vec![http.handle(), wss.handle()];
     actix_web::rt::spawn(http);
     actix_web::rt::spawn(wss);
@@ -271,18 +281,24 @@ fn http_server(
     data: &web::Data<Shared>,
     sec: &web::Data<security::Security>,
     subsystems: &crate::sinks::Subsystems,
+    (limits, ws_clients): Guards<'_>,
 ) -> Result<(Server, SocketAddr)> {
     let max_body = config.max_heartbeat_bytes;
     let d = data.clone();
     let subs = subsystems.clone();
     let s = sec.clone();
-    let limits = web::Data::new(crate::ratelimit::Http::new(config.api_rate()));
+    let (limits, ws_clients) = (limits.clone(), ws_clients.clone());
+    let queries = web::Data::new(crate::journal_queries::JournalQueries::new(
+        config.journal.journal_max_queries,
+    ));
     let http = HttpServer::new(move || {
         let subs = subs.clone();
         App::new()
             .app_data(d.clone())
             .app_data(s.clone())
             .app_data(limits.clone())
+            .app_data(queries.clone())
+            .app_data(ws_clients.clone())
             .wrap(actix_web::middleware::from_fn(security::guard))
             // Outermost: a client over its rate gets 429 before any other work.
             .wrap(actix_web::middleware::from_fn(crate::ratelimit::guard))
@@ -308,20 +324,33 @@ fn http_server(
     Ok((http.run(), http_addr))
 }
 
-/// The WebSocket listener, bound but not yet running; and its address.
+/// The HTTP listener's rate limit and the WebSocket clients, shared by both listeners.
+type Guards<'a> = (
+    &'a web::Data<Arc<crate::ratelimit::Http>>,
+    &'a web::Data<Arc<ws::Clients>>,
+);
+
+/// The WebSocket listener, bound but not yet running; and its address. Behind the same
+/// per-client rate limit as the HTTP listener.
 fn ws_server(
     config: &Config,
     tls: Option<&ServerConfig>,
     data: &web::Data<Shared>,
     sec: &web::Data<security::Security>,
+    (limits, ws_clients): Guards<'_>,
 ) -> Result<(Server, SocketAddr)> {
     let d = data.clone();
     let s = sec.clone();
+    let (limits, ws_clients) = (limits.clone(), ws_clients.clone());
     let wss = HttpServer::new(move || {
         App::new()
             .app_data(d.clone())
             .app_data(s.clone())
+            .app_data(limits.clone())
+            .app_data(ws_clients.clone())
             .wrap(actix_web::middleware::from_fn(security::guard))
+            // Outermost: a client over its rate gets 429 before any other work.
+            .wrap(actix_web::middleware::from_fn(crate::ratelimit::guard))
             .configure(ws::configure)
     })
     .workers(1)

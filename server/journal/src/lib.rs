@@ -68,7 +68,7 @@ use hbd_core::event::Event;
 
 pub use format::MAX_PAYLOAD;
 pub use query::{query, Query, QUERY_BUFFER_MAX, READ_CHUNK};
-pub use settings::{Fsync, JournalSettings};
+pub use settings::{Fsync, JournalSettings, DEFAULT_MAX_QUERIES};
 pub use writer::{Stats, Writer, RETRY_CAPACITY};
 
 /// Default size limit of one segment: 16 MiB.

@@ -7,6 +7,13 @@ use serde::Deserialize;
 
 use crate::{FsyncPolicy, JournalConfig, DEFAULT_KEEP, DEFAULT_MAX_BYTES};
 
+/// Default of `journal_max_queries`: two per core of a small server; more only queue for
+/// the same disk and CPU.
+pub const DEFAULT_MAX_QUERIES: usize = 4;
+/// Largest `journal_max_queries` accepted: 256 queries hold at most 256 ×
+/// [`crate::QUERY_BUFFER_MAX`] (about 270 MiB) of read buffers.
+pub const MAX_MAX_QUERIES: usize = 256;
+
 /// How often the journal is fsynced (`journal_fsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,6 +37,10 @@ pub struct JournalSettings {
     pub journal_fsync: Fsync,
     #[serde(deserialize_with = "hb_config::duration")]
     pub journal_fsync_interval: Duration,
+    /// Journal queries (`/api/v1/events`, the dashboard's events and host pages) running at
+    /// once; one more is refused with `503` rather than queued. Each holds at most
+    /// [`crate::QUERY_BUFFER_MAX`] bytes besides its results.
+    pub journal_max_queries: usize,
 }
 
 impl Default for JournalSettings {
@@ -39,6 +50,7 @@ impl Default for JournalSettings {
             journal_keep: DEFAULT_KEEP,
             journal_fsync: Fsync::Batch,
             journal_fsync_interval: Duration::from_secs(1),
+            journal_max_queries: DEFAULT_MAX_QUERIES,
         }
     }
 }
@@ -48,6 +60,12 @@ impl JournalSettings {
     pub fn validate(&self) -> Result<(), String> {
         if self.journal_keep == 0 {
             return Err("journal_keep: must be at least 1".into());
+        }
+        if !(1..=MAX_MAX_QUERIES).contains(&self.journal_max_queries) {
+            return Err(format!(
+                "journal_max_queries: {} is out of range; use 1 to {MAX_MAX_QUERIES} (default {DEFAULT_MAX_QUERIES})",
+                self.journal_max_queries
+            ));
         }
         if self.journal_max_bytes < 4096 {
             return Err("journal_max_bytes: use at least 4096".into());

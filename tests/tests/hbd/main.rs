@@ -3,6 +3,7 @@
 //! its real HTTP API, WebSocket and `/metrics`.
 
 mod api;
+mod bounded;
 mod e2e;
 mod ingest;
 mod journal;
