@@ -55,6 +55,7 @@ pub const SERVER_KEYS: &[&str] = &[
     "tls_key",
     "ws_allowed_origins",
     "snapshot_interval",
+    "server_names",
     "udp_rcvbuf",
     "ingest_threads",
     "ws_client_buffer",

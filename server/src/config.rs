@@ -133,6 +133,9 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// Names clients may address hbd by (`Host`), against DNS rebinding; empty: the
+    /// machine's host name (IP literals and `localhost` always); `["*"]`: no check.
+    pub server_names: Vec<String>,
     fn default() -> Self {
         Config {
             hb_port: 50003,
@@ -179,6 +182,7 @@ impl Default for Config {
     }
 }
 
+            server_names: Vec::new(),
 impl Config {
     /// Parses YAML text: hbd's own keys and each subsystem's section, all from the same
     /// flat top level. Unknown keys (not hbc's either) come back as warnings.

@@ -19,6 +19,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+pub mod datadir;
 pub mod journal_queries;
 pub mod liveness;
 pub mod logfile;

@@ -61,14 +61,61 @@ fn load_config(cli: &Cli) -> Result<(Config, Option<std::path::PathBuf>, Vec<Str
     Ok((config, source, warnings))
 }
 
-/// Forks into the background: the parent exits, the child leaves the terminal.
-fn daemonize(pidfile: &std::path::Path) -> Result<()> {
+/// The daemonised child's end of the start-up pipe: it tells the waiting parent that
+/// every listener is up, or why start-up failed; the parent exits 0 or 1 accordingly.
+struct StartupReport(std::fs::File);
+
+impl StartupReport {
+    fn ready(self) {
+        let _ = std::io::Write::write_all(&mut &self.0, b"OK\n");
+    }
+
+    fn failed(self, error: &str) {
+        let _ = std::io::Write::write_all(&mut &self.0, format!("ERR {error}").as_bytes());
+    }
+}
+
+/// Forks into the background. The parent waits for the child's start-up report (see
+/// [`StartupReport`]) and exits with it; the child leaves the terminal and returns the
+/// report's writing end.
+fn daemonize(logfile: &std::path::Path) -> Result<StartupReport> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills two descriptors, which the files below then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        anyhow::bail!("cannot create a pipe: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nothing else.
+    let (mut read, write) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
     // SAFETY: called before any thread is started; the child continues single-threaded.
     match unsafe { libc::fork() } {
         -1 => anyhow::bail!("cannot fork: {}", std::io::Error::last_os_error()),
         0 => {}
-        _ => std::process::exit(0),
+        _ => {
+            drop(write);
+            // The report is at most one line; bounded so a confused child cannot flood us.
+            let mut report = String::new();
+            let _ = (&mut read).take(64 * 1024).read_to_string(&mut report);
+            if report.starts_with("OK") {
+                std::process::exit(0);
+            }
+            match report.strip_prefix("ERR ") {
+                Some(e) => eprintln!("hbd: error: {e}"),
+                None => eprintln!(
+                    "hbd: error: the daemon ended during start-up without saying why; see {}",
+                    logfile.display()
+                ),
+            }
+            std::process::exit(1);
+        }
     }
+    drop(read);
     // SAFETY: plain syscalls on this process.
     unsafe {
         libc::setsid();
@@ -79,9 +126,22 @@ fn daemonize(pidfile: &std::path::Path) -> Result<()> {
             libc::dup2(null, 2);
         }
     }
+    Ok(StartupReport(write))
+}
+
+/// Writes the pid file once start-up has succeeded (a failed start leaves none).
+fn write_pidfile(pidfile: &std::path::Path) -> Result<()> {
     std::fs::write(pidfile, format!("{}\n", std::process::id()))
-        .with_context(|| format!("cannot write pid file {}", pidfile.display()))?;
-    Ok(())
+        .with_context(|| format!("cannot write pid file {}", pidfile.display()))
+}
+
+/// Removes the pid file at a clean stop, if it is still ours.
+fn remove_pidfile(pidfile: &std::path::Path) {
+    let ours =
+        std::fs::read_to_string(pidfile).is_ok_and(|s| s.trim() == std::process::id().to_string());
+    if ours {
+        let _ = std::fs::remove_file(pidfile);
+    }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -103,20 +163,76 @@ fn run(cli: Cli) -> Result<ExitCode> {
         println!("config OK");
         return Ok(ExitCode::SUCCESS);
     }
+    // Whatever umask hbd was started with: its files 0640, its folders 0750 (data_dir
+    // is set to 0750 by `datadir::prepare_dir` even when it existed).
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe {
+        libc::umask(0o027);
+    }
     let data_dir = config.data_dir();
-    std::fs::create_dir_all(&data_dir)
+    hbd::datadir::prepare_dir(&data_dir)
         .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
     let mut logfile = config.logfile.clone();
+    let mut report = None;
+    let mut pidfile = None;
     if !cli.foreground {
-        logfile.get_or_insert_with(|| data_dir.join("hbd.log"));
-        let pidfile = config
-            .pidfile
-            .clone()
-            .unwrap_or_else(|| data_dir.join("hbd.pid"));
-        daemonize(&pidfile)?;
+        let log = logfile.get_or_insert_with(|| data_dir.join("hbd.log"));
+        pidfile = Some(
+            config
+                .pidfile
+                .clone()
+                .unwrap_or_else(|| data_dir.join("hbd.pid")),
+        );
+        report = Some(daemonize(log)?);
     }
-    let log = init_logging(cli.verbose, logfile.as_deref())?;
-    for w in &warnings {
+    let log = match init_logging(cli.verbose, logfile.as_deref()) {
+        Ok(log) => log,
+        Err(e) => {
+            if let Some(r) = report.take() {
+                r.failed(&format!("{e:#}"));
+            }
+            return Err(e);
+        }
+    };
+    let result = serve(
+        &cli,
+        config,
+        data_dir,
+        &warnings,
+        source,
+        log,
+        &mut report,
+        pidfile.as_deref(),
+    );
+    if let Err(e) = &result {
+        // Fatal errors reach the log file too (a daemon's standard error is /dev/null).
+        if logfile.is_some() {
+            tracing::error!("{e:#}");
+        }
+        if let Some(r) = report.take() {
+            r.failed(&format!("{e:#}"));
+        }
+    }
+    if let Some(p) = &pidfile {
+        remove_pidfile(p);
+    }
+    result
+}
+
+/// Runs the started server until SIGTERM or SIGINT; SIGHUP reloads. Reports readiness
+/// (systemd, and the parent of a daemon) once every listener is up.
+#[allow(clippy::too_many_arguments, reason = "one call, from run")]
+fn serve(
+    cli: &Cli,
+    config: Config,
+    data_dir: std::path::PathBuf,
+    warnings: &[String],
+    source: Option<std::path::PathBuf>,
+    log: Option<hbd::logfile::LogFile>,
+    report: &mut Option<StartupReport>,
+    pidfile: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    for w in warnings {
         tracing::warn!("{w}");
     }
     match &source {
@@ -125,8 +241,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     actix_web::rt::System::new().block_on(async move {
         let running = hbd::server::start(config, data_dir).await?;
-        // Tell systemd (Type=notify) that every listener is up.
+        if let Some(p) = pidfile {
+            write_pidfile(p)?;
+        }
+        // Tell systemd (Type=notify) and the daemon's parent that every listener is up.
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        if let Some(r) = report.take() {
+            r.ready();
+        }
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -143,7 +265,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             Err(e) => tracing::error!("SIGHUP: cannot reopen log file {}: {e}; still writing to the old one", f.path().display()),
                         }
                     }
-                    match load_config(&cli) {
+                    match load_config(cli) {
                         Ok((new, _, warnings)) => {
                             for w in &warnings {
                                 tracing::warn!("{w}");

@@ -92,8 +92,14 @@ async fn test(
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "queued": queued })))
 }
 
-fn json_error(err: impl std::fmt::Display) -> actix_web::Error {
-    ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")).into()
+/// A body that is not the JSON expected (400), or larger than the limit (413).
+fn json_error(err: actix_web::error::JsonPayloadError) -> actix_web::Error {
+    use actix_web::ResponseError;
+    let status = match err.status_code() {
+        StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, format!("invalid JSON body: {err}")).into()
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig, notify: Notify) {

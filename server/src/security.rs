@@ -106,6 +106,13 @@ pub struct Counters {
     pub cross_site_refused: AtomicU64,
     /// WebSocket handshakes refused for their origin.
     pub ws_origin_refused: AtomicU64,
+    /// Requests refused for a `Host` not in `server_names` (DNS rebinding).
+    pub host_refused: AtomicU64,
+    /// Mutating requests refused for a missing or wrong bearer token before their body
+    /// was read.
+    pub unauthorized: AtomicU64,
+    /// Requests refused with 413 for a declared body over the limit.
+    pub too_large: AtomicU64,
 }
 
 /// The listeners' security settings and state, shared by both listeners.
@@ -114,6 +121,11 @@ pub struct Security {
     failures: Mutex<Failures>,
     /// `ws_allowed_origins`, normalized.
     allowed_origins: Vec<String>,
+    /// `server_names` (or the machine's names): the `Host` values accepted.
+    names: origin::ServerNames,
+    /// The largest request body read (`max_heartbeat_bytes`); a larger
+    /// `Content-Length` is answered 413 before anything else.
+    max_body: usize,
     pub counters: Counters,
 }
 
@@ -128,6 +140,11 @@ impl Security {
                 .iter()
                 .filter_map(|o| origin::normalize(o))
                 .collect(),
+            names: origin::ServerNames::new(
+                &config.server_names,
+                &[hbd_notify::config::hostname()],
+            ),
+            max_body: config.max_heartbeat_bytes,
             counters: Counters::default(),
         }
     }
@@ -144,6 +161,9 @@ impl Security {
             ("login_blocked", &c.login_blocked),
             ("cross_site", &c.cross_site_refused),
             ("websocket_origin", &c.ws_origin_refused),
+            ("host", &c.host_refused),
+            ("unauthorized", &c.unauthorized),
+            ("too_large", &c.too_large),
         ] {
             out.push_str(&format!(
                 "hbd_http_refused_total{{reason=\"{reason}\"}} {}\n",
@@ -161,10 +181,28 @@ impl Security {
     fn decide(&self, req: &ServiceRequest) -> Result<Access, Box<HttpResponse>> {
         let headers = req.headers();
         let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-        let own = {
+        let (own, host_ok) = {
             let info = req.connection_info();
-            origin::own_origin(info.scheme(), info.host())
+            (
+                origin::own_origin(info.scheme(), info.host()),
+                self.names.check(info.host()),
+            )
         };
+        if let Err(r) = host_ok {
+            self.counters.host_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(client = %client(req), path = req.path(), "{}", refusal_message(&r));
+            return Err(refused(r));
+        }
+        if declared_length(headers).is_some_and(|n| n > self.max_body as u64) {
+            self.counters.too_large.fetch_add(1, Ordering::Relaxed);
+            return Err(json(
+                error(StatusCode::PAYLOAD_TOO_LARGE),
+                &format!(
+                    "request body too large: at most {} bytes (max_heartbeat_bytes)",
+                    self.max_body
+                ),
+            ));
+        }
         let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe {
             let m = origin::Mutation {
@@ -176,8 +214,19 @@ impl Security {
                 binary: req.path() == "/api/v1/heartbeat",
             };
             return match origin::check_mutation(&m) {
-                // The handler checks the bearer token (or the heartbeat's HMAC).
-                Ok(()) => Ok(Access::Full),
+                // Heartbeats carry their HMAC; everything else its bearer token, checked
+                // here before any body is read (and again by the handler).
+                Ok(()) if m.binary => Ok(Access::Full),
+                Ok(()) => match req.app_data::<web::Data<crate::state::Shared>>() {
+                    Some(state) => match crate::api::authorize(state, req.request()) {
+                        Ok(()) => Ok(Access::Full),
+                        Err(e) => {
+                            self.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+                            Err(Box::new(actix_web::ResponseError::error_response(&e)))
+                        }
+                    },
+                    None => Ok(Access::Full),
+                },
                 Err(r) => {
                     self.counters
                         .cross_site_refused
@@ -249,6 +298,17 @@ fn client(req: &ServiceRequest) -> IpAddr {
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
+/// The `Content-Length` a request declares, if it is a number.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn has_body(headers: &HeaderMap) -> bool {
     headers.contains_key(header::TRANSFER_ENCODING)
         || headers
@@ -309,9 +369,14 @@ fn too_many(retry_after_s: u64) -> Box<HttpResponse> {
 /// The middleware of both listeners (`App::wrap(from_fn(guard))`, with a
 /// `web::Data<Security>` in the app data).
 pub async fn guard(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // HEAD wherever GET is (load balancers' checks): routed as GET; the connection
+    // still knows the request was HEAD and sends the headers only.
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
     let decision = match req.app_data::<web::Data<Security>>() {
         Some(sec) => sec.decide(&req),
         None => Ok(Access::Full),

@@ -33,6 +33,8 @@ pub struct Running {
     /// The emitter that tells the sink-events thread to stop, and that thread.
     sink_events: Option<(Emitter, JoinHandle<()>)>,
     servers: Vec<actix_web::dev::ServerHandle>,
+    /// The data folder's lock, held until the process ends ([`crate::datadir`]).
+    lock: crate::datadir::DataLock,
     /// The config in force (the last one SIGHUP applied).
     current: std::sync::Mutex<Config>,
     subsystems: crate::sinks::Subsystems,
@@ -102,17 +104,32 @@ fn restore(config: &Config, data_dir: &Path) -> Result<(Registry, journal::Journ
 pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     // A bad certificate or key stops start-up before anything else is touched.
     let tls = security::tls::load(&config).map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
+    // One hbd per data folder: the lock comes before anything in it is read or written.
+    let lock = crate::datadir::DataLock::acquire(&data_dir)?;
+    let clean = lock.take_clean_marker();
+    let first_start = !data_dir.join("journal").exists();
+    warn_if_open(&config);
     let (state, subsystems, emitter, emitted) = open_state(&config, &data_dir)?;
+    if !clean && state.secret.is_some() {
+        // Killed last time: the (instance, seq) of every host may be older than what was
+        // accepted before the crash, so signed heartbeats sent before this start are
+        // refused as replays (docs/security.md, "Replays").
+        let floor = now_ms();
+        state.set_replay_floor(floor);
+        tracing::info!(
+            first_start,
+            "no clean stop recorded: signed heartbeats sent before this start are refused as replays"
+        );
+    }
     let shutdown = Shutdown::new().context("cannot create the shutdown signal")?;
     let sink_events = spawn_sink_events(&state, emitted)?;
-    let (udp_addr, mut threads) = start_ingest(&config, &state, &shutdown)?;
+    let (udp_addr, mut threads, watched) = start_ingest(&config, &state, &shutdown)?;
     threads.push(spawn_housekeeping(
         &state,
         &data_dir,
         config.snapshot_interval,
         &shutdown,
+        watched,
     )?);
     let data = web::Data::new(state.clone());
     let sec = web::Data::new(security::Security::new(&config));
@@ -144,7 +161,20 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
         threads,
         sink_events: Some((emitter, sink_events)),
         servers,
+        lock,
     })
+}
+
+/// Loud defaults: heartbeats from anywhere on the network without a `secret` can be
+/// forged by anyone who can send a datagram.
+fn warn_if_open(config: &Config) {
+    if config.secret.is_none() && !config.bind.is_loopback() {
+        tracing::warn!(
+            bind = %config.bind,
+            "listening beyond loopback without a secret: anyone who can reach UDP {} can forge heartbeats and replay them; set `secret` (the same in hbc) or bind to 127.0.0.1",
+            config.hb_port
+        );
+    }
 }
 
 /// Restores the registry, starts the journal writer and the subsystems, and builds the
@@ -191,7 +221,8 @@ fn spawn_sink_events(state: &Shared, emitted: Emitted) -> Result<JoinHandle<()>>
 }
 
 /// Binds the heartbeat sockets and starts the liveness thread and one ingest thread per
-/// socket; returns the UDP address and the threads.
+/// socket; returns the UDP address, the threads, and copies of the sockets for the
+/// port's owner check.
 fn start_ingest(
     config: &Config,
     state: &Shared,
@@ -208,24 +239,35 @@ fn start_ingest(
             config.bind, config.hb_port
         )
     })?;
+    // Before anything else: a stranger in our SO_REUSEPORT group would take a share of
+    // the fleet's heartbeats (and we of its) until one of us stops.
+    udp::owner::check(&udp_socks).context("refusing to share the heartbeat port")?;
     let udp_addr = udp_socks.first().context("no UDP socket")?.local_addr()?;
+    let watched = udp_socks
+        .iter()
+        .map(std::net::UdpSocket::try_clone)
+        .collect::<std::io::Result<Vec<_>>>()?;
     let mut threads = vec![liveness::spawn(state.clone(), shutdown.clone())?];
     for (i, sock) in udp_socks.into_iter().enumerate() {
         threads.push(udp::spawn(sock, i, state.clone(), shutdown.clone())?);
     }
-    Ok((udp_addr, threads))
+    Ok((udp_addr, threads, watched))
 }
 
 /// How often housekeeping looks at the journal writer's health.
 const HEALTH_EVERY: Duration = Duration::from_millis(500);
+/// How often housekeeping checks that no other process joined the heartbeat port
+/// (a scan of `/proc/net/udp*`).
+const PORT_CHECK_EVERY: Duration = Duration::from_secs(5);
 
-/// The housekeeping thread: reports the journal failing and recovering, and saves the
-/// snapshot every `every`.
+/// The housekeeping thread: reports the journal failing and recovering, a stranger on
+/// the heartbeat port, and saves the snapshot every `every`.
 fn spawn_housekeeping(
     state: &Shared,
     data_dir: &Path,
     every: Duration,
     shutdown: &Shutdown,
+    udp: Vec<std::net::UdpSocket>,
 ) -> Result<JoinHandle<()>> {
     let (state, shutdown, dir) = (state.clone(), shutdown.clone(), data_dir.to_path_buf());
     let thread = std::thread::Builder::new()
@@ -233,10 +275,15 @@ fn spawn_housekeeping(
         .spawn(move || {
             let mut last = std::time::Instant::now();
             let mut journal_failing = false;
+            let (mut port_checked, mut port_shared) = (std::time::Instant::now(), false);
             // The journal's health is looked at every HEALTH_EVERY; the snapshot is saved
             // every `every`; the signal ends the wait at once.
             while !shutdown.wait_timeout(HEALTH_EVERY) {
                 report_journal_health(&state, &mut journal_failing);
+                if port_checked.elapsed() >= PORT_CHECK_EVERY {
+                    port_checked = std::time::Instant::now();
+                    report_port_owner(&state, &udp, &mut port_shared);
+                }
                 if last.elapsed() >= every {
                     last = std::time::Instant::now();
                     if let Err(e) = snapshot::save(&state, &dir) {
@@ -268,6 +315,23 @@ fn report_journal_health(state: &State, failing: &mut bool) {
         (None, true) => {
             *failing = false;
             state.system_event("journal", "OK", "the journal is written again".into());
+        }
+        _ => {}
+    }
+}
+
+/// A stranger that joined the heartbeat port while hbd runs: one `system` event (and an
+/// error in the log) when it appears, one when it is gone.
+fn report_port_owner(state: &State, udp: &[std::net::UdpSocket], shared: &mut bool) {
+    match (udp::owner::check(udp), *shared) {
+        (Err(e), false) => {
+            *shared = true;
+            tracing::error!("{e}");
+            state.system_event("udp", "SHARED", format!("{e}; stop the other process"));
+        }
+        (Ok(()), true) => {
+            *shared = false;
+            state.system_event("udp", "OK", "the heartbeat port is ours alone again".into());
         }
         _ => {}
     }
@@ -414,6 +478,9 @@ impl Running {
         let flushed = self.state.journal.flush(Duration::from_secs(5));
         if let Err(e) = &flushed {
             tracing::error!("journal not fully written at shutdown: {e}");
+        }
+        if saved.is_ok() && flushed.is_ok() {
+            self.lock.mark_clean();
         }
         tracing::info!("hbd stopped");
         Ok(())

@@ -124,6 +124,10 @@ impl State {
         let (live, _) = tokio::sync::broadcast::channel(config.ws_client_buffer);
         State {
             registry: Mutex::new(registry),
+    /// After an unclean stop: signed heartbeats sent (`sent_ms`) before this are replays,
+    /// since the `(instance, seq)` they would be judged by may not have been saved.
+    /// 0: no floor.
+    replay_floor_ms: AtomicU64,
             counters: Counters::default(),
             secret: config
                 .secret
@@ -148,9 +152,16 @@ impl State {
         }
         reg
     }
+            replay_floor_ms: AtomicU64::new(0),
 
     /// Decodes, verifies and applies one heartbeat datagram. Returns the drop reason
     /// (already counted).
+    /// Refuses signed heartbeats sent before `ms` as replays (set at start after an
+    /// unclean stop).
+    pub fn set_replay_floor(&self, ms: u64) {
+        self.replay_floor_ms.store(ms, Ordering::Relaxed);
+    }
+
     pub fn ingest(
         &self,
         data: &[u8],
@@ -185,6 +196,10 @@ impl State {
             // Live clients get a summary of the host after each heartbeat.
             live.then(|| reg.get(packet.host).map(Summary::of))
                 .flatten()
+        if packet.signed && packet.sent_ms < self.replay_floor_ms.load(Ordering::Relaxed) {
+            self.counters.dropped.add(DropReason::Replayed);
+            return Err(DropReason::Replayed);
+        }
         };
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
         for sink in &self.sinks {

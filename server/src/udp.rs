@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::ratelimit::{Limiter, Rate, MAX_SOURCES};
+
+pub mod owner;
 use crate::shutdown::Shutdown;
 use crate::state::Shared;
 

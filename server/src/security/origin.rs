@@ -157,9 +157,107 @@ pub fn check_websocket(
     }
 }
 
+/// The names clients may address this server by (the `Host` header), against DNS
+/// rebinding: a page on a name its attacker controls, re-pointed at this server's
+/// address, is same-origin with itself, so `Origin` alone proves nothing; but the browser
+/// still sends the attacker's name in `Host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerNames {
+    /// `server_names: ["*"]`: no check (behind a proxy that checks it).
+    Any,
+    /// Lower case, without a trailing dot. IP literals and `localhost` are always
+    /// accepted (no DNS name is involved, so nothing can be rebound).
+    Only(Vec<String>),
+}
+
+impl ServerNames {
+    /// From `server_names`; when it is empty, the machine's own host names.
+    pub fn new(configured: &[String], machine: &[String]) -> ServerNames {
+        if configured.iter().any(|n| n.trim() == "*") {
+            return ServerNames::Any;
+        }
+        let list = if configured.is_empty() {
+            machine
+        } else {
+            configured
+        };
+        ServerNames::Only(
+            list.iter()
+                .map(|n| n.trim().trim_end_matches('.').to_ascii_lowercase())
+                .filter(|n| !n.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Whether a request whose `Host` (or forwarded host) is `host` may proceed.
+    pub fn check(&self, host: &str) -> Result<(), Refusal> {
+        let ServerNames::Only(names) = self else {
+            return Ok(());
+        };
+        let name = host_name(host);
+        let ok = name.parse::<std::net::IpAddr>().is_ok()
+            || name == "localhost"
+            || name.ends_with(".localhost")
+            || names.contains(&name);
+        if ok {
+            Ok(())
+        } else {
+            Err(Refusal::Forbidden(format!(
+                "Host {:?} is not a name of this server (DNS rebinding?); add it to server_names",
+                name.chars().take(100).collect::<String>()
+            )))
+        }
+    }
+}
+
+/// The host part of a `Host` value (`name[:port]`, `[v6]:port`), lower case, without a
+/// trailing dot.
+fn host_name(host: &str) -> String {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split_once(']').map_or(rest, |(v6, _)| v6)
+    } else {
+        match host.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host,
+        }
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_names_refuse_rebound_names() {
+        let machine = ["mon1".to_string()];
+        let default = ServerNames::new(&[], &machine);
+        for ok in [
+            "127.0.0.1:50004",
+            "[::1]:50004",
+            "localhost:50004",
+            "MON1:50004",
+            "mon1.",
+            "10.1.2.3",
+        ] {
+            assert_eq!(default.check(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "evil.example:50004",
+            "mon1.evil.example",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(default.check(bad).is_err(), "{bad}");
+        }
+        let set = ServerNames::new(&["Mon.Example.org".into()], &machine);
+        assert_eq!(set.check("mon.example.org:443"), Ok(()));
+        assert!(
+            set.check("mon1").is_err(),
+            "the list replaces the machine's names"
+        );
+        assert_eq!(ServerNames::new(&["*".into()], &machine).check("x"), Ok(()));
+    }
 
     #[test]
     fn origins_are_normalized() {

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod ownership;
+#[path = "../common/real_hbd.rs"]
+mod real_hbd;
 mod secrets;
 
 fn hbd_bin() -> PathBuf {
