@@ -285,7 +285,7 @@ impl Entry {
                 .iter()
                 .filter(|r| r.level != LevelName::Ok)
                 .max_by_key(|r| r.level.severity())
-                .map(|r| (r.level, r.key.clone())),
+                .map(|r| (r.level, r.key_arc().clone())),
         }
     }
 }

@@ -107,7 +107,7 @@ proptest! {
                 prop_assert_eq!(h.status, Status::Up);
                 prop_assert_eq!((h.instance, h.last_seq), (p.instance, p.seq));
                 for r in &p.readings {
-                    prop_assert!(h.readings.iter().any(|x| &*x.key == r.key));
+                    prop_assert!(h.readings.iter().any(|x| x.key() == r.key));
                 }
             }
             prop_assert!(reg.count <= 3);
