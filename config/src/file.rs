@@ -12,7 +12,9 @@ pub fn read_config_file(
 ) -> Result<Option<(PathBuf, String)>, (PathBuf, std::io::Error)> {
     let candidates: Vec<PathBuf> = match explicit {
         Some(p) => vec![p.to_path_buf()],
+        // (Windows has no HOME unless a Unix-like shell set it: USERPROFILE is the same.)
         None => std::env::var_os("HOME")
+            .or_else(|| std::env::var_os("USERPROFILE").filter(|_| cfg!(windows)))
             .map(|home| PathBuf::from(home).join(".hb.yaml"))
             .into_iter()
             .chain([PathBuf::from(system)])

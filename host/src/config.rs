@@ -95,6 +95,13 @@ impl Default for Config {
             interval: Duration::from_secs(10),
             secret: None,
             servers: Vec::new(),
+/// Refreshes per interval by default: with two, hbd sees a datagram every third of an
+/// interval, so a false DOWN (deadline 2.5 intervals) takes seven lost in a row
+/// (docs/faults.md, "Packet loss").
+pub const DEFAULT_REFRESHES: u32 = 2;
+/// Most refreshes per interval: each costs a datagram per server.
+pub const MAX_REFRESHES: u32 = 9;
+
             hostname: None,
             plugin_dirs: Vec::new(),
             plugin_probe: true,
@@ -126,6 +133,10 @@ impl Config {
         Ok((config, doc.warnings(hb_config::keys::is_server_key)))
     }
 
+    /// Refreshes per interval: the heartbeat's smallest datagram sent again, evenly
+    /// spaced between heartbeats with a new send time (docs/protocol.md "Refreshes").
+    /// They keep the host alive at hbd through lost datagrams; 0 turns them off.
+    pub refreshes: u32,
     fn validate(&self) -> Result<(), String> {
         if self.interval < Duration::from_millis(100) {
             return Err(format!(
@@ -150,6 +161,7 @@ impl Config {
                 return Err(format!(
                     "hostname: {h:?} is not a valid host name (letters, digits, '.', '-', '_')"
                 ));
+            refreshes: DEFAULT_REFRESHES,
             }
         }
         if let Some(s) = &self.secret {
@@ -190,6 +202,12 @@ impl Config {
     }
 
     /// The settings of plugin `name` (defaults when it has no section).
+        if self.refreshes > MAX_REFRESHES {
+            return Err(format!(
+                "refreshes: {} is too many; use 0-{MAX_REFRESHES} (default {DEFAULT_REFRESHES})",
+                self.refreshes
+            ));
+        }
     pub fn plugin(&self, name: &str) -> PluginConfig {
         self.plugins.get(name).cloned().unwrap_or_default()
     }

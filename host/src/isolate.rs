@@ -87,6 +87,10 @@ struct Running {
     child: Child,
     stdin: ChildStdin,
     lines: Receiver<Line>,
+    /// Windows: the kill-on-close job the worker runs in (`job.rs`); dropped after the
+    /// worker is killed and reaped, or with hbc.
+    #[cfg(windows)]
+    _job: Option<crate::job::Job>,
 }
 
 /// The parent's side of an isolated plugin.
@@ -151,10 +155,20 @@ impl Isolated {
             .map_err(|e| format!("cannot start a reader thread: {e}"))?;
         writeln!(stdin, "{}", self.options)
             .map_err(|e| format!("worker did not take its options: {e}"))?;
+        #[cfg(windows)]
+        let _job = match crate::job::Job::for_child(&child) {
+            Ok(job) => Some(job),
+            Err(e) => {
+                tracing::warn!(plugin = %self.name, "cannot put the worker in a job object ({e}): it may outlive hbc");
+                None
+            }
+        };
         let mut running = Running {
             child,
             stdin,
             lines,
+            #[cfg(windows)]
+            _job,
         };
         match Self::answer(&mut running, self.timeout.max(Duration::from_secs(10)))? {
             Answer::Ready(info) => {
@@ -206,6 +220,9 @@ impl Isolated {
     /// while `try_wait` says it is not reaped, so never after it could be reused.
     fn kill(mut running: Running) {
         drop(running.stdin);
+        // Windows has no SIGTERM: `Child::kill` below is TerminateProcess at once (no
+        // clean-up in the worker; docs/platforms.md).
+        #[cfg(unix)]
         if let (Ok(None), Ok(pid)) = (running.child.try_wait(), i32::try_from(running.child.id())) {
             // SAFETY: kill(2) on our own child, which is not reaped yet.
             unsafe {
@@ -287,6 +304,10 @@ fn emit(out: &mut impl Write, a: &Answer) -> std::io::Result<()> {
 
 /// Makes the child die with its parent, so no orphan keeps running a plugin: SIGTERM,
 /// which the worker turns into `exit()` (see [`exit_on_sigterm`]).
+#[cfg(not(unix))]
+fn die_with_parent() {}
+
+#[cfg(unix)]
 fn die_with_parent() {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid take plain integers and change only
@@ -306,6 +327,10 @@ fn die_with_parent() {
 
 /// SIGTERM ends the worker through `exit()`, which runs what its plugin registered with
 /// `atexit` (the nagios plugin kills its checks' process groups), even mid-collect.
+#[cfg(not(unix))]
+fn exit_on_sigterm() {}
+
+#[cfg(unix)]
 fn exit_on_sigterm() {
     let Ok(mut signals) = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM])
     else {

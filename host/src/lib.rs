@@ -10,7 +10,11 @@ pub mod config;
 pub mod elf;
 pub mod fit;
 pub mod isolate;
+#[cfg(windows)]
+pub mod job;
 pub mod loader;
+pub mod macho;
+pub mod pe;
 pub mod plugins;
 pub mod quarantine;
 pub mod runner;
@@ -18,4 +22,8 @@ pub mod sample;
 pub mod send;
 pub mod table;
 pub mod thresholds;
+#[cfg(unix)]
+pub mod trust;
+#[cfg(not(unix))]
+#[path = "trust_other.rs"]
 pub mod trust;

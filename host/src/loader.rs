@@ -16,8 +16,6 @@ use abi_stable::library::{lib_header_from_path, LibraryError};
 use hbc_plugin_api::{PluginInfo, PluginMod_Ref};
 use serde::{Deserialize, Serialize};
 
-use crate::elf::check_elf_file;
-
 /// Metadata of a loaded plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Info {
@@ -86,7 +84,9 @@ pub fn plugin_dirs(config_dirs: &[PathBuf], env: Option<&str>, cli: &[PathBuf]) 
             out.push(p);
         }
     };
-    push(PathBuf::from(crate::config::SYSTEM_PLUGIN_DIR));
+    for d in crate::config::system_plugin_dirs() {
+        push(d);
+    }
     for d in config_dirs {
         push(d.clone());
     }
@@ -212,6 +212,9 @@ impl PrivateDir {
         let mut b = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        // (Windows: %TEMP% is the user's own; the folder inherits its ACL.)
+        #[cfg(not(unix))]
+        let b = &mut b;
         b.create(&path)?;
         Ok(PrivateDir {
             path,
@@ -250,15 +253,24 @@ fn remove_stale(base: &Path) {
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        let own = e.metadata().map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            // SAFETY: geteuid has no preconditions.
-            m.uid() == unsafe { libc::geteuid() }
-        });
-        if pid != std::process::id()
-            && own.unwrap_or(false)
-            && !Path::new(&format!("/proc/{pid}")).exists()
+        #[cfg(unix)]
         {
+            let own = e.metadata().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                // SAFETY: geteuid has no preconditions.
+                m.uid() == unsafe { libc::geteuid() }
+            });
+            if pid != std::process::id()
+                && own.unwrap_or(false)
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        // Windows: a folder whose copies are still loaded by a live hbc cannot be
+        // removed (loaded DLLs are locked), so trying is safe; the user's own %TEMP%.
+        #[cfg(windows)]
+        if pid != std::process::id() {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -282,19 +294,37 @@ impl Library {
     }
 }
 
+/// The structural check of this system's library format: ELF (`elf.rs`), PE on Windows
+/// (`pe.rs`), Mach-O on macOS (`macho.rs`). `Ok(Err((reason, incomplete)))` for a file
+/// that is not a complete library for this machine.
+#[allow(clippy::type_complexity)] // one use, right below
+fn structural_check(path: &Path) -> std::io::Result<Result<(), (String, bool)>> {
+    #[cfg(windows)]
+    let verdict = crate::pe::check_pe_file(path)?.map_err(|e| (e.to_string(), e.incomplete()));
+    #[cfg(target_os = "macos")]
+    let verdict =
+        crate::macho::check_macho_file(path)?.map_err(|e| (e.to_string(), e.incomplete()));
+    #[cfg(not(any(windows, target_os = "macos")))]
+    let verdict = crate::elf::check_elf_file(path)?.map_err(|e| {
+        let incomplete = matches!(
+            e,
+            crate::elf::ElfError::Truncated { .. } | crate::elf::ElfError::Empty
+        );
+        (e.to_string(), incomplete)
+    });
+    Ok(verdict)
+}
+
 /// Checks `path` without opening it: readable, a complete shared library for this machine.
 pub fn preflight(path: &Path) -> Result<(), Rejection> {
-    let verdict = check_elf_file(path).map_err(|e| {
+    let verdict = structural_check(path).map_err(|e| {
         reject(
             format!("cannot read the file: {e}"),
             "check its permissions",
         )
     })?;
-    verdict.map_err(|e| match e {
-        crate::elf::ElfError::Truncated { .. } => reject(e.to_string(), REPLACE),
-        crate::elf::ElfError::Empty => reject(e.to_string(), REPLACE),
-        _ => reject(e.to_string(), REMOVE),
-    })
+    verdict
+        .map_err(|(reason, incomplete)| reject(reason, if incomplete { REPLACE } else { REMOVE }))
 }
 
 /// Opens a library that passed [`preflight`] and checks its root module.

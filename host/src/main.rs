@@ -54,6 +54,12 @@ fn host_name(config: &Config) -> Result<String> {
     }
     let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        // Windows: the NetBIOS name, which Windows limits to DNS-safe characters.
+        .or_else(|e| {
+            std::env::var("COMPUTERNAME")
+                .map(|n| n.to_lowercase())
+                .map_err(|_| e)
+        })
         .context("cannot read this machine's host name; set `hostname` in the config")?;
     let name = raw.trim().to_string();
     if !hb_proto::valid_host_name(&name) {
@@ -157,6 +163,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // the private plugin copies).
     // (`--once` keeps the default handlers: Ctrl-C simply ends it.)
     let (tx, rx) = std::sync::mpsc::sync_channel::<hbc::agent::Control>(4);
+    #[cfg(windows)]
+    if !cli.once {
+        console::stop_on_ctrl_events(tx).context("cannot install the console control handler")?;
+    }
+    #[cfg(unix)]
     if !cli.once {
         let mut signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGTERM,
@@ -240,12 +251,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Ok((c, s))
     };
     // Tell systemd (Type=notify) that plugins are loaded and heartbeats start.
+    #[cfg(unix)]
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let exit = hbc::agent::run(&mut config, &mut set, &mut specs, &host, &rx, &reload)
         .map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(?exit, "hbc stopping");
     set.stop_all();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Windows' SIGTERM: console control events (Ctrl-C, Ctrl-Break, the console closing,
+/// log-off, shutdown) stop hbc as SIGTERM does on Unix. There is no SIGHUP: restart hbc to
+/// reload its config.
+#[cfg(windows)]
+mod console {
+    use std::sync::mpsc::SyncSender;
+    use std::sync::OnceLock;
+
+    static STOP: OnceLock<SyncSender<hbc::agent::Control>> = OnceLock::new();
+
+    unsafe extern "system" fn on_event(_kind: u32) -> windows_sys::core::BOOL {
+        if let Some(tx) = STOP.get() {
+            let _ = tx.try_send(hbc::agent::Control::Stop);
+        }
+        1 // handled: the agent stops, removes its plugin copies and returns
+    }
+
+    pub fn stop_on_ctrl_events(tx: SyncSender<hbc::agent::Control>) -> std::io::Result<()> {
+        let _ = STOP.set(tx);
+        // SAFETY: a handler of the PHANDLER_ROUTINE signature that only touches a static.
+        if unsafe { windows_sys::Win32::System::Console::SetConsoleCtrlHandler(Some(on_event), 1) }
+            == 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 fn main() -> ExitCode {

@@ -17,10 +17,14 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
+#[cfg(unix)]
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+#[cfg(unix)]
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+#[cfg(unix)]
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use hb_proto::{Level, Reading, Value};
@@ -67,6 +71,7 @@ thread_local! {
 }
 
 /// The fatal signals a crash handler is installed for.
+#[cfg(unix)]
 const FATAL: [libc::c_int; 7] = [
     libc::SIGSEGV,
     libc::SIGBUS,
@@ -79,9 +84,11 @@ const FATAL: [libc::c_int; 7] = [
 
 /// The handlers that were installed before ours (Rust's stack-overflow handler for
 /// SIGSEGV and SIGBUS), called after the marker is written.
+#[cfg(unix)]
 static PREVIOUS: OnceLock<Vec<(libc::c_int, libc::sigaction)>> = OnceLock::new();
 
 /// Formats `"<kind> <signal> <call>\n"` into `buf` without allocating.
+#[cfg(unix)]
 fn crash_line(buf: &mut [u8; CRASH_LINE], kind: &[u8], sig: libc::c_int, call: u8) -> usize {
     let mut n = 0;
     let mut put = |bytes: &[u8]| {
@@ -118,6 +125,7 @@ fn crash_line(buf: &mut [u8; CRASH_LINE], kind: &[u8], sig: libc::c_int, call: u
 }
 
 /// Writes the crash line for this thread's plugin call, if it is in one.
+#[cfg(unix)]
 fn mark_current(kind: &[u8], sig: libc::c_int) {
     let (fd, call) = CURRENT.try_with(Cell::get).unwrap_or((-1, 0));
     if fd < 0 {
@@ -132,6 +140,7 @@ fn mark_current(kind: &[u8], sig: libc::c_int) {
     }
 }
 
+#[cfg(unix)]
 extern "C" fn on_fatal_signal(
     sig: libc::c_int,
     info: *mut libc::siginfo_t,
@@ -171,12 +180,14 @@ extern "C" fn on_fatal_signal(
     }
 }
 
+#[cfg(unix)]
 extern "C" fn on_exit() {
     mark_current(b"exit", 0);
 }
 
 /// Installs the crash handlers (once per process; only the hbc that owns the state
 /// folder, never a plugin worker).
+#[cfg(unix)]
 fn install_crash_handlers() {
     static DONE: AtomicBool = AtomicBool::new(false);
     if DONE.swap(true, Ordering::SeqCst) {
@@ -204,6 +215,12 @@ fn install_crash_handlers() {
     }
 }
 
+/// Off Unix no crash is recorded (Windows has no signal handler to write the marker
+/// from; docs/platforms.md): a plugin that crashes there takes hbc down, so run doubtful
+/// plugins isolated.
+#[cfg(not(unix))]
+fn install_crash_handlers() {}
+
 /// A plugin's crash marker, kept open while the plugin may run in-process.
 #[derive(Debug)]
 pub struct Marker {
@@ -224,7 +241,13 @@ impl Drop for InCall {
 impl Marker {
     /// Marks this thread as inside `call` of the plugin until the guard is dropped.
     pub fn enter(&self, call: Call) -> InCall {
+        #[cfg(unix)]
         let fd = self.file.as_raw_fd();
+        #[cfg(not(unix))]
+        let fd = {
+            let _ = &self.file;
+            -1
+        };
         let previous = CURRENT
             .try_with(|c| c.replace((fd, call as u8)))
             .unwrap_or((-1, 0));
@@ -330,7 +353,12 @@ pub fn default_state_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
         return std::env::split_paths(&d).next();
     }
+    #[cfg(windows)]
+    if let Some(d) = std::env::var_os("ProgramData").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d).join("hbc").join("state"));
+    }
     // SAFETY: geteuid has no preconditions.
+    #[cfg(unix)]
     if unsafe { libc::geteuid() } == 0 {
         return Some(PathBuf::from("/var/lib/hbc"));
     }
@@ -361,6 +389,12 @@ fn unix_ms() -> u64 {
     ms_since_epoch(SystemTime::now())
 }
 
+#[cfg(not(unix))]
+fn signal_name(_sig: i32) -> &'static str {
+    "a signal"
+}
+
+#[cfg(unix)]
 fn signal_name(sig: i32) -> &'static str {
     match sig {
         libc::SIGSEGV => "SIGSEGV",
@@ -452,6 +486,7 @@ impl Quarantine {
     fn take_lock(dir: &Path) -> std::io::Result<Option<File>> {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);
+        #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
         for sub in ["", "crash", "quarantine"] {
             b.create(dir.join(sub))?;
@@ -461,7 +496,14 @@ impl Quarantine {
             .truncate(false)
             .write(true)
             .open(dir.join("lock"))?;
+        #[cfg(not(unix))]
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
         // SAFETY: flock(2) on a descriptor we own.
+        #[cfg(unix)]
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let e = std::io::Error::last_os_error();
             return match e.raw_os_error() {
@@ -683,11 +725,18 @@ impl Quarantine {
 
 /// Writes the marker's identity after the reserved crash line (left blank).
 fn write_identity(file: &File, identity: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
     let mut buf = vec![b' '; CRASH_LINE];
     buf[CRASH_LINE - 1] = b'\n';
     buf.extend_from_slice(identity.as_bytes());
-    file.write_all_at(&buf, 0)?;
+    #[cfg(unix)]
+    std::os::unix::fs::FileExt::write_all_at(file, &buf, 0)?;
+    #[cfg(windows)]
+    {
+        let mut done = 0;
+        while done < buf.len() {
+            done += std::os::windows::fs::FileExt::seek_write(file, &buf[done..], done as u64)?;
+        }
+    }
     file.set_len(buf.len() as u64)
 }
 

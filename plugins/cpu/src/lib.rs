@@ -1,5 +1,6 @@
 //! The `cpu` monitor plugin: CPU usage from `/proc/stat` deltas and load averages from
-//! `/proc/loadavg` (Linux only for now).
+//! `/proc/loadavg` on Linux; elsewhere from the system's own calls (`other.rs`, where
+//! Windows and macOS leave readings out: docs/platforms.md).
 //!
 //! Readings:
 //! - `cpu.usage_percent` (%): time neither idle nor waiting for I/O, all cores together.
@@ -12,10 +13,12 @@
 //! Usage is a ratio of two samples: the first is taken in `new`, and a `collect` less than
 //! 100 ms after the previous sample waits for the rest of those 100 ms first.
 
-// Off Linux only the stub `collect` is compiled in, which leaves the parsers unused.
+// Off Linux the `/proc` parsers are compiled but unused.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 mod loadavg;
+#[cfg(not(target_os = "linux"))]
+mod other;
 mod stat;
 
 use std::time::{Duration, Instant};
@@ -23,7 +26,9 @@ use std::time::{Duration, Instant};
 use hbc_plugin_api::{Options, Plugin, Reading};
 use hbc_plugin_support::read_into;
 
-use crate::loadavg::{parse_loadavg, LoadAvg};
+#[cfg(target_os = "linux")]
+use crate::loadavg::parse_loadavg;
+use crate::loadavg::LoadAvg;
 use crate::stat::{parse_proc_stat, usage, ProcStat};
 
 const PROC_STAT: &str = "/proc/stat";
@@ -59,6 +64,8 @@ pub struct CpuPlugin {
     previous: Option<Sample>,
     /// Reused for every file read, so a collect allocates little.
     buffer: String,
+    #[cfg(not(target_os = "linux"))]
+    other: other::State,
 }
 
 impl Plugin for CpuPlugin {
@@ -75,6 +82,8 @@ impl Plugin for CpuPlugin {
             options,
             previous: None,
             buffer: String::new(),
+            #[cfg(not(target_os = "linux"))]
+            other: other::State::new()?,
         };
         #[cfg(target_os = "linux")]
         {
@@ -109,7 +118,7 @@ impl Plugin for CpuPlugin {
 
     #[cfg(not(target_os = "linux"))]
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
-        Err("cpu plugin: this platform is not supported yet".to_string())
+        self.other.collect(self.options.per_core)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The `disk` monitor plugin: I/O rates of whole block devices from `/proc/diskstats`
-//! deltas (Linux only for now).
+//! deltas on Linux, from `sysinfo` elsewhere (`other.rs`: bytes only; docs/platforms.md).
 //!
 //! Readings, for each whole device `<dev>` (one with an entry in `/sys/block`, so
 //! partitions are left out):
@@ -14,10 +14,12 @@
 //! 100 ms after the previous sample waits for the rest of those 100 ms first. A device
 //! that just appeared is reported from its second sample on.
 
-// Off Linux only the stub `collect` is compiled in, which leaves the rest unused.
+// Off Linux the `/proc/diskstats` parser is compiled but unused.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 mod diskstats;
+#[cfg(not(target_os = "linux"))]
+mod other;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -58,6 +60,8 @@ pub struct DiskPlugin {
     known: HashSet<String>,
     /// Reused for every read, so a collect allocates little.
     buffer: String,
+    #[cfg(not(target_os = "linux"))]
+    other: other::State,
 }
 
 impl Plugin for DiskPlugin {
@@ -70,6 +74,8 @@ impl Plugin for DiskPlugin {
             .map_err(|e| format!("disk plugin: {e}"))?;
         let filter = NameFilter::new(options.include, options.exclude, DEFAULT_EXCLUDE)
             .map_err(|e| format!("disk plugin: {e}"))?;
+        #[cfg(not(target_os = "linux"))]
+        let other = other::State::new(&filter);
         #[allow(unused_mut)] // only Linux takes a baseline
         let mut plugin = DiskPlugin {
             filter,
@@ -78,6 +84,8 @@ impl Plugin for DiskPlugin {
             whole_devices: HashSet::new(),
             known: HashSet::new(),
             buffer: String::new(),
+            #[cfg(not(target_os = "linux"))]
+            other,
         };
         #[cfg(target_os = "linux")]
         plugin.sample()?;
@@ -92,7 +100,9 @@ impl Plugin for DiskPlugin {
 
     #[cfg(not(target_os = "linux"))]
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
-        Err("disk plugin: this platform is not supported yet".to_string())
+        hbc_plugin_support::wait_until_elapsed(self.previous_at, MIN_INTERVAL);
+        self.previous_at = Instant::now();
+        Ok(self.other.sample(&self.filter))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `filesystem` monitor plugin: space and inode usage of mounted file systems, from
-//! `/proc/self/mountinfo` and `statvfs` (Linux only for now).
+//! `/proc/self/mountinfo` and `statvfs` on Linux; elsewhere from the system's own calls
+//! (`other.rs`: drive letters on Windows; docs/platforms.md).
 //!
 //! Keys start with `fs.` and then the mount point as it is (`fs./.size_bytes`,
 //! `fs./var.used_percent`). For each mount point `<M>`:
@@ -17,10 +18,12 @@
 //! `include_types` (types reported even if excluded), `exclude_types` (replaces the default
 //! list), `include_mounts` and `exclude_mounts` (exact mount points, which win over types).
 
-// Off Linux only the stub `collect` is compiled in, which leaves the rest unused.
+// Off Linux the mountinfo parser is compiled but unused.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 mod mountinfo;
+#[cfg(not(target_os = "linux"))]
+mod other;
 mod select;
 mod usage;
 
@@ -99,7 +102,19 @@ impl Plugin for FilesystemPlugin {
 
     #[cfg(not(target_os = "linux"))]
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
-        Err("filesystem plugin: this platform is not supported yet".to_string())
+        let mut readings = Vec::new();
+        for (index, (point, fs_type, stats)) in other::mounts().into_iter().enumerate() {
+            // Each entry is its own file system: distinct devices, so none is deduplicated.
+            let mount = mountinfo::Mount {
+                device: (0, index as u32),
+                mount_point: std::borrow::Cow::Borrowed(point.as_str()),
+                fs_type: fs_type.as_str(),
+            };
+            if self.filter.accepts(&mount) {
+                readings.extend(mount_readings(&point, &fs_type, stats));
+            }
+        }
+        Ok(readings)
     }
 }
 

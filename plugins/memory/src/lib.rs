@@ -1,4 +1,5 @@
-//! The `memory` monitor plugin: RAM and swap from `/proc/meminfo` (Linux only for now).
+//! The `memory` monitor plugin: RAM and swap from `/proc/meminfo` on Linux, from the
+//! system's own figures elsewhere (`other.rs`, docs/platforms.md).
 //!
 //! Readings (bytes are integers, percentages floating point):
 //! - `memory.total_bytes` (B): `MemTotal`.
@@ -10,14 +11,18 @@
 //!
 //! There are no options; the plugin takes `{}`.
 
-// Off Linux only the stub `collect` is compiled in, which leaves the parser unused.
+// Off Linux the `/proc/meminfo` parser is compiled but unused.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 mod meminfo;
+#[cfg(not(target_os = "linux"))]
+mod other;
 
 use hbc_plugin_api::{Options, Plugin, Reading};
 
-use crate::meminfo::{parse_meminfo, MemInfo};
+#[cfg(target_os = "linux")]
+use crate::meminfo::parse_meminfo;
+use crate::meminfo::MemInfo;
 
 const PROC_MEMINFO: &str = "/proc/meminfo";
 
@@ -29,6 +34,8 @@ struct MemoryOptions {}
 pub struct MemoryPlugin {
     /// Reused for every read, so a collect allocates little.
     buffer: String,
+    #[cfg(not(target_os = "linux"))]
+    system: sysinfo::System,
 }
 
 impl Plugin for MemoryPlugin {
@@ -41,6 +48,8 @@ impl Plugin for MemoryPlugin {
             .map_err(|e| format!("memory plugin: {e}"))?;
         Ok(MemoryPlugin {
             buffer: String::new(),
+            #[cfg(not(target_os = "linux"))]
+            system: sysinfo::System::new(),
         })
     }
 
@@ -54,7 +63,7 @@ impl Plugin for MemoryPlugin {
 
     #[cfg(not(target_os = "linux"))]
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
-        Err("memory plugin: this platform is not supported yet".to_string())
+        Ok(readings(&other::read(&mut self.system)))
     }
 }
 

@@ -114,7 +114,12 @@ impl Check {
                 if line.trim().is_empty() {
                     return Err("command: is empty".into());
                 }
-                vec!["/bin/sh".into(), "-c".into(), line.clone()]
+                // Windows: cmd.exe, as NSClient++ runs a command line.
+                if cfg!(windows) {
+                    vec!["cmd.exe".into(), "/C".into(), line.clone()]
+                } else {
+                    vec!["/bin/sh".into(), "-c".into(), line.clone()]
+                }
             }
             (CommandLine::Line(line), false) => {
                 split_words(line).map_err(|e| format!("command: {e}"))?

@@ -10,6 +10,10 @@
 pub mod config;
 pub mod perfdata;
 pub mod readings;
+#[cfg(unix)]
+pub mod run;
+#[cfg(windows)]
+#[path = "run_windows.rs"]
 pub mod run;
 
 use hbc_plugin_api::{Options, Plugin, Reading};

@@ -163,6 +163,13 @@ fn unique(label: String, room: usize, taken: &mut HashSet<String>) -> String {
     candidate
 }
 
+/// Windows has no signals: `Outcome::Signaled` never happens there.
+#[cfg(not(unix))]
+fn signal_name(_signal: i32) -> &'static str {
+    "a signal"
+}
+
+#[cfg(unix)]
 fn signal_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGHUP => "SIGHUP",

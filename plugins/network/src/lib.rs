@@ -1,5 +1,5 @@
-//! The `network` monitor plugin: traffic per interface from `/proc/net/dev` (Linux only
-//! for now).
+//! The `network` monitor plugin: traffic per interface from `/proc/net/dev` on Linux, from
+//! `sysinfo` elsewhere (`other.rs`: no drop counts there; docs/platforms.md).
 //!
 //! Readings, for each interface `<if>` (keys start with `network.`, the plugin's name):
 //! - `network.<if>.rx_bytes_per_s`, `network.<if>.tx_bytes_per_s` (B/s)
@@ -17,10 +17,12 @@
 //! 100 ms after the previous sample waits for the rest of those 100 ms first. An
 //! interface that just appeared gets rates from its second sample on.
 
-// Off Linux only the stub `collect` is compiled in, which leaves the rest unused.
+// Off Linux the `/proc/net/dev` parser is compiled but unused.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 mod netdev;
+#[cfg(not(target_os = "linux"))]
+mod other;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -55,6 +57,8 @@ pub struct NetworkPlugin {
     previous_at: Instant,
     /// Reused for every read, so a collect allocates little.
     buffer: String,
+    #[cfg(not(target_os = "linux"))]
+    other: other::State,
 }
 
 impl Plugin for NetworkPlugin {
@@ -74,6 +78,8 @@ impl Plugin for NetworkPlugin {
             previous: HashMap::new(),
             previous_at: Instant::now(),
             buffer: String::new(),
+            #[cfg(not(target_os = "linux"))]
+            other: other::State::new(),
         };
         #[cfg(target_os = "linux")]
         plugin.sample()?;
@@ -88,7 +94,9 @@ impl Plugin for NetworkPlugin {
 
     #[cfg(not(target_os = "linux"))]
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
-        Err("network plugin: this platform is not supported yet".to_string())
+        hbc_plugin_support::wait_until_elapsed(self.previous_at, MIN_INTERVAL);
+        self.previous_at = Instant::now();
+        Ok(self.other.sample(Some(&self.filter)))
     }
 }
 

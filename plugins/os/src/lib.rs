@@ -1,4 +1,5 @@
-//! The `os` monitor plugin: what the host runs and since when (Linux only for now).
+//! The `os` monitor plugin: what the host runs and since when (`/proc` on Linux, `sysinfo`
+//! elsewhere: `other.rs`, docs/platforms.md).
 //!
 //! Readings:
 //! - `os.hostname` (text): the node name from `uname`, read on every collect.
@@ -14,10 +15,12 @@
 //! Everything but the hostname, the uptime and the task count is read once, in `new`.
 //! There are no options; the plugin takes `{}`.
 
-// Off Linux only the stub `collect` is compiled in, which leaves the rest unused.
+// Off Linux the `/proc` and os-release parsers are compiled but unused.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 mod os_release;
+#[cfg(not(target_os = "linux"))]
+mod other;
 mod proc;
 
 use hbc_plugin_api::{Options, Plugin, Reading};
@@ -46,7 +49,6 @@ struct StaticInfo {
 }
 
 pub struct OsPlugin {
-    /// `None` off Linux.
     info: Option<StaticInfo>,
     /// Reused for every read, so a collect allocates little.
     buffer: String,
@@ -61,7 +63,7 @@ impl Plugin for OsPlugin {
         options
             .parse::<OsOptions>()
             .map_err(|e| format!("os plugin: {e}"))?;
-        #[allow(unused_mut)] // only Linux reads anything
+        #[allow(unused_mut)] // set per system below
         let mut plugin = OsPlugin {
             info: None,
             buffer: String::new(),
@@ -69,6 +71,10 @@ impl Plugin for OsPlugin {
         #[cfg(target_os = "linux")]
         {
             plugin.info = Some(plugin.read_static_info()?);
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            plugin.info = Some(other::static_info());
         }
         Ok(plugin)
     }
@@ -89,12 +95,21 @@ impl Plugin for OsPlugin {
             .info
             .as_ref()
             .ok_or("os plugin: static information was not read")?;
-        Ok(readings(info, hostname, uptime, tasks))
+        Ok(readings(info, hostname, uptime, Some(tasks)))
     }
 
     #[cfg(not(target_os = "linux"))]
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
-        Err("os plugin: this platform is not supported yet".to_string())
+        let info = self
+            .info
+            .as_ref()
+            .ok_or("os plugin: static information was not read")?;
+        Ok(readings(
+            info,
+            other::hostname(),
+            other::uptime(),
+            other::tasks(),
+        ))
     }
 }
 
@@ -134,7 +149,8 @@ impl OsPlugin {
     }
 }
 
-fn readings(info: &StaticInfo, hostname: String, uptime: u64, tasks: u64) -> Vec<Reading> {
+/// `tasks` is `None` where the system gives no cheap count (macOS): the reading is left out.
+fn readings(info: &StaticInfo, hostname: String, uptime: u64, tasks: Option<u64>) -> Vec<Reading> {
     let integer = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
     let mut readings = Vec::with_capacity(8);
     readings.push(Reading::text("os.hostname", hostname));
@@ -147,7 +163,9 @@ fn readings(info: &StaticInfo, hostname: String, uptime: u64, tasks: u64) -> Vec
     readings.push(Reading::integer("os.uptime_s", integer(uptime), "s"));
     // A point in time, not a duration: no unit.
     readings.push(Reading::integer("os.boot_time", info.boot_time, ""));
-    readings.push(Reading::integer("os.processes", integer(tasks), ""));
+    if let Some(tasks) = tasks {
+        readings.push(Reading::integer("os.processes", integer(tasks), ""));
+    }
     readings
 }
 
@@ -170,7 +188,7 @@ mod tests {
             arch: "x86_64".to_string(),
             boot_time: 1_795_490_865,
         };
-        let r = readings(&info, "web1".to_string(), 231, 95);
+        let r = readings(&info, "web1".to_string(), 231, Some(95));
         assert_eq!(value(&r, "os.hostname"), &text("web1"));
         assert_eq!(
             value(&r, "os.name"),
@@ -192,7 +210,7 @@ mod tests {
             version: None,
             ..info
         };
-        let r = readings(&rolling, "web1".to_string(), 1, 1);
+        let r = readings(&rolling, "web1".to_string(), 1, Some(1));
         assert!(r.iter().all(|r| r.key != "os.version"));
     }
 
