@@ -17,7 +17,6 @@ pub const CLIENT_KEYS: &[&str] = &[
     "plugin_rescan",
     "plugin_timeout",
     "max_datagram",
-    "refreshes",
     "samples",
     "plugins",
     "thresholds",

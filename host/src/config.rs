@@ -16,7 +16,55 @@ use crate::thresholds::ThresholdSpec;
 /// Default UDP port of hbd's heartbeat listener.
 pub const DEFAULT_HB_PORT: u16 = 50003;
 /// The system-wide plugin folder.
+#[cfg(not(any(windows, target_os = "macos")))]
 pub const SYSTEM_PLUGIN_DIR: &str = "/usr/lib/hbc/plugins";
+/// The system-wide plugin folder (Homebrew-style prefix: `/usr/lib` is read-only on macOS).
+#[cfg(target_os = "macos")]
+pub const SYSTEM_PLUGIN_DIR: &str = "/usr/local/lib/hbc/plugins";
+/// On Windows the system folders depend on the machine: see [`system_plugin_dirs`].
+#[cfg(windows)]
+pub const SYSTEM_PLUGIN_DIR: &str = "";
+
+/// The system-wide plugin folders: [`SYSTEM_PLUGIN_DIR`]; on Windows
+/// `%ProgramData%\hbc\plugins`, then `plugins` in the folder holding `hbc.exe`.
+pub fn system_plugin_dirs() -> Vec<PathBuf> {
+    #[cfg(windows)]
+    {
+        let mut dirs = Vec::new();
+        if let Some(data) = std::env::var_os("ProgramData").filter(|d| !d.is_empty()) {
+            dirs.push(PathBuf::from(data).join("hbc").join("plugins"));
+        }
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            dirs.push(dir.join("plugins"));
+        }
+        dirs
+    }
+    #[cfg(not(windows))]
+    {
+        vec![PathBuf::from(SYSTEM_PLUGIN_DIR)]
+    }
+}
+
+/// The system-wide config file: `/etc/hbc.yaml`, `/usr/local/etc/hbc.yaml` on macOS,
+/// `%ProgramData%\hbc\hbc.yaml` on Windows.
+pub fn system_config_file() -> PathBuf {
+    #[cfg(windows)]
+    {
+        let data = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
+        PathBuf::from(data).join("hbc").join("hbc.yaml")
+    }
+    #[cfg(target_os = "macos")]
+    {
+        PathBuf::from("/usr/local/etc/hbc.yaml")
+    }
+    #[cfg(not(any(windows, target_os = "macos")))]
+    {
+        PathBuf::from("/etc/hbc.yaml")
+    }
+}
 
 /// Per-plugin settings (`plugins.<name>`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -95,13 +143,6 @@ impl Default for Config {
             interval: Duration::from_secs(10),
             secret: None,
             servers: Vec::new(),
-/// Refreshes per interval by default: with two, hbd sees a datagram every third of an
-/// interval, so a false DOWN (deadline 2.5 intervals) takes seven lost in a row
-/// (docs/faults.md, "Packet loss").
-pub const DEFAULT_REFRESHES: u32 = 2;
-/// Most refreshes per interval: each costs a datagram per server.
-pub const MAX_REFRESHES: u32 = 9;
-
             hostname: None,
             plugin_dirs: Vec::new(),
             plugin_probe: true,
@@ -133,10 +174,6 @@ impl Config {
         Ok((config, doc.warnings(hb_config::keys::is_server_key)))
     }
 
-    /// Refreshes per interval: the heartbeat's smallest datagram sent again, evenly
-    /// spaced between heartbeats with a new send time (docs/protocol.md "Refreshes").
-    /// They keep the host alive at hbd through lost datagrams; 0 turns them off.
-    pub refreshes: u32,
     fn validate(&self) -> Result<(), String> {
         if self.interval < Duration::from_millis(100) {
             return Err(format!(
@@ -161,7 +198,6 @@ impl Config {
                 return Err(format!(
                     "hostname: {h:?} is not a valid host name (letters, digits, '.', '-', '_')"
                 ));
-            refreshes: DEFAULT_REFRESHES,
             }
         }
         if let Some(s) = &self.secret {
@@ -187,9 +223,11 @@ impl Config {
         Ok(())
     }
 
-    /// Loads `explicit`, else `~/.hb.yaml`, else `/etc/hbc.yaml`, else embedded defaults.
+    /// Loads `explicit`, else `~/.hb.yaml`, else the system file ([`system_config_file`]:
+    /// `/etc/hbc.yaml` on Linux), else embedded defaults.
     pub fn load(explicit: Option<&Path>) -> Result<(Config, Source, Vec<String>), ConfigError> {
-        match hb_config::read_config_file(explicit, "/etc/hbc.yaml") {
+        let system = system_config_file();
+        match hb_config::read_config_file(explicit, &system.to_string_lossy()) {
             Ok(Some((path, text))) => {
                 let (c, mut w) = Config::parse(&text, &path)?;
                 let secrets: &[&str] = if c.secret.is_some() { &["secret"] } else { &[] };
@@ -202,12 +240,6 @@ impl Config {
     }
 
     /// The settings of plugin `name` (defaults when it has no section).
-        if self.refreshes > MAX_REFRESHES {
-            return Err(format!(
-                "refreshes: {} is too many; use 0-{MAX_REFRESHES} (default {DEFAULT_REFRESHES})",
-                self.refreshes
-            ));
-        }
     pub fn plugin(&self, name: &str) -> PluginConfig {
         self.plugins.get(name).cloned().unwrap_or_default()
     }
