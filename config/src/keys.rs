@@ -17,6 +17,7 @@ pub const CLIENT_KEYS: &[&str] = &[
     "plugin_rescan",
     "plugin_timeout",
     "max_datagram",
+    "refreshes",
     "samples",
     "plugins",
     "thresholds",

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::fit::{rank, Draft, Rank};
 use crate::plugins::{PluginSet, Running};
 use crate::sample::{wire_level, wire_value};
-use crate::send::{Sender, Target};
+use crate::send::{Refreshes, Sender, Target};
 use crate::thresholds::Thresholds;
 
 /// Unix milliseconds now.
@@ -252,10 +252,12 @@ pub fn run(
     // fixed schedule that does not drift with the time spent building heartbeats.
     plugins.wait_first_results(config.plugin_timeout.min(config.interval));
     let mut next = Instant::now();
+    let mut refreshes = Refreshes::default();
     loop {
         let now = Instant::now();
-        if now < next {
-            match control.recv_timeout(next - now) {
+        let wake = refreshes.next_due().map_or(next, |r| r.min(next));
+        if now < wake {
+            match control.recv_timeout(wake - now) {
                 Ok(Control::Stop) => return Ok(Exit::Signal),
                 Ok(Control::Reload) => {
                     match reload().and_then(|(new, new_specs)| {
@@ -271,6 +273,7 @@ pub fn run(
                         Ok((new, new_specs, t, tg)) => {
                             thresholds = t;
                             secret = new.secret.as_ref().map(|s| s.expose().as_bytes().to_vec());
+                            refreshes.clear();
                             if let Some(tg) = tg {
                                 targets = tg;
                             }
@@ -293,6 +296,16 @@ pub fn run(
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }
+        let now = Instant::now();
+        if now < next {
+            if let Some(d) = refreshes.take_due(now) {
+                let again = hb_proto::resend(d, unix_ms(), secret.as_deref());
+                for t in targets.iter_mut() {
+                    sender.refresh(t, &again);
+                }
+            }
+            continue;
+        }
         seq += 1;
         let draft = build(plugins, &thresholds, host, instance, seq, config.interval);
         match crate::fit::fit(draft, secret.as_deref(), config.max_datagram) {
@@ -300,6 +313,12 @@ pub fn run(
                 for t in targets.iter_mut() {
                     sender.send(t, &fitted.datagrams);
                 }
+                refreshes.plan(
+                    &fitted.datagrams,
+                    Instant::now(),
+                    config.interval,
+                    config.refreshes,
+                );
                 match (&fitted.left_out, trimming) {
                     (Some(l), false) => tracing::warn!(
                         seq,

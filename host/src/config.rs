@@ -95,6 +95,13 @@ impl Default for PluginConfig {
     }
 }
 
+/// Refreshes per interval by default: with two, hbd sees a datagram every third of an
+/// interval, so a false DOWN (deadline 2.5 intervals) takes seven lost in a row
+/// (docs/faults.md, "Packet loss").
+pub const DEFAULT_REFRESHES: u32 = 2;
+/// Most refreshes per interval: each costs a datagram per server.
+pub const MAX_REFRESHES: u32 = 9;
+
 /// hbc's configuration after defaults are applied.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -126,6 +133,10 @@ pub struct Config {
     pub plugin_timeout: Duration,
     /// Largest datagram sent; larger heartbeats are split.
     pub max_datagram: usize,
+    /// Refreshes per interval: the heartbeat's smallest datagram sent again, evenly
+    /// spaced between heartbeats with a new send time (docs/protocol.md "Refreshes").
+    /// They keep the host alive at hbd through lost datagrams; 0 turns them off.
+    pub refreshes: u32,
     /// Where hbc keeps what must outlive it (crash markers, quarantined plugins);
     /// default: `$STATE_DIRECTORY`, `/var/lib/hbc` for root, else
     /// `$XDG_STATE_HOME/hbc` or `~/.local/state/hbc`.
@@ -150,6 +161,7 @@ impl Default for Config {
             plugin_rescan: Duration::from_secs(10),
             plugin_timeout: Duration::from_secs(5),
             max_datagram: hb_proto::DEFAULT_MAX_DATAGRAM,
+            refreshes: DEFAULT_REFRESHES,
             state_dir: None,
             samples: 1,
             plugins: BTreeMap::new(),
@@ -188,6 +200,12 @@ impl Config {
             return Err(format!(
                 "max_datagram: {} is out of range; use 1200-65507 (default 1400)",
                 self.max_datagram
+            ));
+        }
+        if self.refreshes > MAX_REFRESHES {
+            return Err(format!(
+                "refreshes: {} is too many; use 0-{MAX_REFRESHES} (default {DEFAULT_REFRESHES})",
+                self.refreshes
             ));
         }
         if self.samples == 0 {

@@ -3,11 +3,12 @@
 //! Each server name is resolved on its own thread, again every interval, so a slow or
 //! failing DNS lookup for one server never delays sending to the others; sending uses
 //! the last address that resolved. Failures are logged when they start and when they
-//! end, not every cycle, and counted.
+//! end, not every cycle, and counted. [`Refreshes`] schedules the copies of a heartbeat's
+//! smallest datagram sent between heartbeats (docs/protocol.md "Refreshes").
 
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Splits `host`, `host:port`, `[v6]:port` or a bare IPv6 address.
 pub fn parse_target(spec: &str, default_port: u16) -> Result<(String, u16), String> {
@@ -48,6 +49,8 @@ pub fn parse_target(spec: &str, default_port: u16) -> Result<(String, u16), Stri
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
     pub sent: u64,
+    /// Refreshes sent (docs/protocol.md "Refreshes").
+    pub refreshes: u64,
     pub failed: u64,
     pub last_error: Option<String>,
 }
@@ -151,16 +154,30 @@ impl Sender {
 
     /// Sends every datagram to `target`; records the outcome.
     pub fn send(&mut self, target: &mut Target, datagrams: &[Vec<u8>]) {
+        if self.send_all(target, datagrams) {
+            target.stats.sent += 1;
+        }
+    }
+
+    /// Sends one refresh to `target`; failures are recorded like a heartbeat's.
+    pub fn refresh(&mut self, target: &mut Target, datagram: &[u8]) {
+        if self.send_all(target, std::slice::from_ref(&datagram)) {
+            target.stats.refreshes += 1;
+        }
+    }
+
+    /// Sends every datagram; logs a failure when it starts and ends. True if all went.
+    fn send_all<D: AsRef<[u8]>>(&mut self, target: &mut Target, datagrams: &[D]) -> bool {
         let Some(addr) = target.addr() else {
             target.stats.failed += 1;
-            return;
+            return false;
         };
         let result = self.socket(&addr).and_then(|s| {
             // Every part stands alone (docs/protocol.md): one that cannot be sent (a
             // firewall's EPERM, ENOBUFS) must not keep the others from going.
             let mut first_error = None;
             for d in datagrams {
-                if let Err(e) = s.send_to(d, addr) {
+                if let Err(e) = s.send_to(d.as_ref(), addr) {
                     first_error.get_or_insert(e);
                 }
             }
@@ -171,7 +188,7 @@ impl Sender {
                 if let Some(e) = target.stats.last_error.take() {
                     tracing::info!(server = %target.spec, "sending works again (last error: {e})");
                 }
-                target.stats.sent += 1;
+                true
             }
             Err(e) => {
                 target.stats.failed += 1;
@@ -179,8 +196,55 @@ impl Sender {
                     tracing::warn!(server = %target.spec, %addr, "cannot send heartbeat: {e}; retrying every cycle");
                 }
                 target.stats.last_error = Some(e.to_string());
+                false
             }
         }
+    }
+}
+
+/// The refreshes still to send for the last heartbeat: its smallest datagram and when.
+///
+/// With `n` refreshes per interval they are due at 1/(n+1), 2/(n+1), ... of the interval
+/// after the heartbeat, so hbd hears from the host every interval/(n+1) and a host is
+/// only thought DOWN after every datagram of 2.5 intervals was lost (docs/faults.md).
+#[derive(Debug, Default)]
+pub struct Refreshes {
+    datagram: Vec<u8>,
+    /// Due times, latest first (popped from the end).
+    due: Vec<Instant>,
+}
+
+impl Refreshes {
+    /// Plans `n` refreshes of the smallest of `datagrams`, sent at `at`.
+    pub fn plan(&mut self, datagrams: &[Vec<u8>], at: Instant, interval: Duration, n: u32) {
+        self.due.clear();
+        let Some(smallest) = datagrams.iter().min_by_key(|d| d.len()) else {
+            return;
+        };
+        self.datagram.clone_from(smallest);
+        let step = interval / (n + 1);
+        self.due = (1..=n).rev().map(|k| at + step * k).collect();
+    }
+
+    /// Forgets what is planned (the secret or the servers changed).
+    pub fn clear(&mut self) {
+        self.due.clear();
+    }
+
+    /// When the next refresh is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.due.last().copied()
+    }
+
+    /// The datagram to send again if a refresh is due at `now` (one per call; a late
+    /// one still goes, refreshes that fell further behind are skipped).
+    pub fn take_due(&mut self, now: Instant) -> Option<&[u8]> {
+        let mut taken = false;
+        while self.due.last().is_some_and(|d| *d <= now) {
+            self.due.pop();
+            taken = true;
+        }
+        taken.then_some(self.datagram.as_slice())
     }
 }
 
@@ -198,6 +262,24 @@ mod tests {
         assert!(parse_target("a:x", 1).is_err());
         assert!(parse_target("a:0", 1).is_err());
         assert!(parse_target("", 1).is_err());
+    }
+
+    #[test]
+    fn refreshes_are_spread_evenly_over_the_interval() {
+        let t0 = Instant::now();
+        let mut r = Refreshes::default();
+        let dgs = [vec![0u8; 900], vec![1u8; 300], vec![2u8; 1400]];
+        r.plan(&dgs, t0, Duration::from_secs(3), 2);
+        assert_eq!(r.next_due(), Some(t0 + Duration::from_secs(1)));
+        assert!(r.take_due(t0).is_none(), "not due yet");
+        assert_eq!(r.take_due(t0 + Duration::from_secs(1)), Some(&dgs[1][..]));
+        assert_eq!(r.next_due(), Some(t0 + Duration::from_secs(2)));
+        // Late by more than a step (hbc was stopped): one refresh goes, not a burst.
+        r.plan(&dgs, t0, Duration::from_secs(3), 2);
+        assert!(r.take_due(t0 + Duration::from_secs(5)).is_some());
+        assert_eq!(r.next_due(), None);
+        r.plan(&dgs, t0, Duration::from_secs(3), 0);
+        assert_eq!(r.next_due(), None, "0: off");
     }
 
     /// Found by bench/faults/netem.sh: with every fifth datagram refused by a firewall

@@ -157,6 +157,27 @@ pub fn encode(
     Ok(out)
 }
 
+/// The same datagram sent again later (a *refresh*, docs/protocol.md "Refreshes"): its
+/// bytes with `sent_ms` replaced and, when `secret` is given, signed again. A server that
+/// has the part already takes the newer `sent_ms` as a sign of life; one that lost the
+/// original applies the copy like the original. `datagram` must come from [`encode`]
+/// with the same `secret` (a datagram shorter than a header is returned unchanged).
+pub fn resend(datagram: &[u8], sent_ms: u64, secret: Option<&[u8]>) -> Vec<u8> {
+    let mut out = datagram.to_vec();
+    if out.len() < HEADER_LEN {
+        return out;
+    }
+    out[20..28].copy_from_slice(&sent_ms.to_be_bytes());
+    if let Some(key) = secret {
+        if out.len() >= HEADER_LEN + MAC_LEN {
+            let body = out.len() - MAC_LEN;
+            let mac = sign(key, &out[..body]);
+            out[body..].copy_from_slice(&mac);
+        }
+    }
+    out
+}
+
 /// HMAC-SHA256 of `body` under `key`.
 pub(crate) fn sign(key: &[u8], body: &[u8]) -> [u8; MAC_LEN] {
     // new_from_slice only fails for fixed-size-key MACs; HMAC takes any key length.

@@ -9,7 +9,7 @@ mod decode;
 mod encode;
 
 pub use decode::{decode, DecodeError, Packet, ReadingRef, ValueRef};
-pub use encode::{encode, EncodeError};
+pub use encode::{encode, resend, EncodeError};
 
 /// First two bytes of every datagram.
 pub const MAGIC: [u8; 2] = *b"HB";

@@ -93,6 +93,27 @@ fn signed_round_trip_and_rejections() {
 }
 
 #[test]
+fn a_resent_datagram_is_the_original_with_a_new_send_time_and_signature() {
+    let key = b"k3y".as_slice();
+    for secret in [None, Some(key)] {
+        let hb = heartbeat(3);
+        let orig = encode(&hb, secret, 1400).expect("encode").remove(0);
+        let again = resend(&orig, hb.sent_ms + 3_333, secret);
+        let p = decode(&again, secret).expect("a resent datagram decodes and verifies");
+        assert_eq!(p.sent_ms, hb.sent_ms + 3_333);
+        assert_eq!(
+            (p.instance, p.seq, p.part, p.parts),
+            (hb.instance, hb.seq, 0, 1)
+        );
+        assert_eq!(heartbeat_of(&p).readings, hb.readings);
+        // Only the send time (and signature) differ.
+        assert_eq!(orig[..20], again[..20]);
+        assert_eq!(orig[28..orig.len() - 32], again[28..again.len() - 32]);
+    }
+    assert_eq!(resend(b"HB", 1, None), b"HB", "too short: unchanged");
+}
+
+#[test]
 fn large_heartbeats_split_into_standalone_parts() {
     let hb = heartbeat(200);
     let parts = encode(&hb, Some(b"k"), DEFAULT_MAX_DATAGRAM).expect("encode");

@@ -175,6 +175,17 @@ pub struct Host {
     parts_seen: u64,
     pub received: u64,
     pub lost: u64,
+    /// Recent heartbeat loss, 0..1: an exponentially weighted average over about the
+    /// last [`LOSS_WINDOW`] heartbeats (1 for each lost, 0 for each received).
+    #[serde(default)]
+    pub loss_recent: f32,
+    /// Refreshes that kept the host alive (docs/protocol.md "Refreshes").
+    #[serde(default)]
+    pub refreshes: u64,
+    /// Newest `sent_ms` accepted: a copy of a part already applied is a refresh only
+    /// when it was sent later than anything before it.
+    #[serde(default)]
+    pub last_sent_ms: u64,
     pub addrs: Vec<SeenAddr>,
     #[serde(skip)]
     pub readings: Vec<Reading>,
@@ -237,6 +248,64 @@ impl ReadingDrops {
             ("host_reading_cap", self.host_reading_cap),
             ("host_byte_budget", self.host_byte_budget),
         ]
+    }
+}
+
+/// What an accepted datagram did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// A new heartbeat or another part of the current one: readings applied.
+    Heartbeat,
+    /// A refresh: a later copy of a part already applied. Only the host's liveness
+    /// (deadline, last seen) is renewed; no readings, no reading budget, and it is not a
+    /// heartbeat for anything counting heartbeats (notification confirmation).
+    Refresh,
+}
+
+/// Heartbeats [`Host::loss_recent`] averages over (its weight is `1/LOSS_WINDOW`).
+pub const LOSS_WINDOW: u32 = 50;
+
+/// What the liveness detector thinks of a host now, for people (the API and dashboard
+/// show it next to the loss rate so it is clear why a host is or is not DOWN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    /// Heard from within an interval (plus 1 s).
+    Alive,
+    /// Nothing for longer than an interval plus 1 s: at least a heartbeat and its
+    /// refreshes were lost in a row. Not DOWN until the deadline.
+    Suspect,
+    /// Past its deadline.
+    Down,
+    /// Watched, never heard from.
+    NeverSeen,
+}
+
+impl Host {
+    /// The detector's state at `now_ms`.
+    pub fn detector(&self, now_ms: u64) -> Detector {
+        match (self.status, self.last_seen_ms) {
+            (Status::Down, _) => Detector::Down,
+            (Status::NeverSeen, _) | (_, None) => Detector::NeverSeen,
+            (Status::Up, Some(last)) => {
+                if now_ms.saturating_sub(last) > u64::from(self.interval_ms) + 1000 {
+                    Detector::Suspect
+                } else {
+                    Detector::Alive
+                }
+            }
+        }
+    }
+}
+
+impl Detector {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detector::Alive => "alive",
+            Detector::Suspect => "suspect",
+            Detector::Down => "down",
+            Detector::NeverSeen => "never_seen",
+        }
     }
 }
 
@@ -385,6 +454,9 @@ impl Registry {
             parts_seen: 0,
             received: 0,
             lost: 0,
+            loss_recent: 0.0,
+            refreshes: 0,
+            last_sent_ms: 0,
             addrs: Vec::new(),
             readings: Vec::new(),
             history: VecDeque::new(),
@@ -475,7 +547,7 @@ impl Registry {
         src: IpAddr,
         now_ms: u64,
         events: &mut Vec<Event>,
-    ) -> Result<(), Reject> {
+    ) -> Result<Applied, Reject> {
         let start = events.len();
         if self.settings.window_ms > 0 && p.sent_ms.abs_diff(now_ms) > self.settings.window_ms {
             return Err(Reject::OutsideWindow);
@@ -494,7 +566,19 @@ impl Registry {
         let Some(h) = hosts[id as usize].as_mut() else {
             return Err(Reject::Replayed);
         };
-        let new_seq = accept_sequence(h, p, settings.window_ms)?;
+        let new_seq = match accept_sequence(h, p, settings.window_ms) {
+            // Checked before the reading budget: a refresh applies no readings.
+            Err(Reject::Replayed) if is_refresh(h, p) => {
+                h.refreshes += 1;
+                h.last_sent_ms = p.sent_ms;
+                note_liveness(h, p, src, now_ms, events);
+                self.schedule(id);
+                self.stamp(&mut events[start..]);
+                self.remember(id, &events[start..]);
+                return Ok(Applied::Refresh);
+            }
+            r => r?,
+        };
         // A host's first datagram is always applied (its `host_new` event is made).
         let first = h.received == 0;
         if !take_budget(h, settings, p.readings.len(), now_ms) && !first {
@@ -504,6 +588,7 @@ impl Registry {
             start_heartbeat(h, p);
         }
         h.parts_seen |= 1u64 << p.part;
+        h.last_sent_ms = h.last_sent_ms.max(p.sent_ms);
         note_liveness(h, p, src, now_ms, events);
         let level = LevelName::from(p.level);
         if level != h.level && new_seq {
@@ -527,7 +612,7 @@ impl Registry {
         self.schedule(id);
         self.stamp(&mut events[start..]);
         self.remember(id, &events[start..]);
-        Ok(())
+        Ok(Applied::Heartbeat)
     }
 
     /// The host a datagram is from, created (with a `host_new` event) if it is new.
@@ -772,6 +857,17 @@ fn accept_sequence(h: &Host, p: &Packet<'_>, window_ms: u64) -> Result<bool, Rej
     }
 }
 
+/// A datagram refused as a repeat is a refresh when it repeats a part of the host's
+/// current heartbeat that was applied, and was sent after everything accepted so far
+/// (signed, when hbd has a secret: an old datagram replayed is no sign of life).
+/// Duplicates made by the network carry the same `sent_ms` and stay `replayed`.
+fn is_refresh(h: &Host, p: &Packet<'_>) -> bool {
+    h.received > 0
+        && (p.instance, p.seq) == (h.instance, h.last_seq)
+        && h.parts_seen & (1u64 << p.part) != 0
+        && p.sent_ms > h.last_sent_ms
+}
+
 /// Takes `n` readings from the host's budget (refilled at `host_reading_rate`); false
 /// when it does not hold them.
 fn take_budget(h: &mut Host, s: &Settings, n: usize, now_ms: u64) -> bool {
@@ -793,11 +889,17 @@ fn take_budget(h: &mut Host, s: &Settings, n: usize, now_ms: u64) -> bool {
 /// A new heartbeat begins: count lost ones from the sequence gap and forget readings
 /// the previous heartbeat did not carry.
 fn start_heartbeat(h: &mut Host, p: &Packet<'_>) {
+    let mut gap = 0;
     if p.instance == h.instance && h.received > 0 && p.seq > h.last_seq + 1 {
         // Saturating: gaps of hostile (or restarted) senders add up across instances and
         // overflowed (found by fuzzing).
-        h.lost = h.lost.saturating_add(p.seq - h.last_seq - 1);
+        gap = p.seq - h.last_seq - 1;
+        h.lost = h.lost.saturating_add(gap);
     }
+    // `gap` lost (each moves the average towards 1), then this one received.
+    let keep = 1.0 - 1.0 / LOSS_WINDOW as f32;
+    let lost = 1.0 - (1.0 - h.loss_recent) * keep.powi(gap.min(10_000) as i32);
+    h.loss_recent = if h.received > 0 { lost * keep } else { 0.0 };
     let prev = h.last_seq;
     if h.received > 0 && h.readings.iter().any(|r| r.seen_seq != prev) {
         let mut freed = 0;

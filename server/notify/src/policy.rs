@@ -161,6 +161,10 @@ pub struct Saved {
     held: Vec<Notification>,
     #[serde(default)]
     held_since_ms: u64,
+    #[serde(default)]
+    window_until_ms: u64,
+    #[serde(default)]
+    lead: Option<String>,
     /// System problems announced and not yet resolved: key → last sent.
     #[serde(default)]
     system: BTreeMap<String, u64>,
@@ -177,6 +181,13 @@ pub struct Policy {
     /// The storm window: groupable notifications waiting to be released together.
     held: Vec<Notification>,
     held_since_ms: u64,
+    /// The storm window is open until then: a groupable notification that comes while
+    /// it is open is held; one that comes while it is closed goes out at once and opens
+    /// it, so the first alert of a storm is never delayed.
+    window_until_ms: u64,
+    /// The host whose notification opened the window (sent at once); it counts towards
+    /// `storm_threshold`.
+    lead: Option<String>,
     system: BTreeMap<String, u64>,
     /// Hosts announced DOWN (for reminders) and hosts or checks flapping (re-evaluated
     /// as time passes): indexes, so a tick does not scan the fleet.
@@ -215,6 +226,8 @@ impl Policy {
             next_id: saved.next_id,
             held: saved.held,
             held_since_ms: saved.held_since_ms,
+            window_until_ms: saved.window_until_ms,
+            lead: saved.lead,
             system: saved.system,
             down: BTreeSet::new(),
             flapping: BTreeSet::new(),
@@ -254,6 +267,8 @@ impl Policy {
             next_id: self.next_id,
             held: self.held.clone(),
             held_since_ms: self.held_since_ms,
+            window_until_ms: self.window_until_ms,
+            lead: self.lead.clone(),
             system: self.system.clone(),
         }
     }
@@ -765,6 +780,8 @@ impl Policy {
     }
 
     /// Puts groupable notifications into the storm window; returns what goes out now.
+    /// The first one after a quiet window goes out at once and opens the window; those
+    /// that follow within it are held and released together when it closes.
     fn hold(&mut self, out: Vec<Notification>, now_ms: u64) -> Vec<Notification> {
         if self.s.storm_window_ms == 0 || self.s.storm_threshold == 0 {
             return out;
@@ -772,6 +789,12 @@ impl Policy {
         let mut now = Vec::new();
         for n in out {
             if n.kind.groupable() {
+                if self.held.is_empty() && now_ms >= self.window_until_ms {
+                    self.window_until_ms = now_ms.saturating_add(self.s.storm_window_ms);
+                    self.lead = Some(n.host.clone());
+                    now.push(n);
+                    continue;
+                }
                 if self.held.is_empty() {
                     self.held_since_ms = now_ms;
                 }
@@ -793,7 +816,11 @@ impl Policy {
             return held;
         }
         let hosts = distinct_hosts(&held);
-        if hosts < self.s.storm_threshold {
+        let lead = self
+            .lead
+            .take()
+            .filter(|l| !held.iter().any(|n| &n.host == l));
+        if hosts + usize::from(lead.is_some()) < self.s.storm_threshold {
             return held;
         }
         let mut g = self.notification(Kind::Storm, "hbd", "", now_ms);
@@ -813,6 +840,10 @@ impl Policy {
             .map(|(s, c)| format!("{c} {s}"))
             .collect::<Vec<_>>()
             .join(", ");
+        if let Some(l) = lead {
+            g.message
+                .push_str(&format!(" (after {l}, announced at once)"));
+        }
         g.items = held;
         vec![g]
     }
@@ -888,10 +919,10 @@ impl Policy {
             }
         }
         let mut now = self.hold(out, now_ms);
-        if !self.held.is_empty()
-            && now_ms.saturating_sub(self.held_since_ms) >= self.s.storm_window_ms
-        {
+        if !self.held.is_empty() && now_ms >= self.window_until_ms {
             now.extend(self.release(now_ms));
+            // A storm still going on is grouped in the next window, not led again.
+            self.window_until_ms = now_ms.saturating_add(self.s.storm_window_ms);
         }
         now
     }

@@ -5,6 +5,7 @@
 //! demand. The policy's time logic (flapping, storms, reminders, silences) is tested with
 //! a controlled clock in `server/src/notify/policy/tests.rs`; here it runs for real.
 
+mod alerts;
 mod email;
 mod http_channels;
 mod noise;

@@ -41,7 +41,7 @@ fn hb(host: &str, seq: u64, level: Level, cpu: f64) -> Vec<Vec<u8>> {
 fn apply(r: &mut Registry, d: &[u8], now: u64) -> Result<Vec<Event>, Reject> {
     let p = decode(d, None).expect("decode");
     let mut ev = Vec::new();
-    r.apply(&p, SRC, now, &mut ev).map(|()| ev)
+    r.apply(&p, SRC, now, &mut ev).map(|_| ev)
 }
 
 fn kinds(ev: &[Event]) -> Vec<EventKind> {
@@ -529,4 +529,95 @@ fn hostile_texts_are_cleaned_and_hostile_keys_refused() {
     assert_eq!(x.value, Val::Text("a\u{FFFD}[2Jb".into()));
     assert_eq!(&*x.unit, "%\u{FFFD}");
     assert_eq!(&*x.threshold, "warn\u{FFFD}=1");
+}
+
+/// docs/faults.md "Packet loss": a refresh (a later copy of a part already applied)
+/// renews the deadline only; a byte-identical duplicate stays `replayed`.
+#[test]
+fn a_refresh_keeps_a_host_alive_and_a_duplicate_does_not() {
+    let mut r = Registry::new(Settings::default());
+    let d = hb("a", 1, Level::Ok, 10.0).remove(0);
+    apply(&mut r, &d, 5_000).expect("first");
+    assert_eq!(r.get("a").expect("a").deadline_ms, 30_000);
+    // A duplicate (same bytes) later: refused, no sign of life.
+    assert_eq!(apply(&mut r, &d, 8_000).err(), Some(Reject::Replayed));
+    assert_eq!(r.get("a").expect("a").deadline_ms, 30_000);
+    // A refresh sent later: accepted as a refresh, deadline moves, nothing else does.
+    let again = hb_proto::resend(&d, 8_333, None);
+    let p = decode(&again, None).expect("decode");
+    let mut ev = Vec::new();
+    assert_eq!(r.apply(&p, SRC, 8_400, &mut ev), Ok(Applied::Refresh));
+    assert!(ev.is_empty());
+    let h = r.get("a").expect("a");
+    assert_eq!(
+        (h.deadline_ms, h.refreshes, h.received, h.lost),
+        (33_400, 1, 1, 0)
+    );
+    assert_eq!(h.last_seen_ms, Some(8_400));
+    // The same refresh again (a network duplicate): replayed.
+    assert_eq!(apply(&mut r, &again, 8_500).err(), Some(Reject::Replayed));
+    // The next heartbeat counts no loss: refreshes and duplicates are not heartbeats.
+    apply(&mut r, &hb("a", 2, Level::Ok, 11.0)[0], 15_000).expect("next");
+    let h = r.get("a").expect("a");
+    assert_eq!((h.received, h.lost, h.loss_recent), (2, 0, 0.0));
+    // A refresh of an older heartbeat is no sign of life.
+    let old = hb_proto::resend(&d, 16_000, None);
+    assert_eq!(apply(&mut r, &old, 16_000).err(), Some(Reject::Replayed));
+}
+
+#[test]
+fn a_refresh_of_a_lost_part_is_applied_like_the_original() {
+    let mut r = Registry::new(Settings::default());
+    apply(&mut r, &hb("a", 1, Level::Ok, 10.0)[0], 5_000).expect("first");
+    // Heartbeat 2 lost; its refresh arrives and carries its readings.
+    let again = hb_proto::resend(&hb("a", 2, Level::Ok, 55.0)[0], 8_333, None);
+    let p = decode(&again, None).expect("decode");
+    assert_eq!(
+        r.apply(&p, SRC, 8_400, &mut Vec::new()),
+        Ok(Applied::Heartbeat)
+    );
+    let h = r.get("a").expect("a");
+    assert_eq!((h.received, h.lost, h.refreshes), (2, 0, 0));
+    assert_eq!(h.history.back().map(|s| s.cpu), Some(55.0));
+}
+
+/// A refresh is checked before the reading budget and takes none of it: a host at its
+/// budget stays alive through refreshes, and its refreshes leave the budget alone.
+#[test]
+fn refreshes_take_nothing_from_the_reading_budget() {
+    let mut r = Registry::new(Settings {
+        host_reading_rate: 1.0,
+        host_reading_burst: 2.0,
+        ..Settings::default()
+    });
+    let d = hb("a", 1, Level::Ok, 10.0).remove(0);
+    apply(&mut r, &d, 5_000).expect("first (2 readings: the whole budget)");
+    for i in 1..=20u64 {
+        let again = hb_proto::resend(&d, 5_000 + i, None);
+        let p = decode(&again, None).expect("decode");
+        assert_eq!(
+            r.apply(&p, SRC, 5_000, &mut Vec::new()),
+            Ok(Applied::Refresh)
+        );
+    }
+    let h = r.get("a").expect("a");
+    assert_eq!(h.refreshes, 20);
+    assert_eq!(h.budget, 0.0, "untouched by refreshes");
+}
+
+#[test]
+fn recent_loss_and_the_detector_state() {
+    let mut r = Registry::new(Settings::default());
+    apply(&mut r, &hb("a", 1, Level::Ok, 10.0)[0], 0).expect("1");
+    // Heartbeats 2..=4 lost.
+    apply(&mut r, &hb("a", 5, Level::Ok, 10.0)[0], 40_000).expect("5");
+    let h = r.get("a").expect("a");
+    assert_eq!(h.lost, 3);
+    let expected = (1.0 - 0.98f32.powi(3)) * 0.98;
+    assert!((h.loss_recent - expected).abs() < 1e-6, "{}", h.loss_recent);
+    assert_eq!(h.detector(40_000 + 11_000), Detector::Alive);
+    assert_eq!(h.detector(40_000 + 11_001), Detector::Suspect);
+    let mut ev = Vec::new();
+    r.tick(40_000 + 25_000, &mut ev);
+    assert_eq!(r.get("a").expect("a").detector(65_000), Detector::Down);
 }
