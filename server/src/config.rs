@@ -117,6 +117,9 @@ pub struct Config {
     /// `mattermost_*`, `smtp*`, `mail*` keys and `dashboard_url`.
     #[serde(skip)]
     pub notify: hbd_notify::NotifyConfig,
+    /// Long-term history (docs/history.md): `remote_write` and the `history_*` keys.
+    #[serde(skip)]
+    pub history: hbd_history::HistoryConfig,
     /// Folder whose dashboard templates (`*.hbs`) replace the built-in ones, file by file.
     pub templates_dir: Option<PathBuf>,
     /// Folder whose files replace the dashboard's built-in assets (`/static/...`).
@@ -172,6 +175,7 @@ impl Default for Config {
             udp_rate_burst: 10_000.0,
             dyndns: hbd_dyndns::DyndnsConfig::default(),
             notify: hbd_notify::NotifyConfig::default(),
+            history: hbd_history::HistoryConfig::default(),
             templates_dir: None,
             static_dir: None,
             tls_cert: None,
@@ -192,6 +196,7 @@ impl Config {
         config.journal = doc.section()?;
         config.notify = doc.section()?;
         config.dyndns = doc.section()?;
+        config.history = doc.section()?;
         config.fill_in();
         config.validate().map_err(|m| doc.invalid(m))?;
         Ok((config, doc.warnings(hb_config::keys::is_client_key)))
@@ -306,6 +311,7 @@ impl Config {
         }
         hbd_dyndns::config::validate(&self.dyndns)?;
         hbd_notify::config::validate(&self.notify)?;
+        hbd_history::config::validate(&self.history)?;
         crate::security::validate(self)?;
         Ok(())
     }
@@ -341,6 +347,13 @@ impl Config {
             ("mattermost_token", set(&self.notify.mattermost_token)),
             ("smtppass", set(&self.notify.smtppass)),
             ("dashboard_users", !self.dashboard_users.is_empty()),
+            (
+                "remote_write",
+                self.history
+                    .remote_write
+                    .iter()
+                    .any(|r| set(&r.password) || set(&r.bearer_token)),
+            ),
         ]
         .into_iter()
         .filter_map(|(k, on)| on.then_some(k))
@@ -412,6 +425,7 @@ mod tests {
             fields_of::<hbd_journal::JournalSettings>(),
             fields_of::<hbd_notify::NotifyConfig>(),
             fields_of::<hbd_dyndns::DyndnsConfig>(),
+            fields_of::<hbd_history::HistoryConfig>(),
         ];
         for k in sections.iter().flat_map(|s| s.iter()) {
             assert!(

@@ -15,6 +15,7 @@ pub mod events;
 pub mod format;
 pub mod history;
 pub mod host;
+pub mod long_history;
 pub mod overview;
 pub mod views;
 

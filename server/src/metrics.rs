@@ -287,6 +287,11 @@ impl Scrape {
     fn fleet(&mut self) -> String {
         let mut out = String::with_capacity(16 << 10);
         counters(&self.state, &mut out);
+        // ---- Subsystems' own families (history: hbd_history_*; docs/history.md). ----
+        for sink in &self.state.sinks {
+            sink.metrics(&mut out);
+        }
+        // ---- end of subsystems' families ----
         out.push_str(&std::mem::take(&mut self.extra));
         let (mut up, mut down, mut never) = (0u64, 0u64, 0u64);
         let mut start = 0;

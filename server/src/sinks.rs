@@ -1,5 +1,5 @@
-//! The subsystems hbd runs beside ingest (notifications and dynamic DNS, each a crate of
-//! its own): started here from the config, handed to ingest as [`Sink`]s, given their
+//! The subsystems hbd runs beside ingest (notifications, dynamic DNS and history, each a
+//! crate of its own): started here from the config, handed to ingest as [`Sink`]s, given their
 //! config sections on SIGHUP, and their API routes mounted here, so neither subsystem
 //! knows the web framework or hbd's config.
 
@@ -19,6 +19,8 @@ use crate::sink::{Emitter, Sink};
 pub struct Subsystems {
     pub notify: hbd_notify::Notify,
     pub dyndns: Arc<hbd_dyndns::DynDns>,
+    /// Long-term history (remote_write out, PromQL back; docs/history.md).
+    pub history: Arc<hbd_history::History>,
 }
 
 impl Subsystems {
@@ -28,12 +30,21 @@ impl Subsystems {
     pub fn start(config: &Config, data_dir: &Path, emitter: Emitter) -> Result<Subsystems> {
         let dyndns = hbd_dyndns::start(&config.dyndns, data_dir, emitter.clone())?;
         let notify = hbd_notify::start(&config.notify, data_dir, emitter)?;
-        Ok(Subsystems { notify, dyndns })
+        let history = hbd_history::start(&config.history)?;
+        Ok(Subsystems {
+            notify,
+            dyndns,
+            history,
+        })
     }
 
     /// Each subsystem as a sink, for ingest and status.
     pub fn sinks(&self) -> Vec<Arc<dyn Sink>> {
-        vec![self.dyndns.clone(), Arc::new(self.notify.clone())]
+        vec![
+            self.dyndns.clone(),
+            Arc::new(self.notify.clone()),
+            self.history.clone(),
+        ]
     }
 
     /// SIGHUP: each subsystem's section of `new`; what could not be applied.
@@ -67,5 +78,6 @@ impl Subsystems {
             }),
         );
         crate::notify_api::configure(cfg, self.notify.clone());
+        crate::dashboard::long_history::configure(cfg, self.history.clone());
     }
 }

@@ -204,6 +204,7 @@ impl State {
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
         for sink in &self.sinks {
             sink.heartbeat(packet.host, src, packet.signed && self.secret.is_some());
+            sink.readings(&packet, now);
         }
         if let Some(s) = beat {
             self.send_live("beat", &s);

@@ -1,5 +1,5 @@
 //! Extension points for the subsystems that react to what ingest sees: notifications
-//! (`notify`), dynamic DNS (`dyndns`). Each is a [`Sink`]; hbd calls every sink for every
+//! (`notify`), dynamic DNS (`dyndns`), history (`history`). Each is a [`Sink`]; hbd calls every sink for every
 //! published event and every accepted heartbeat, on the ingest path, so a sink must only
 //! queue work (bounded) and return at once. Its routes and its settings (start, SIGHUP)
 //! are hbd's business: hbd holds each subsystem's concrete type for those. A sink publishes its own events (a failed DNS
@@ -23,9 +23,19 @@ pub trait Sink: Send + Sync {
     /// (HMAC-signed with the configured secret).
     fn heartbeat(&self, _host: &str, _addr: IpAddr, _verified: bool) {}
 
+    /// Every accepted datagram as decoded, with hbd's receive time: for subsystems that
+    /// keep readings (history). Called right after [`Sink::heartbeat`]; the packet
+    /// borrows from the datagram, so copy what you keep. Its readings are the sender's:
+    /// the registry may still skip some (`bad_key`, the per-host caps).
+    fn readings(&self, _packet: &hb_proto::Packet<'_>, _now_ms: u64) {}
+
     /// Called once, when hbd's shared state exists and before any event or heartbeat:
     /// for subsystems that read the fleet (notifications list a host's failing checks).
     fn attach(&self, _fleet: std::sync::Weak<dyn FleetView>) {}
+
+    /// Appends the subsystem's own families to `/metrics` (Prometheus text; fleet-sized
+    /// families are not welcome here).
+    fn metrics(&self, _out: &mut String) {}
 
     /// Status for `/healthz` and the dashboard, as JSON.
     fn status(&self) -> serde_json::Value {

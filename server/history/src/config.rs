@@ -39,6 +39,8 @@ pub struct RemoteWrite {
     pub exclude: Vec<String>,
     /// Labels added to every series sent here (`{datacenter: fra1}`).
     pub labels: BTreeMap<String, String>,
+    /// Samples held for this target while it is away (default `history_buffer`).
+    pub buffer: Option<usize>,
 }
 
 /// The history section: `remote_write` and `history_*`.
@@ -114,6 +116,14 @@ pub fn validate(c: &HistoryConfig) -> Result<(), String> {
                 return Err(format!(
                     "{key}.labels: {name:?} is not a label name hbd may add (letters, digits, _; \
                      not host, key, unit or starting with __)"
+                ));
+            }
+        }
+        if let Some(b) = rw.buffer {
+            if b < c.history_batch || b > MAX_BUFFER {
+                return Err(format!(
+                    "{key}.buffer: must be history_batch ({}) to {MAX_BUFFER}",
+                    c.history_batch
                 ));
             }
         }

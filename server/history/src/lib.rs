@@ -161,7 +161,10 @@ pub fn start(c: &HistoryConfig) -> Result<Arc<History>, StartError> {
         clients.push(client(rw, &format!("remote_write[{i}]"), c)?);
     }
     for (rw, client) in c.remote_write.iter().zip(clients) {
-        let queue = Arc::new(Queue::new(c.history_buffer, c.history_batch));
+        let queue = Arc::new(Queue::new(
+            rw.buffer.unwrap_or(c.history_buffer),
+            c.history_batch,
+        ));
         let shown = client.shown.clone();
         let builder = series::Builder::new(&rw.labels);
         let q = queue.clone();
@@ -225,16 +228,16 @@ impl History {
         host: &str,
         key: &str,
         range: query::Range,
+        now_ms: u64,
     ) -> Option<Result<Vec<query::Points>, query::QueryError>> {
         let base = self.read_url.as_deref()?;
-        let end = hbd_core::now_ms() / 1000;
         Some(query::query_range(
             &self.read_agent,
             base,
             host,
             key,
             range,
-            end,
+            now_ms / 1000,
         ))
     }
 
@@ -277,16 +280,16 @@ impl History {
             (
                 "hbd_history_buffered_samples",
                 "gauge",
-                "Samples waiting for a remote_write target (at most history_buffer).",
-                |q| q.len() as u64,
+                "Samples waiting for a remote_write target: in its buffer (at most its buffer) or in the request being sent (at most history_batch).",
+                |q| q.pending() as u64,
             ),
         ];
         for (name, kind, help, get) in families {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for t in &self.targets {
+            for (i, t) in self.targets.iter().enumerate() {
                 let _ = writeln!(
                     out,
-                    "{name}{{target=\"{}\"}} {}",
+                    "{name}{{target=\"{i}\",url=\"{}\"}} {}",
                     esc(&t.shown),
                     get(&t.queue)
                 );
@@ -294,11 +297,11 @@ impl History {
         }
         let name = "hbd_history_dropped_samples_total";
         let _ = writeln!(out, "# HELP {name} Samples never delivered to a remote_write target, by reason.\n# TYPE {name} counter");
-        for t in &self.targets {
+        for (i, t) in self.targets.iter().enumerate() {
             for r in DropReason::ALL {
                 let _ = writeln!(
                     out,
-                    "{name}{{target=\"{}\",reason=\"{}\"}} {}",
+                    "{name}{{target=\"{i}\",url=\"{}\",reason=\"{}\"}} {}",
                     esc(&t.shown),
                     r.as_str(),
                     t.queue.counters.dropped(r)
@@ -348,7 +351,7 @@ impl Sink for History {
                 serde_json::json!({
                     "url": t.shown,
                     "sent_samples": c.sent_samples.load(Ordering::Relaxed),
-                    "buffered_samples": t.queue.len(),
+                    "buffered_samples": t.queue.pending(),
                     "retries": c.retries.load(Ordering::Relaxed),
                     "dropped_samples": dropped,
                 })

@@ -55,6 +55,22 @@ impl Range {
     pub fn step(self) -> u64 {
         (self.seconds() / POINTS).max(10)
     }
+
+    /// The queried window `(start, end)` in Unix seconds for a chart ending at `now_s`.
+    /// The database evaluates at `start + k × step`, which is where the page puts points.
+    pub fn window(self, now_s: u64) -> (u64, u64) {
+        (now_s.saturating_sub(self.seconds()), now_s)
+    }
+
+    /// The PromQL of one reading: over 1 h the samples themselves (a point every 10 s);
+    /// over longer ranges the average of each step, so a point stands for its whole
+    /// step rather than for the one sample before it.
+    pub fn promql(self, host: &str, key: &str) -> String {
+        match self {
+            Range::Hour => selector(host, key),
+            _ => format!("avg_over_time({}[{}s])", selector(host, key), self.step()),
+        }
+    }
 }
 
 /// A PromQL string literal (double-quoted; backslash, quote and line breaks escaped).
@@ -156,12 +172,10 @@ pub fn query_range(
 ) -> Result<Vec<Points>, QueryError> {
     let url = format!("{}/api/v1/query_range", base.trim_end_matches('/'));
     let step = range.step();
-    // Aligned to the step, so reloading the page gives the same points.
-    let end = end_s - end_s % step + step;
-    let start = end - range.seconds();
+    let (start, end) = range.window(end_s);
     let resp = agent
         .get(&url)
-        .query("query", &selector(host, key))
+        .query("query", &range.promql(host, key))
         .query("start", &start.to_string())
         .query("end", &end.to_string())
         .query("step", &step.to_string())
@@ -209,6 +223,11 @@ mod tests {
         assert_eq!(steps, [10, 240, 1680]);
         assert_eq!(Range::parse("24h"), Some(Range::Day));
         assert_eq!(Range::parse("1y"), None);
+        assert_eq!(
+            Range::Day.promql("a", "b"),
+            r#"avg_over_time(hb_reading{host="a",key="b"}[240s])"#
+        );
+        assert_eq!(Range::Hour.window(10_000), (6_400, 10_000));
     }
 
     /// An answer in the shape Prometheus' HTTP API documents (`resultType: matrix`).

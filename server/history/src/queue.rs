@@ -7,7 +7,7 @@
 //! series' newest).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -102,6 +102,8 @@ pub struct Queue {
     ready: Condvar,
     cap: usize,
     batch: usize,
+    /// Samples taken by the sender and not yet delivered or dropped.
+    inflight: AtomicUsize,
     pub counters: Counters,
 }
 
@@ -116,6 +118,7 @@ impl Queue {
             ready: Condvar::new(),
             cap,
             batch,
+            inflight: AtomicUsize::new(0),
             counters: Counters::default(),
         }
     }
@@ -159,6 +162,17 @@ impl Queue {
         self.lock().samples
     }
 
+    /// Samples buffered or being sent.
+    pub fn pending(&self) -> usize {
+        let q = self.lock();
+        q.samples + self.inflight.load(Ordering::Relaxed)
+    }
+
+    /// The batch taken last is delivered or dropped.
+    pub fn done(&self) {
+        self.inflight.store(0, Ordering::Relaxed);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -190,6 +204,7 @@ impl Queue {
             }
         }
         q.samples -= n;
+        self.inflight.store(n, Ordering::Relaxed);
         Some((out, n))
     }
 

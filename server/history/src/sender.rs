@@ -102,7 +102,9 @@ pub fn run(queue: Arc<Queue>, client: Client, mut builder: Builder, flush: Durat
         };
         if !batch.is_empty() {
             let req = builder.request(&batch);
-            if !deliver(&queue, &client, &req, n, &mut failing) && queue.stopping() {
+            let ok = deliver(&queue, &client, &req, n, &mut failing);
+            queue.done();
+            if !ok && queue.stopping() {
                 // The database is away and hbd stops: the rest is not tried one by one.
                 break;
             }

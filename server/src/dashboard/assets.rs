@@ -25,6 +25,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "not_found",
         include_str!("../../../templates/not_found.hbs"),
     ),
+    ("history", include_str!("../../../templates/history.hbs")),
 ];
 
 /// Built-in static files: name under `/static/` and bytes.
@@ -35,6 +36,7 @@ pub const STATIC: &[(&str, &[u8])] = &[
     ("overview.js", include_bytes!("../../../static/overview.js")),
     ("host.js", include_bytes!("../../../static/host.js")),
     ("events.js", include_bytes!("../../../static/events.js")),
+    ("history.js", include_bytes!("../../../static/history.js")),
 ];
 
 /// Why a page could not be rendered.

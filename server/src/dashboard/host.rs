@@ -34,6 +34,8 @@ pub struct HostPage {
     pub events: Vec<EventRow>,
     pub events_href: String,
     pub subsystems: Vec<Subsystem>,
+    /// The long-term history page, when `history_url` is set (docs/history.md).
+    pub history_href: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -361,5 +363,9 @@ pub fn host_page(
             .map(|(n, v)| Subsystem::of(n, v, Some(&h.name)))
             .filter(|s| !s.items.is_empty())
             .collect(),
+        history_href: subsystems
+            .iter()
+            .any(|(n, v)| n == "history" && v["history_url"].is_string())
+            .then(|| format!("/dashboard/history/{}", format::url_segment(&h.name))),
     }
 }
