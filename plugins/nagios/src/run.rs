@@ -248,6 +248,8 @@ impl Running {
         // functions (prctl, getppid).
         unsafe {
             command.pre_exec(move || {
+                // (macOS has no parent-death signal: there the `atexit` kill is all.)
+                #[cfg(target_os = "linux")]
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 if libc::getppid() != parent {
                     return Err(io::Error::other("hbc ended before the check started"));
