@@ -96,10 +96,7 @@ impl FloorCharBoundary for String {
 pub fn run(queue: Arc<Queue>, client: Client, mut builder: Builder, flush: Duration) {
     let mut last_down = Instant::now();
     let mut failing = false;
-    loop {
-        let Some((batch, n)) = queue.take(flush) else {
-            break;
-        };
+    while let Some((batch, n)) = queue.take(flush) {
         if !batch.is_empty() {
             let req = builder.request(&batch);
             let ok = deliver(&queue, &client, &req, n, &mut failing);
