@@ -52,7 +52,7 @@ pub struct HistoryPage {
     pub points: usize,
     pub lines: Vec<String>,
     pub y_max: String,
-    pub y_min: String,
+    pub y_mid: String,
     pub last: String,
     pub start_ms: u64,
     pub start_iso: String,
@@ -169,7 +169,7 @@ pub fn history_page(
                 }
             }
         }
-        page.lines.push(format::path(&grid, W, H, max));
+        page.lines.push(path(&grid, max));
         if page.unit.is_empty() {
             page.unit = s.unit.clone();
         }
@@ -182,8 +182,39 @@ pub fn history_page(
         );
     }
     page.y_max = format::trim(lo + max, 2);
-    page.y_min = format::trim(lo, 2);
+    page.y_mid = format::trim(lo + max / 2.0, 2);
     page
+}
+
+/// An SVG path through the slots (x by slot, y scaled to `0..=max`; empty slots break
+/// the line). A point with no neighbour is drawn as a short dash, so a reading seen
+/// once is visible.
+fn path(grid: &[f32], max: f64) -> String {
+    use std::fmt::Write;
+    let mut d = String::new();
+    let n = grid.len();
+    if n < 2 || max <= 0.0 {
+        return d;
+    }
+    let x = |i: usize| i as f64 * W / (n - 1) as f64;
+    let y = |v: f32| H - (f64::from(v).clamp(0.0, max) / max) * H;
+    let ok = |i: usize| grid.get(i).is_some_and(|v| v.is_finite());
+    for (i, &v) in grid.iter().enumerate() {
+        if !v.is_finite() {
+            continue;
+        }
+        let (prev, next) = (i > 0 && ok(i - 1), ok(i + 1));
+        let (xs, ys) = (format::trim(x(i), 1), format::trim(y(v), 1));
+        if prev {
+            let _ = write!(d, "L{xs},{ys}");
+        } else if next {
+            let _ = write!(d, "M{xs},{ys}");
+        } else {
+            let (a, b) = (format::trim(x(i) - 2.0, 1), format::trim(x(i) + 2.0, 1));
+            let _ = write!(d, "M{a},{ys}L{b},{ys}");
+        }
+    }
+    d
 }
 
 /// Mounts the page (hbd calls this with the running history subsystem).
@@ -298,7 +329,7 @@ mod tests {
             p.lines[0]
         );
         assert_eq!(p.last, "40 %");
-        assert_eq!(p.y_max, "50");
+        assert_eq!((p.y_max.as_str(), p.y_mid.as_str()), ("50", "25"));
         assert_eq!(p.host_url, "web%3C1%3E");
         assert!(p.keys[0].selected && !p.keys[1].selected);
         assert_eq!(

@@ -189,7 +189,11 @@ fn prometheus_holds_what_hbc_sent_and_the_host_page_charts_it() {
     );
     assert!(points.as_f64().unwrap_or(0.0) >= 1.0, "{points}");
     let d = b.exec("return document.querySelector('#history-chart path.line').getAttribute('d');");
-    assert!(d.as_str().is_some_and(|d| d.starts_with('M')), "{d}");
+    assert!(
+        d.as_str()
+            .is_some_and(|d| d.starts_with('M') && d.contains('L')),
+        "something is drawn: {d}"
+    );
     let shown = b.text("#history-last");
     let shown_value: f64 = shown
         .split_whitespace()
