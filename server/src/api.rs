@@ -140,7 +140,7 @@ async fn get_host(
         deadline_ms: h.deadline_ms,
         addresses: h.addrs.clone(),
         readings: h.readings.clone(),
-        history: h.history.iter().copied().collect(),
+        history: h.history.iter().collect(),
         recent_events: h.recent.iter().cloned().collect(),
     };
     drop(reg);

@@ -235,12 +235,12 @@ fn host_lines(out: &mut String, family: usize, h: &Host) {
         }
         _ => {
             for r in &h.readings {
-                if let Some(v) = r.value.as_f64() {
+                if let Some(v) = r.number() {
                     let _ = writeln!(
                         out,
                         "hbd_reading{{host=\"{host}\",key=\"{}\",unit=\"{}\"}} {}",
-                        escape(&r.key),
-                        escape(&r.unit),
+                        escape(r.key()),
+                        escape(r.unit()),
                         float(v)
                     );
                 }

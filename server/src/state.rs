@@ -15,7 +15,7 @@ use hbd_core::fleet::{CheckView, FleetView};
 use crate::config::Config;
 use crate::event::Event;
 use crate::journal;
-use crate::registry::{Host, LevelName, Registry, Status};
+use crate::registry::{Applied, Detector, Host, LevelName, Registry, Status};
 
 pub use hbd_core::now_ms;
 
@@ -47,6 +47,13 @@ pub struct Summary {
     pub interval_ms: u32,
     pub address: Option<IpAddr>,
     pub lost: u64,
+    /// Heartbeats lost recently (about the last 50), percent: why a host is `suspect`.
+    pub loss_percent: f32,
+    /// The liveness detector's state now: `alive`, `suspect` (nothing for longer than
+    /// an interval, not DOWN yet), `down`, `never_seen` (docs/api.md).
+    pub detector: Detector,
+    /// Refreshes that kept the host alive (docs/protocol.md "Refreshes").
+    pub refreshes: u64,
     pub cpu: Option<f32>,
     pub mem: Option<f32>,
     pub fs: Option<f32>,
@@ -67,7 +74,13 @@ fn finite(v: f32) -> Option<f32> {
 }
 
 impl Summary {
+    /// The summary now (the detector's state depends on the time).
     pub fn of(h: &Host) -> Summary {
+        Summary::at(h, now_ms())
+    }
+
+    /// The summary at `now_ms`.
+    pub fn at(h: &Host, now_ms: u64) -> Summary {
         let last = h.history.back();
         let worst = h
             .readings
@@ -75,9 +88,9 @@ impl Summary {
             .filter(|r| r.level != LevelName::Ok)
             .max_by_key(|r| r.level.severity())
             .map(|r| Worst {
-                key: r.key.to_string(),
+                key: r.key().to_string(),
                 level: r.level,
-                message: r.message.to_string(),
+                message: r.message().to_string(),
             });
         Summary {
             name: h.name.to_string(),
@@ -89,6 +102,9 @@ impl Summary {
             interval_ms: h.interval_ms,
             address: h.addrs.iter().max_by_key(|a| a.last_ms).map(|a| a.addr),
             lost: h.lost,
+            loss_percent: (h.loss_recent * 1000.0).round() / 10.0,
+            detector: h.detector(now_ms),
+            refreshes: h.refreshes,
             cpu: last.and_then(|s| finite(s.cpu)),
             mem: last.and_then(|s| finite(s.mem)),
             fs: last.and_then(|s| finite(s.fs)),
@@ -111,6 +127,10 @@ pub struct State {
     pub started_ms: u64,
     /// Subsystems fed with events and heartbeats (notifications, dynamic DNS).
     pub sinks: Vec<Arc<dyn crate::sink::Sink>>,
+    /// After an unclean stop: signed heartbeats sent (`sent_ms`) before this are replays,
+    /// since the `(instance, seq)` they would be judged by may not have been saved.
+    /// 0: no floor.
+    replay_floor_ms: AtomicU64,
 }
 
 impl State {
@@ -124,10 +144,6 @@ impl State {
         let (live, _) = tokio::sync::broadcast::channel(config.ws_client_buffer);
         State {
             registry: Mutex::new(registry),
-    /// After an unclean stop: signed heartbeats sent (`sent_ms`) before this are replays,
-    /// since the `(instance, seq)` they would be judged by may not have been saved.
-    /// 0: no floor.
-    replay_floor_ms: AtomicU64,
             counters: Counters::default(),
             secret: config
                 .secret
@@ -139,7 +155,14 @@ impl State {
             live,
             started_ms: now_ms(),
             sinks,
+            replay_floor_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Refuses signed heartbeats sent before `ms` as replays (set at start after an
+    /// unclean stop).
+    pub fn set_replay_floor(&self, ms: u64) {
+        self.replay_floor_ms.store(ms, Ordering::Relaxed);
     }
 
     pub fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -152,16 +175,9 @@ impl State {
         }
         reg
     }
-            replay_floor_ms: AtomicU64::new(0),
 
     /// Decodes, verifies and applies one heartbeat datagram. Returns the drop reason
     /// (already counted).
-    /// Refuses signed heartbeats sent before `ms` as replays (set at start after an
-    /// unclean stop).
-    pub fn set_replay_floor(&self, ms: u64) {
-        self.replay_floor_ms.store(ms, Ordering::Relaxed);
-    }
-
     pub fn ingest(
         &self,
         data: &[u8],
@@ -183,23 +199,34 @@ impl State {
                 return Err(r);
             }
         };
-        let now = now_ms();
-        let live = self.live.receiver_count() > 0;
-        let beat = {
-            let mut reg = self.registry();
-            if let Err(r) = reg.apply(&packet, src, now, events) {
-                drop(reg);
-                let r = DropReason::from(r);
-                self.counters.dropped.add(r);
-                return Err(r);
-            }
-            // Live clients get a summary of the host after each heartbeat.
-            live.then(|| reg.get(packet.host).map(Summary::of))
-                .flatten()
         if packet.signed && packet.sent_ms < self.replay_floor_ms.load(Ordering::Relaxed) {
             self.counters.dropped.add(DropReason::Replayed);
             return Err(DropReason::Replayed);
         }
+        let now = now_ms();
+        let live = self.live.receiver_count() > 0;
+        let beat = {
+            let mut reg = self.registry();
+            match reg.apply(&packet, src, now, events) {
+                Ok(Applied::Heartbeat) => {}
+                // A sign of life only: not a heartbeat for the sinks (notifications count
+                // heartbeats to confirm UP), no readings.
+                Ok(Applied::Refresh) => {
+                    drop(reg);
+                    self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    self.publish(events);
+                    return Ok(());
+                }
+                Err(r) => {
+                    drop(reg);
+                    let r = DropReason::from(r);
+                    self.counters.dropped.add(r);
+                    return Err(r);
+                }
+            }
+            // Live clients get a summary of the host after each heartbeat.
+            live.then(|| reg.get(packet.host).map(Summary::of))
+                .flatten()
         };
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
         for sink in &self.sinks {
@@ -292,12 +319,12 @@ impl FleetView for State {
             .iter()
             .filter(|r| r.level != LevelName::Ok)
             .map(|r| CheckView {
-                key: r.key.to_string(),
+                key: r.key().to_string(),
                 level: r.level,
-                value: r.value.clone(),
-                unit: r.unit.to_string(),
-                threshold: r.threshold.to_string(),
-                message: r.message.to_string(),
+                value: r.value(),
+                unit: r.unit().to_string(),
+                threshold: r.threshold().to_string(),
+                message: r.message().to_string(),
             })
             .collect();
         drop(reg);

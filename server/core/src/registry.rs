@@ -62,17 +62,138 @@ impl Val {
     }
 }
 
-/// One stored reading.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What is stored of a reading besides its number: rare, so boxed (most readings carry
+/// neither a text value nor a message, and thresholds are shared).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Extra {
+    text: Box<str>,
+    message: Box<str>,
+    threshold: Arc<str>,
+}
+
+/// The kind of a stored value (the number itself is in `Reading::bits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    F64,
+    I64,
+    Bool,
+    Text,
+}
+
+/// One stored reading: 56 bytes plus its rare texts (key and unit are interned, shared by
+/// every host that has them; the number is stored as bits; texts live in a box that most
+/// readings do not have). Read through its methods; JSON as `{key, value, unit, level,
+/// message, threshold}`.
+#[derive(Debug, Clone)]
 pub struct Reading {
-    pub key: Arc<str>,
-    pub value: Val,
-    pub unit: Arc<str>,
+    key: Arc<str>,
+    unit: Arc<str>,
+    bits: u64,
+    extra: Option<Box<Extra>>,
+    /// The low 32 bits of the sequence number of the heartbeat that last carried it.
+    seen_seq: u32,
+    kind: Kind,
     pub level: LevelName,
-    pub message: Box<str>,
-    pub threshold: Box<str>,
-    #[serde(skip)]
-    seen_seq: u64,
+}
+
+impl Reading {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The interned key, shared by every host with this key.
+    pub fn key_arc(&self) -> &Arc<str> {
+        &self.key
+    }
+
+    pub fn unit(&self) -> &str {
+        &self.unit
+    }
+
+    pub fn value(&self) -> Val {
+        match self.kind {
+            Kind::F64 => Val::F64(f64::from_bits(self.bits)),
+            Kind::I64 => Val::I64(self.bits as i64),
+            Kind::Bool => Val::Bool(self.bits != 0),
+            Kind::Text => Val::Text(
+                self.extra
+                    .as_ref()
+                    .map_or_else(Box::default, |e| e.text.clone()),
+            ),
+        }
+    }
+
+    /// The value as a number, if it is one (text is not).
+    pub fn number(&self) -> Option<f64> {
+        match self.kind {
+            Kind::F64 => Some(f64::from_bits(self.bits)),
+            Kind::I64 => Some(self.bits as i64 as f64),
+            Kind::Bool => Some(f64::from(u8::from(self.bits != 0))),
+            Kind::Text => None,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        self.extra.as_ref().map_or("", |e| &e.message)
+    }
+
+    pub fn threshold(&self) -> &str {
+        self.extra.as_ref().map_or("", |e| &e.threshold)
+    }
+
+    fn text(&self) -> &str {
+        self.extra.as_ref().map_or("", |e| &e.text)
+    }
+
+    fn set_value(&mut self, v: ValueRef<'_>) {
+        let (kind, bits) = match v {
+            ValueRef::F64(x) => (Kind::F64, x.to_bits()),
+            ValueRef::I64(x) => (Kind::I64, x as u64),
+            ValueRef::Bool(b) => (Kind::Bool, u64::from(b)),
+            ValueRef::Text(t) => {
+                // Texts (OS name, kernel) rarely change: keep the allocation.
+                let t = text::clean(t);
+                if self.kind != Kind::Text || differs(self.text(), &t) {
+                    self.extra_mut().text = t.into();
+                }
+                (Kind::Text, 0)
+            }
+        };
+        if kind != Kind::Text && self.kind == Kind::Text {
+            self.extra_mut().text = Box::default();
+        }
+        self.kind = kind;
+        self.bits = bits;
+        self.drop_empty_extra();
+    }
+
+    fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn drop_empty_extra(&mut self) {
+        if self
+            .extra
+            .as_ref()
+            .is_some_and(|e| e.text.is_empty() && e.message.is_empty() && e.threshold.is_empty())
+        {
+            self.extra = None;
+        }
+    }
+}
+
+impl Serialize for Reading {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Reading", 6)?;
+        st.serialize_field("key", self.key())?;
+        st.serialize_field("value", &self.value())?;
+        st.serialize_field("unit", self.unit())?;
+        st.serialize_field("level", &self.level)?;
+        st.serialize_field("message", self.message())?;
+        st.serialize_field("threshold", self.threshold())?;
+        st.end()
+    }
 }
 
 /// Level with serde names.
@@ -142,6 +263,108 @@ pub struct Sample {
     pub load: f32,
 }
 
+/// A [`Sample`] as kept: 12 bytes instead of 20 (a host keeps `history_len` of them).
+/// Percentages and the load in hundredths (0 to 655.34; higher loads are kept as
+/// 655.34), `u16::MAX` for absent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Packed {
+    t: u32,
+    cpu: u16,
+    mem: u16,
+    fs: u16,
+    load: u16,
+}
+
+const ABSENT: u16 = u16::MAX;
+
+fn pack(v: f32) -> u16 {
+    if v.is_finite() {
+        (v.max(0.0) * 100.0).round().min(f32::from(ABSENT - 1)) as u16
+    } else {
+        ABSENT
+    }
+}
+
+fn unpack(v: u16) -> f32 {
+    if v == ABSENT {
+        f32::NAN
+    } else {
+        f32::from(v) / 100.0
+    }
+}
+
+impl From<Sample> for Packed {
+    fn from(s: Sample) -> Packed {
+        Packed {
+            t: s.t,
+            cpu: pack(s.cpu),
+            mem: pack(s.mem),
+            fs: pack(s.fs),
+            load: pack(s.load),
+        }
+    }
+}
+
+impl From<Packed> for Sample {
+    fn from(p: Packed) -> Sample {
+        Sample {
+            t: p.t,
+            cpu: unpack(p.cpu),
+            mem: unpack(p.mem),
+            fs: unpack(p.fs),
+            load: unpack(p.load),
+        }
+    }
+}
+
+/// A host's summary history, oldest first, kept packed (see [`Packed`]); read as
+/// [`Sample`]s, serialized as a list of them.
+#[derive(Debug, Clone, Default)]
+pub struct History(VecDeque<Packed>);
+
+impl History {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<Sample> {
+        self.0.get(i).map(|p| Sample::from(*p))
+    }
+
+    pub fn back(&self) -> Option<Sample> {
+        self.0.back().map(|p| Sample::from(*p))
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Sample> + ExactSizeIterator + '_ {
+        self.0.iter().map(|p| Sample::from(*p))
+    }
+
+    /// Appends `s`, dropping the oldest beyond `len`.
+    fn push(&mut self, s: Sample, len: usize) {
+        if self.0.len() >= len {
+            self.0.pop_front();
+        }
+        self.0.push_back(s.into());
+    }
+}
+
+impl Serialize for History {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for History {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<History, D::Error> {
+        let v = Vec::<Sample>::deserialize(d)?;
+        Ok(History(v.into_iter().map(Packed::from).collect()))
+    }
+}
+
 /// JSON has no NaN: serde_json writes it as `null`, read back here as NaN.
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
     Option::<f32>::deserialize(d).map(|v| v.unwrap_or(f32::NAN))
@@ -189,7 +412,7 @@ pub struct Host {
     pub addrs: Vec<SeenAddr>,
     #[serde(skip)]
     pub readings: Vec<Reading>,
-    pub history: VecDeque<Sample>,
+    pub history: History,
     pub recent: VecDeque<Event>,
     pub deadline_ms: u64,
     #[serde(skip)]
@@ -459,7 +682,7 @@ impl Registry {
             last_sent_ms: 0,
             addrs: Vec::new(),
             readings: Vec::new(),
-            history: VecDeque::new(),
+            history: History::default(),
             recent: VecDeque::new(),
             deadline_ms: 0,
             in_heap: false,
@@ -604,10 +827,7 @@ impl Registry {
         }
         let summary = apply_readings(h, p, now_ms, settings, interned, reading_drops, events);
         if p.part == 0 && settings.history_len > 0 {
-            if h.history.len() >= settings.history_len {
-                h.history.pop_front();
-            }
-            h.history.push_back(summary);
+            h.history.push(summary, settings.history_len);
         }
         self.schedule(id);
         self.stamp(&mut events[start..]);
@@ -900,7 +1120,7 @@ fn start_heartbeat(h: &mut Host, p: &Packet<'_>) {
     let keep = 1.0 - 1.0 / LOSS_WINDOW as f32;
     let lost = 1.0 - (1.0 - h.loss_recent) * keep.powi(gap.min(10_000) as i32);
     h.loss_recent = if h.received > 0 { lost * keep } else { 0.0 };
-    let prev = h.last_seq;
+    let prev = h.last_seq as u32;
     if h.received > 0 && h.readings.iter().any(|r| r.seen_seq != prev) {
         let mut freed = 0;
         h.readings.retain(|r| {
@@ -957,11 +1177,7 @@ fn note_liveness(h: &mut Host, p: &Packet<'_>, src: IpAddr, now_ms: u64, events:
 }
 
 fn stored_bytes(r: &Reading) -> usize {
-    let text = match &r.value {
-        Val::Text(t) => t.len(),
-        _ => 0,
-    };
-    reading_bytes(&r.key, &r.unit, &r.message, &r.threshold, text)
+    reading_bytes(&r.key, &r.unit, r.message(), r.threshold(), r.text().len())
 }
 
 fn rebuild_index(h: &mut Host) {
@@ -1017,12 +1233,6 @@ fn apply_readings(
         load: f32::NAN,
     };
     for r in &p.readings {
-        let value = || match r.value {
-            ValueRef::F64(v) => Val::F64(v),
-            ValueRef::I64(v) => Val::I64(v),
-            ValueRef::Bool(v) => Val::Bool(v),
-            ValueRef::Text(t) => Val::Text(text::clean(t).into()),
-        };
         let lvl = LevelName::from(r.level);
         match find_reading(h, r.key, pos) {
             Some(i) => {
@@ -1041,21 +1251,18 @@ fn apply_readings(
                     events.push(e);
                     x.level = lvl;
                 }
-                // Texts (OS name, kernel) rarely change: keep the allocation.
-                let same_text = matches!((&x.value, r.value), (Val::Text(old), ValueRef::Text(new)) if !differs(old, &text::clean(new)));
-                if !same_text {
-                    x.value = value();
+                x.set_value(r.value);
+                if differs(x.message(), r.message) {
+                    x.extra_mut().message = text::clean(r.message).into();
                 }
-                if differs(&x.message, r.message) {
-                    x.message = text::clean(r.message).into();
-                }
-                if differs(&x.threshold, r.threshold) {
-                    x.threshold = text::clean_line(r.threshold).into();
+                if differs(x.threshold(), r.threshold) {
+                    x.extra_mut().threshold = intern(interned, &text::clean_line(r.threshold));
                 }
                 if differs(&x.unit, r.unit) {
                     x.unit = intern(interned, &text::clean_line(r.unit));
                 }
-                x.seen_seq = p.seq;
+                x.drop_empty_extra();
+                x.seen_seq = p.seq as u32;
                 let after = stored_bytes(x);
                 h.bytes = h.bytes.saturating_sub(before) + after;
                 pos = i + 1;
@@ -1072,9 +1279,8 @@ fn apply_readings(
                 let message = text::clean(r.message);
                 let threshold = text::clean_line(r.threshold);
                 let unit = text::clean_line(r.unit);
-                let v = value();
-                let text_len = match &v {
-                    Val::Text(t) => t.len(),
+                let text_len = match r.value {
+                    ValueRef::Text(t) => t.len().min(text::MAX_TEXT),
                     _ => 0,
                 };
                 let cost = reading_bytes(r.key, &unit, &message, &threshold, text_len);
@@ -1086,15 +1292,23 @@ fn apply_readings(
                 if let Some(ix) = h.index.as_mut() {
                     ix.insert(key.clone(), h.readings.len() as u32);
                 }
-                h.readings.push(Reading {
+                let mut x = Reading {
                     key,
-                    value: v,
                     unit: intern(interned, &unit),
+                    bits: 0,
+                    extra: None,
+                    seen_seq: p.seq as u32,
+                    kind: Kind::F64,
                     level: lvl,
-                    message: message.into(),
-                    threshold: threshold.into(),
-                    seen_seq: p.seq,
-                });
+                };
+                x.set_value(r.value);
+                if !message.is_empty() {
+                    x.extra_mut().message = message.into();
+                }
+                if !threshold.is_empty() {
+                    x.extra_mut().threshold = intern(interned, &threshold);
+                }
+                h.readings.push(x);
                 h.bytes += cost;
                 if h.index.is_none() && h.readings.len() > INDEX_FROM {
                     rebuild_index(h);

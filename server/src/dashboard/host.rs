@@ -27,6 +27,14 @@ pub struct HostPage {
     pub received: u64,
     pub lost: u64,
     pub loss_pct: String,
+    /// Heartbeats lost recently (about the last 50), e.g. `4.8 %`.
+    pub loss_recent: String,
+    /// Refreshes that kept the host alive (docs/protocol.md "Refreshes").
+    pub refreshes: u64,
+    /// The liveness detector's state (`alive`, `suspect`, `down`, `never_seen`) and
+    /// why, so an operator sees why a host is or is not DOWN.
+    pub detector: &'static str,
+    pub detector_text: String,
     pub addresses: Vec<AddrView>,
     pub groups: Vec<Group>,
     pub nagios: Vec<NagiosCheck>,
@@ -69,6 +77,10 @@ pub struct ReadingView {
     pub level_class: &'static str,
     pub threshold: String,
     pub message: String,
+    /// A point in time (`*_time`, integer seconds, no unit: `os.boot_time`), shown as a
+    /// time in the viewer's zone rather than as the number.
+    pub time_ms: Option<u64>,
+    pub time_iso: String,
 }
 
 #[derive(Serialize)]
@@ -124,7 +136,7 @@ fn chart(
     lines: &[LineSpec],
     percent: bool,
 ) -> Chart {
-    let hist: Vec<_> = host.history.iter().copied().collect();
+    let hist: Vec<_> = host.history.iter().collect();
     let series: Vec<Vec<f32>> = lines
         .iter()
         .map(|(_, _, f)| hist.iter().map(f).collect())
@@ -202,24 +214,56 @@ fn chart(
 }
 
 fn reading_view(r: &crate::registry::Reading, prefix: &str) -> ReadingView {
+    let time_ms = point_in_time(r.key(), &r.value(), r.unit());
     ReadingView {
-        key: r.key.to_string(),
+        key: r.key().to_string(),
         name: r
-            .key
+            .key()
             .strip_prefix(prefix)
             .and_then(|k| k.strip_prefix('.'))
-            .unwrap_or(&r.key)
+            .unwrap_or(r.key())
             .to_string(),
-        value: format::value(&r.value, &r.unit),
-        number: match &r.value {
+        value: match time_ms {
+            Some(ms) => format::utc(ms),
+            None => format::value(&r.value(), r.unit()),
+        },
+        number: match &r.value() {
             Val::Text(_) | Val::Bool(_) => None,
             v => v.as_f64().filter(|f| f.is_finite()),
         },
-        unit: r.unit.to_string(),
+        unit: r.unit().to_string(),
         level: r.level.as_str(),
         level_class: level_class(r.level),
-        threshold: r.threshold.to_string(),
-        message: r.message.to_string(),
+        threshold: r.threshold().to_string(),
+        message: r.message().to_string(),
+        time_ms,
+        time_iso: time_ms.map(format::iso).unwrap_or_default(),
+    }
+}
+
+/// The Unix time in ms of a reading named `*_time` with an integer value and no unit.
+fn point_in_time(key: &str, value: &Val, unit: &str) -> Option<u64> {
+    match value {
+        Val::I64(secs) if key.ends_with("_time") && unit.is_empty() && *secs > 0 => {
+            u64::try_from(*secs).ok()?.checked_mul(1000)
+        }
+        _ => None,
+    }
+}
+
+/// The detector's state in words: what it saw and what happens next.
+fn detector_text(h: &Host, now_ms: u64) -> String {
+    use crate::registry::Detector;
+    let silent = h.last_seen_ms.map(|l| now_ms.saturating_sub(l));
+    let secs = |ms: u64| format!("{} s", format::trim(ms as f64 / 1000.0, 1));
+    match (h.detector(now_ms), silent) {
+        (Detector::Alive, Some(s)) => format!("alive: heard from {} ago", secs(s)),
+        (Detector::Suspect, Some(s)) => format!(
+            "suspect: nothing for {} (more than an interval); DOWN at the deadline unless a datagram arrives",
+            secs(s)
+        ),
+        (Detector::Down, Some(s)) => format!("down: nothing for {}", secs(s)),
+        _ => "never seen".to_string(),
     }
 }
 
@@ -233,7 +277,7 @@ pub fn host_page(
     // Readings grouped by plugin (the key's first part), in the order they came.
     let mut groups: Vec<Group> = Vec::new();
     for r in &h.readings {
-        let plugin = r.key.split('.').next().unwrap_or("").to_string();
+        let plugin = r.key().split('.').next().unwrap_or("").to_string();
         let view = reading_view(r, &plugin);
         match groups.iter_mut().find(|g| g.plugin == plugin) {
             Some(g) => g.readings.push(view),
@@ -262,7 +306,7 @@ pub fn host_page(
     let mut nagios = Vec::new();
     for r in &h.readings {
         let Some(check) = r
-            .key
+            .key()
             .strip_prefix("nagios.")
             .and_then(|k| k.strip_suffix(".state"))
         else {
@@ -272,13 +316,13 @@ pub fn host_page(
         let mut perfdata = Vec::new();
         let mut duration = String::new();
         for p in &h.readings {
-            if p.key
+            if p.key()
                 .strip_prefix(prefix.as_str())
                 .and_then(|k| k.strip_prefix('.'))
                 == Some("duration_s")
             {
-                duration = format::value(&p.value, &p.unit);
-            } else if p.key.starts_with(&format!("{prefix}.")) && p.key != r.key {
+                duration = format::value(&p.value(), p.unit());
+            } else if p.key().starts_with(&format!("{prefix}.")) && p.key() != r.key() {
                 perfdata.push(reading_view(p, &prefix));
             }
         }
@@ -286,7 +330,7 @@ pub fn host_page(
             name: check.to_string(),
             level: r.level.as_str(),
             level_class: level_class(r.level),
-            output: r.message.to_string(),
+            output: r.message().to_string(),
             perfdata,
             duration,
         });
@@ -330,6 +374,10 @@ pub fn host_page(
         deadline_utc: deadline.map(format::utc).unwrap_or_default(),
         received: h.received,
         lost: h.lost,
+        loss_recent: format!("{} %", format::trim(f64::from(h.loss_recent) * 100.0, 1)),
+        refreshes: h.refreshes,
+        detector: h.detector(now_ms).as_str(),
+        detector_text: detector_text(h, now_ms),
         loss_pct: if total > 0 {
             format!(
                 "{} %",

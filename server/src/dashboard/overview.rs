@@ -219,7 +219,7 @@ pub const SPARK_SAMPLES: usize = 30;
 /// The last [`SPARK_SAMPLES`] of a host's history, for its sparklines.
 pub fn recent(h: &Host) -> Vec<Sample> {
     let skip = h.history.len().saturating_sub(SPARK_SAMPLES);
-    h.history.iter().skip(skip).copied().collect()
+    h.history.iter().skip(skip).collect()
 }
 
 impl Row {

@@ -63,8 +63,8 @@ fn first_heartbeat_creates_the_host_and_brings_it_up() {
     assert_eq!(&*h.readings[0].key, "cpu.usage_percent");
     assert_eq!(h.deadline_ms, 1_000 + 25_000);
     assert_eq!(h.history.len(), 1);
-    assert_eq!(h.history[0].cpu, 10.0);
-    assert_eq!(h.history[0].fs, 40.0);
+    assert_eq!(h.history.get(0).map(|s| s.cpu), Some(10.0));
+    assert_eq!(h.history.get(0).map(|s| s.fs), Some(40.0));
 }
 
 #[test]
@@ -138,7 +138,7 @@ fn level_changes_of_host_and_checks_are_events() {
     assert_eq!(ev[0].to.as_deref(), Some("CRITICAL"));
     assert_eq!(ev[1].key.as_deref(), Some("cpu.usage_percent"));
     let h = r.get("a").expect("host");
-    assert_eq!(h.readings[0].value, Val::F64(99.0));
+    assert_eq!(h.readings[0].value(), Val::F64(99.0));
     assert_eq!(h.recent.len(), 5);
 }
 
@@ -385,7 +385,7 @@ fn value_of(r: &Registry, host: &str, key: &str) -> Option<Val> {
         .readings
         .iter()
         .find(|x| &*x.key == key)
-        .map(|x| x.value.clone())
+        .map(|x| x.value())
 }
 
 #[test]
@@ -520,15 +520,15 @@ fn hostile_texts_are_cleaned_and_hostile_keys_refused() {
     assert_eq!(host.readings.len(), 1, "the key with ESC is refused");
     assert_eq!(r.reading_drops.bad_key, 1);
     let x = &host.readings[0];
-    assert!(x.message.len() <= crate::text::MAX_TEXT);
+    assert!(x.message().len() <= crate::text::MAX_TEXT);
     assert!(
-        x.message.starts_with("\u{FFFD}\u{FFFD}\u{FFFD}yyy"),
+        x.message().starts_with("\u{FFFD}\u{FFFD}\u{FFFD}yyy"),
         "{:?}",
-        &x.message[..12]
+        &x.message()[..12]
     );
-    assert_eq!(x.value, Val::Text("a\u{FFFD}[2Jb".into()));
-    assert_eq!(&*x.unit, "%\u{FFFD}");
-    assert_eq!(&*x.threshold, "warn\u{FFFD}=1");
+    assert_eq!(x.value(), Val::Text("a\u{FFFD}[2Jb".into()));
+    assert_eq!(x.unit(), "%\u{FFFD}");
+    assert_eq!(x.threshold(), "warn\u{FFFD}=1");
 }
 
 /// docs/faults.md "Packet loss": a refresh (a later copy of a part already applied)
