@@ -110,14 +110,13 @@ pub async fn start(config: Config, data_dir: PathBuf) -> Result<Running> {
     let first_start = !data_dir.join("journal").exists();
     warn_if_open(&config);
     let (state, subsystems, emitter, emitted) = open_state(&config, &data_dir)?;
-    if !clean && state.secret.is_some() {
+    if !clean && !first_start && state.secret.is_some() {
         // Killed last time: the (instance, seq) of every host may be older than what was
         // accepted before the crash, so signed heartbeats sent before this start are
         // refused as replays (docs/security.md, "Replays").
         let floor = now_ms();
         state.set_replay_floor(floor);
         tracing::info!(
-            first_start,
             "no clean stop recorded: signed heartbeats sent before this start are refused as replays"
         );
     }

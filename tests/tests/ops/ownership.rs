@@ -31,13 +31,16 @@ fn signed(host: &str, seq: u64) -> Vec<u8> {
         .remove(0)
 }
 
-/// One round of heartbeats from every host; returns the datagrams sent.
+/// One round of heartbeats from every host; returns the datagrams sent. One source
+/// socket for every round: its datagrams reach one ingest thread, in order.
 fn beat_all(udp: u16, seq: u64) -> Vec<Vec<u8>> {
-    let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    thread_local! {
+        static SOCK: UdpSocket = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    }
     (0..HOSTS)
         .map(|i| {
             let d = signed(&format!("own-{i}"), seq);
-            sock.send_to(&d, ("127.0.0.1", udp)).expect("send");
+            SOCK.with(|s| s.send_to(&d, ("127.0.0.1", udp)).expect("send"));
             d
         })
         .collect()
