@@ -270,10 +270,15 @@ mod console {
 
     static STOP: OnceLock<SyncSender<hbc::agent::Control>> = OnceLock::new();
 
-    unsafe extern "system" fn on_event(_kind: u32) -> windows_sys::core::BOOL {
+    /// Stops hbc as SIGTERM does (also the Windows service's STOP, `win_service.rs`).
+    pub fn request_stop() {
         if let Some(tx) = STOP.get() {
             let _ = tx.try_send(hbc::agent::Control::Stop);
         }
+    }
+
+    unsafe extern "system" fn on_event(_kind: u32) -> windows_sys::core::BOOL {
+        request_stop();
         1 // handled: the agent stops, removes its plugin copies and returns
     }
 
@@ -289,7 +294,31 @@ mod console {
     }
 }
 
+#[cfg(windows)]
+mod win_service;
+
+/// `hbc --windows-service ...`: the same program run by the Service Control Manager.
+#[cfg(windows)]
+fn service_run(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let cli = Cli::parse_from(args);
+    init_logging(cli.common.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(windows)]
+    if win_service::requested() {
+        if let Err(e) = win_service::log_to_file() {
+            eprintln!("hbc: cannot open the service log file: {e}");
+        }
+        return win_service::dispatch(service_run);
+    }
     let cli = Cli::parse();
     if !matches!(cli.command, Some(Command::PluginWorker { .. })) {
         init_logging(cli.common.verbose);
