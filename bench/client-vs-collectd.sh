@@ -47,6 +47,89 @@ types_db=/usr/share/collectd/types.db
 [[ -f $types_db ]] || die "$types_db missing"
 collectd_version=$(dpkg-query -W -f='${Version}' collectd-core 2>/dev/null || echo unknown)
 
+# ---------------------------------------------------------------- footprint mode
+# BEFORE=<folder with hbc and libhbc_*.so of the old build> AFTER=<the same, new build,
+# with libhbc_system.so> bench/client-vs-collectd.sh: runs collectd and four hbc at the same
+# time (before/after x all seven plugins/nagios only), then prints per program CPU per cycle,
+# RSS, PSS and the mappings with the most resident memory (smaps), with ratios to collectd.
+if [[ -n ${BEFORE:-} ]]; then
+    [[ -n ${AFTER:-} ]] || die "AFTER= is needed with BEFORE="
+    calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "n/a"; else printf "%.2f", a / b}'; }
+    here_tmp=$(mktemp -d -t hbc-foot.XXXXXX)
+    fpids=()
+    trap 'for p in "${fpids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$here_tmp"' EXIT
+    mkdir -p "$here_tmp"/{before-all,after-all,before-nagios,after-nagios,cd}
+    for p in cpu memory disk network filesystem os nagios; do install -m 0644 "$BEFORE/libhbc_$p.so" "$here_tmp/before-all/"; done
+    install -m 0644 "$AFTER/libhbc_system.so" "$AFTER/libhbc_nagios.so" "$here_tmp/after-all/"
+    install -m 0644 "$BEFORE/libhbc_nagios.so" "$here_tmp/before-nagios/"
+    install -m 0644 "$AFTER/libhbc_nagios.so" "$here_tmp/after-nagios/"
+    cat >"$here_tmp/collectd.conf" <<EOF2
+Hostname "bench-collectd"
+FQDNLookup false
+BaseDir "$here_tmp/cd"
+PIDFile "$here_tmp/cd/collectd.pid"
+PluginDir "$collectd_plugin_dir"
+TypesDB "$types_db"
+Interval 1
+$(for p in "${COLLECTD_PLUGINS[@]}"; do echo "LoadPlugin $p"; done)
+<Plugin network>
+  Server "127.0.0.1" "9"
+</Plugin>
+EOF2
+    declare -A FP
+    for v in before-all after-all before-nagios after-nagios; do
+        bin=$BEFORE/hbc; [[ $v == after-* ]] && bin=$AFTER/hbc
+        printf 'interval: 1s\nplugin_probe: true\nstate_dir: %s\n' "$here_tmp/$v/state" >"$here_tmp/$v.yaml"
+        "$bin" -c "$here_tmp/$v.yaml" --plugin-dir "$here_tmp/$v" 127.0.0.1:9 >"$here_tmp/$v.log" 2>&1 &
+        FP[$v]=$!; fpids+=("$!")
+    done
+    "$collectd_bin" -f -C "$here_tmp/collectd.conf" >"$here_tmp/collectd.log" 2>&1 &
+    FP[collectd]=$!; fpids+=("$!")
+    names=(collectd before-all after-all before-nagios after-nagios)
+    cpu_sum() { local t a s=0; for t in /proc/"$1"/task/*/schedstat; do read -r a _ <"$t" 2>/dev/null || continue; s=$((s + a)); done; echo $s; }
+    sleep "$WARMUP"
+    declare -A C0 C1
+    t0=$EPOCHREALTIME; for n in "${names[@]}"; do C0[$n]=$(cpu_sum "${FP[$n]}"); done
+    sleep $(( DURATION - WARMUP ))
+    t1=$EPOCHREALTIME; for n in "${names[@]}"; do C1[$n]=$(cpu_sum "${FP[$n]}"); done
+    out=$here_tmp/report
+    {
+        echo "# hbc footprint before/after vs collectd, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+        echo "machine: nproc $(nproc), kernel $(uname -r), CPU $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
+        echo "before: $BEFORE; after: $AFTER (libhbc_system.so + libhbc_nagios.so); collectd-core $collectd_version (${COLLECTD_PLUGINS[*]})"
+        echo "all five at a 1 s interval at the same time, plugin_probe on; CPU over $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s after ${WARMUP} s warm-up"
+        echo
+        printf '%-14s %9s %7s %8s %7s %8s %7s %8s %8s %7s\n' program "CPU ms/c" "x cd" "RSS MB" "x cd" "PSS MB" "x cd" "anon MB" "file MB" threads
+        cd_cpu=$(awk -v a="${C0[collectd]}" -v b="${C1[collectd]}" -v s="$t0" -v e="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e6 / (e - s)}')
+        cd_rss=$(awk '/^Rss:/ {print $2}' "/proc/${FP[collectd]}/smaps_rollup")
+        cd_pss=$(awk '/^Pss:/ {print $2}' "/proc/${FP[collectd]}/smaps_rollup")
+        for n in "${names[@]}"; do
+            pid=${FP[$n]}
+            kill -0 "$pid" 2>/dev/null || { echo "$n exited: $(tail -3 "$here_tmp/$n.log" 2>/dev/null)"; continue; }
+            c=$(awk -v a="${C0[$n]}" -v b="${C1[$n]}" -v s="$t0" -v e="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e6 / (e - s)}')
+            read -r rss pss an fi < <(awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} /^Anonymous:/ {a=$2} END {print r, p, a, r - a}' "/proc/$pid/smaps_rollup")
+            th=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status")
+            printf '%-14s %9s %7s %8.2f %7s %8.2f %7s %8.2f %8.2f %7s\n' "$n" "$c" "$(ratio "$c" "$cd_cpu")" \
+                "$(calc "$rss / 1024")" "$(ratio "$rss" "$cd_rss")" "$(calc "$pss / 1024")" "$(ratio "$pss" "$cd_pss")" \
+                "$(calc "$an / 1024")" "$(calc "$fi / 1024")" "$th"
+        done
+        echo
+        echo "resident memory per mapping (smaps, KB: Rss / Pss / Anonymous; mappings of the same file summed, top 10):"
+        for n in "${names[@]}"; do
+            echo "  $n:"
+            awk '/^[0-9a-f]+-[0-9a-f]+ / {f = ($6 == "" ? "[anon]" : $6); sub(/.*\//, "", f); sub(/^[0-9]+-/, "", f)}
+                 /^Rss:/ {r[f] += $2} /^Pss:/ {p[f] += $2} /^Anonymous:/ {a[f] += $2}
+                 END {for (k in r) if (r[k] > 0) printf "%8d %8d %8d  %s\n", r[k], p[k], a[k], k}' "/proc/${FP[$n]}/smaps" \
+                | sort -rn | head -10 | sed 's/^/    /'
+        done
+    } >"$out"
+    calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
+    cat "$out"
+    mkdir -p "$here/results"; cp "$out" "$here/results/client-footprint.txt"
+    exit 0
+fi
+
 # ---------------------------------------------------------------- hbc
 if [[ ${NO_BUILD:-0} != 1 ]]; then
     pkgs=(-p hbc)

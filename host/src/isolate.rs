@@ -26,6 +26,8 @@ use crate::sample::Sample;
 
 /// Names the hbc that started a worker, so a worker whose parent is already gone exits.
 pub const PARENT_ENV: &str = "HBC_WORKER_PARENT";
+/// Names the plugin a worker runs, for a library that exports several.
+pub const PLUGIN_ENV: &str = "HBC_WORKER_PLUGIN";
 
 /// Longest answer line read from a worker: 2,000 readings (the most hbc takes from one
 /// plugin) of 2 KiB each. A longer line kills the worker; it is never buffered whole.
@@ -129,6 +131,7 @@ impl Isolated {
             .arg("plugin-worker")
             .arg(&self.file)
             .env(PARENT_ENV, std::process::id().to_string())
+            .env(PLUGIN_ENV, &self.name)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -353,7 +356,7 @@ pub fn worker_main(file: &Path, probe: bool) -> i32 {
     let mut out = stdout.lock();
     if probe {
         let answer = match loader::preflight(file).and_then(|()| loader::open(file)) {
-            Ok(lib) => ProbeAnswer::Ok(lib.info()),
+            Ok(lib) => ProbeAnswer::Ok(lib.infos()),
             Err(r) => ProbeAnswer::Rejected {
                 reason: r.reason,
                 remedy: r.remedy.to_string(),
@@ -375,8 +378,23 @@ pub fn worker_main(file: &Path, probe: bool) -> i32 {
             return 1;
         }
     };
-    let info = lib.info();
-    let mut monitor = match (lib.module.new_monitor())(options.trim().into()) {
+    // A library may export several plugins: the parent names the one this worker runs.
+    let wanted = std::env::var(PLUGIN_ENV).unwrap_or_default();
+    let module = match lib.plugin(&wanted).or_else(|| {
+        // (One plugin: it, whatever the name asked for, as before lists existed.)
+        (lib.plugins.len() == 1).then(|| lib.plugins[0])
+    }) {
+        Some(m) => m,
+        None => {
+            let _ = emit(
+                &mut out,
+                &Answer::Failed(format!("the library exports no plugin named {wanted:?}")),
+            );
+            return 1;
+        }
+    };
+    let info = Info::from((module.info())());
+    let mut monitor = match (module.new_monitor())(options.trim().into()) {
         hbc_plugin_api::abi_stable::std_types::RResult::ROk(m) => InProcess(m),
         hbc_plugin_api::abi_stable::std_types::RResult::RErr(e) => {
             let _ = emit(

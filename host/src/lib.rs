@@ -17,6 +17,7 @@ pub mod macho;
 pub mod pe;
 pub mod plugins;
 pub mod quarantine;
+pub mod resident;
 pub mod runner;
 pub mod sample;
 pub mod send;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
-use hbc_plugin_api::{PluginInfo, PluginMod_Ref};
+use hbc_plugin_api::{PluginInfo, PluginList_Ref, PluginMod_Ref};
 use serde::{Deserialize, Serialize};
 
 /// Metadata of a loaded plugin.
@@ -282,16 +282,30 @@ impl Drop for PrivateDir {
     }
 }
 
-/// A library that passed every check and is open in this process.
-#[derive(Clone, Copy)]
+/// A library that passed every check and is open in this process: the plugins it
+/// exports (one, or several for a library built with `export_plugins!`, API 1.1).
+#[derive(Clone)]
 pub struct Library {
-    pub module: PluginMod_Ref,
+    pub plugins: Vec<PluginMod_Ref>,
 }
 
 impl Library {
-    pub fn info(&self) -> Info {
-        Info::from((self.module.info())())
+    /// The metadata of every plugin, in the library's order.
+    pub fn infos(&self) -> Vec<Info> {
+        self.plugins.iter().map(|m| info_of(*m)).collect()
     }
+
+    /// The plugin named `name`.
+    pub fn plugin(&self, name: &str) -> Option<PluginMod_Ref> {
+        self.plugins
+            .iter()
+            .copied()
+            .find(|m| info_of(*m).name == name)
+    }
+}
+
+fn info_of(module: PluginMod_Ref) -> Info {
+    Info::from((module.info())())
 }
 
 /// The structural check of this system's library format: ELF (`elf.rs`), PE on Windows
@@ -327,23 +341,38 @@ pub fn preflight(path: &Path) -> Result<(), Rejection> {
         .map_err(|(reason, incomplete)| reject(reason, if incomplete { REPLACE } else { REMOVE }))
 }
 
-/// Opens a library that passed [`preflight`] and checks its root module.
+/// Opens a library that passed [`preflight`] and checks its root module: a single
+/// plugin's `PluginMod` (API 1.0 and later), or else a `PluginList` (API 1.1). Either way
+/// abi_stable checks the version and the layout; a library that is neither is explained
+/// by the single-plugin error, the common case.
 pub fn open(copy: &Path) -> Result<Library, Rejection> {
     let header = lib_header_from_path(copy).map_err(explain)?;
-    let module = header
-        .init_root_module::<PluginMod_Ref>()
-        .map_err(explain)?;
-    Ok(Library { module })
+    let single = match header.init_root_module::<PluginMod_Ref>() {
+        Ok(module) => {
+            return Ok(Library {
+                plugins: vec![module],
+            })
+        }
+        Err(e) => e,
+    };
+    let list = header
+        .init_root_module::<PluginList_Ref>()
+        .map_err(|_| explain(single))?;
+    let plugins: Vec<PluginMod_Ref> = (list.plugins())().into_iter().collect();
+    if plugins.is_empty() {
+        return Err(reject("it exports an empty list of plugins", REMOVE));
+    }
+    Ok(Library { plugins })
 }
 
 /// Everything before opening: copy in, structural check, and the probe in a child
-/// process, which also gives the plugin's metadata (so an isolated plugin is never opened
+/// process, which also gives the plugins' metadata (so an isolated plugin is never opened
 /// in this process). Independent per file, so several run in parallel at start-up.
 pub fn prepare(
     path: &Path,
     private: &PrivateDir,
     probe: bool,
-) -> Result<(PathBuf, Option<Info>), Rejection> {
+) -> Result<(PathBuf, Option<Vec<Info>>), Rejection> {
     let copy = private.copy_in(path).map_err(|e| {
         reject(
             format!("cannot read the file: {e}"),
@@ -366,9 +395,9 @@ pub fn prepare(
     }
 }
 
-/// Test-loads a library in a child `hbc plugin-worker --probe` process and returns its
-/// metadata; a crash there is reported instead of taking this process down.
-pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
+/// Test-loads a library in a child `hbc plugin-worker --probe` process and returns the
+/// metadata of its plugins; a crash there is reported instead of taking this process down.
+pub fn probe_in_child(path: &Path) -> Result<Vec<Info>, Rejection> {
     let exe = std::env::current_exe().map_err(|e| {
         reject(
             format!("cannot find hbc's own executable to probe with: {e}"),
@@ -429,7 +458,7 @@ pub fn probe_in_child(path: &Path) -> Result<Info, Rejection> {
     };
     let stdout = String::from_utf8_lossy(&stdout);
     match serde_json::from_str::<ProbeAnswer>(stdout.trim()) {
-        Ok(ProbeAnswer::Ok(info)) => Ok(info),
+        Ok(ProbeAnswer::Ok(infos)) => Ok(infos),
         Ok(ProbeAnswer::Rejected { reason, remedy }) => Err(Rejection {
             reason,
             remedy: static_remedy(&remedy),
@@ -476,8 +505,12 @@ fn read_probe(
 /// What `hbc plugin-worker --probe` prints.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ProbeAnswer {
-    Ok(Info),
-    Rejected { reason: String, remedy: String },
+    /// Every plugin the library exports.
+    Ok(Vec<Info>),
+    Rejected {
+        reason: String,
+        remedy: String,
+    },
 }
 
 fn static_remedy(s: &str) -> &'static str {

@@ -104,15 +104,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let cwd = std::env::current_dir().context("cannot read the current folder")?;
             let found = hbc::loader::locate(file, &cwd, &dirs)?;
             return match hbc::loader::probe_in_child(&found) {
-                Ok(info) => {
-                    println!(
-                        "{}: OK: plugin {} {} ({}), built against plugin API {}",
-                        found.display(),
-                        info.name,
-                        info.version,
-                        info.description,
-                        info.api_version
-                    );
+                Ok(infos) => {
+                    for info in infos {
+                        println!(
+                            "{}: OK: plugin {} {} ({}), built against plugin API {}",
+                            found.display(),
+                            info.name,
+                            info.version,
+                            info.description,
+                            info.api_version
+                        );
+                    }
                     if let Err(r) = hbc::trust::check(&found) {
                         println!(
                             "note: where it is now, hbc would not load it: {}; {}",

@@ -214,6 +214,9 @@ pub struct PluginSet {
     pub quarantine: Quarantine,
     /// Quarantined plugins that cannot run isolated here, so do not run at all.
     quarantine_disabled: std::collections::BTreeSet<String>,
+    /// Libraries were loaded since the last scan: give back their unused pages
+    /// (`resident.rs`).
+    trim_due: bool,
 }
 
 impl PluginSet {
@@ -221,6 +224,7 @@ impl PluginSet {
         Ok(PluginSet {
             quarantine,
             quarantine_disabled: Default::default(),
+            trim_due: false,
             private: PrivateDir::create()?,
             dirs,
             running: BTreeMap::new(),
@@ -243,6 +247,9 @@ impl PluginSet {
     /// reload, which load what they find).
     pub fn scan(&mut self, config: &Config, settle: bool) {
         self.last_scan = scheduled(self.last_scan, Instant::now(), config.plugin_rescan);
+        if std::mem::take(&mut self.trim_due) {
+            crate::resident::trim(self.private.path());
+        }
         let wall = SystemTime::now();
         let (found, errors) = loader::discover(&self.dirs);
         for e in errors {
@@ -314,56 +321,103 @@ impl PluginSet {
         let probe = config.plugin_probe
             || config.plugins.values().any(|p| p.isolate)
             || self.quarantine.records().next().is_some();
-        let prepared: Vec<Result<(PathBuf, Option<Info>), Rejection>> = std::thread::scope(|s| {
-            let handles: Vec<_> = todo
-                .iter()
-                .map(|c| s.spawn(move || loader::prepare(&c.path, private, probe)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Rejection {
-                            reason: "checking the file failed unexpectedly".into(),
-                            remedy: "run `hbc check-plugin` on it",
+        let prepared: Vec<Result<(PathBuf, Option<Vec<Info>>), Rejection>> =
+            std::thread::scope(|s| {
+                let handles: Vec<_> = todo
+                    .iter()
+                    .map(|c| s.spawn(move || loader::prepare(&c.path, private, probe)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Rejection {
+                                reason: "checking the file failed unexpectedly".into(),
+                                remedy: "run `hbc check-plugin` on it",
+                            })
                         })
                     })
-                })
-                .collect()
-        });
+                    .collect()
+            });
+        let loaded_before = self.libraries_loaded;
         for (cand, prepared) in todo.iter().zip(prepared) {
-            let (copy, info) = match prepared {
-                Ok(x) => x,
-                Err(why) => {
-                    self.reject(cand, None, why);
-                    continue;
-                }
+            match prepared {
+                Ok((copy, infos)) => self.load_file(config, cand, copy, infos),
+                Err(why) => self.reject(cand, None, why),
+            }
+        }
+        // Trimmed at the next scan, once the new plugins ran: pages they fault back in
+        // while it runs come back with fault-around.
+        self.trim_due |= self.libraries_loaded != loaded_before && !self.dry_run;
+        release_freed_memory();
+    }
+
+    /// Starts the plugins of one prepared file. `infos` (from the probe) name them, so
+    /// the library is opened in this process only if one of them runs in-process; a library
+    /// of several plugins (API 1.1) starts each as if it had its own file.
+    fn load_file(
+        &mut self,
+        config: &Config,
+        cand: &Candidate,
+        copy: PathBuf,
+        infos: Option<Vec<Info>>,
+    ) {
+        let id = FileId::new(&cand.path, cand.size, cand.modified);
+        let isolated: Vec<bool> = infos
+            .iter()
+            .flatten()
+            .map(|i| self.isolated(config, &i.name, &id))
+            .collect();
+        let mut lib = None;
+        if infos.is_none() || isolated.contains(&false) {
+            // A crash while opening is blamed on the first plugin that runs in-process.
+            let marker = infos
+                .iter()
+                .flatten()
+                .zip(&isolated)
+                .find(|(_, iso)| !**iso)
+                .filter(|_| !self.dry_run)
+                .and_then(|(i, _)| self.quarantine.marker(&i.name, &id));
+            let opened = {
+                let _in = quarantine::enter(marker.as_deref(), Call::Load);
+                loader::open(&copy)
             };
-            let id = FileId::new(&cand.path, cand.size, cand.modified);
-            match info {
-                Some(info) if self.isolated(config, &info.name, &id) => {
-                    self.start_one(config, cand, info, None, copy)
+            match opened {
+                Ok(l) => {
+                    self.libraries_loaded += 1;
+                    lib = Some(l);
                 }
-                known => {
-                    let marker = known
-                        .as_ref()
-                        .filter(|_| !self.dry_run)
-                        .and_then(|i| self.quarantine.marker(&i.name, &id));
-                    let opened = {
-                        let _in = quarantine::enter(marker.as_deref(), Call::Load);
-                        loader::open(&copy)
-                    };
-                    match opened {
-                        Ok(lib) => {
-                            self.libraries_loaded += 1;
-                            self.start_one(config, cand, lib.info(), Some(lib.module), copy)
-                        }
-                        Err(why) => self.reject(cand, known.map(|i| i.name), why),
-                    }
+                Err(why) => {
+                    let name = infos.and_then(|v| v.into_iter().next()).map(|i| i.name);
+                    return self.reject(cand, name, why);
                 }
             }
         }
-        release_freed_memory();
+        let infos = match (infos, &lib) {
+            (Some(infos), _) => infos,
+            (None, Some(l)) => l.infos(),
+            (None, None) => return,
+        };
+        for info in infos {
+            let module = lib.as_ref().and_then(|l| l.plugin(&info.name));
+            let module = module.filter(|_| !self.isolated(config, &info.name, &id));
+            self.start_one(config, cand, info, module, copy.clone());
+        }
+        // A new version of a library that no longer exports a plugin stops it.
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(_, r)| {
+                r.file == cand.path && (r.size, r.modified) != (cand.size, cand.modified)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in stale {
+            if let Some(r) = self.running.remove(&name) {
+                tracing::info!(plugin = %name, file = %r.file.display(), "plugin no longer in its library file; plugin stopped");
+                r.stop();
+            }
+        }
     }
 
     /// Whether plugin `name` from `file` runs isolated: configured so, or quarantined.
@@ -465,8 +519,9 @@ impl PluginSet {
         }
         let isolate = pc.isolate || quarantined.is_some();
         if self.dry_run {
+            // Keyed by file and name: a library may hold several plugins (one scan only).
             self.disabled.insert(
-                cand.path.clone(),
+                PathBuf::from(format!("{}#{}", cand.path.display(), info.name)),
                 Entry {
                     file: cand.path.clone(),
                     name: Some(info.name),
@@ -570,10 +625,15 @@ impl PluginSet {
             if module.is_none() && !isolate {
                 // Isolated until now: opened in this process for the first time.
                 let _in = quarantine::enter(marker.as_deref(), Call::Load);
-                match loader::open(&copy) {
-                    Ok(lib) => {
+                match loader::open(&copy).and_then(|lib| {
+                    lib.plugin(&name).ok_or(Rejection {
+                        reason: "its library no longer exports it".into(),
+                        remedy: "restart hbc",
+                    })
+                }) {
+                    Ok(m) => {
                         self.libraries_loaded += 1;
-                        module = Some(lib.module);
+                        module = Some(m);
                     }
                     Err(why) => {
                         tracing::error!(plugin = %name, "cannot open the plugin in-process: {why}; it keeps running isolated");

@@ -53,8 +53,10 @@
 //! # Compatibility policy
 //!
 //! Also in README.md; every release is in CHANGELOG.md.
-//! - abi_stable compares this crate's version: a plugin built against API 1.N loads into a
-//!   host built against 1.M when N >= M. A major version change is a new, incompatible ABI.
+//! - abi_stable compares the version of the root module's layout: [`PluginMod`] is 1.0
+//!   (unchanged since), [`PluginList`] 1.1. A plugin built against any 1.x loads into any 1.x
+//!   host that knows its root module; a library of several plugins ([`export_plugins!`])
+//!   needs a 1.1 host. A major version change is a new, incompatible ABI.
 //! - Fields and trait methods are only ever appended (prefix types). A host never requires
 //!   a method newer than the plugin's API version; the bundled plugins are always rebuilt.
 //! - Panics never cross the boundary: the export macro turns them into error values.
@@ -67,7 +69,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use abi_stable::{
     declare_root_module_statics,
     library::RootModule,
-    package_version_strings, sabi_trait,
+    sabi_trait,
     sabi_types::VersionStrings,
     std_types::{RBox, ROption, RResult, RStr, RString, RVec},
     StableAbi,
@@ -272,7 +274,32 @@ impl RootModule for PluginMod_Ref {
     declare_root_module_statics! {PluginMod_Ref}
     const BASE_NAME: &'static str = "hbc_plugin";
     const NAME: &'static str = "hbc_plugin";
-    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    /// The API version that gave `PluginMod` its layout, not this crate's version: abi_stable
+    /// refuses a library whose version is older than the host's (1.0 plugins in a 1.1 host),
+    /// and this layout has not changed since 1.0.
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.0.0");
+}
+
+/// The root module of a library that exports several plugins (since 1.1): each entry is
+/// the root module a single-plugin library exports. Libraries export it with
+/// [`export_plugins!`]; a host older than 1.1 refuses them (its error names the layout).
+/// New fields are only ever appended after the last one.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginList_Ref)))]
+#[sabi(missing_field(panic))]
+pub struct PluginList {
+    /// Every plugin of the library, in the order the library lists them.
+    #[sabi(last_prefix_field)]
+    pub plugins: extern "C" fn() -> RVec<PluginMod_Ref>,
+}
+
+impl RootModule for PluginList_Ref {
+    declare_root_module_statics! {PluginList_Ref}
+    const BASE_NAME: &'static str = "hbc_plugins";
+    const NAME: &'static str = "hbc_plugins";
+    /// The API version that introduced this layout (see [`PluginMod_Ref`]'s).
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.1.0");
 }
 
 /// What a plugin author implements: a plain Rust type.
@@ -445,6 +472,60 @@ macro_rules! export_plugin {
             // function returning `PluginMod_Ref`, with the layout check enabled.
             unsafe {
                 $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginMod_Ref>(
+                    erased,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}
+
+/// Exports several [`Plugin`] types from one library (since API 1.1):
+/// `hbc_plugin_api::export_plugins!(Cpu, Memory, Disk);`
+///
+/// One library carries one copy of std and of this crate however many plugins it holds,
+/// so a bundle of small plugins costs a fraction of the memory of as many libraries. The
+/// host runs each plugin on its own as if it came from its own file; they share the
+/// library's file (replacing it reloads all of them) and its panic hook. Each plugin
+/// reports this crate's version (`CARGO_PKG_VERSION` of the library). A host older than
+/// API 1.1 refuses such a library: export single plugins with [`export_plugin!`] for them.
+#[macro_export]
+macro_rules! export_plugins {
+    ($($plugin:ty),+ $(,)?) => {
+        #[doc(hidden)]
+        #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
+        pub static HBC_PLUGIN_ROOT_MODULE: $crate::abi_stable::library::LibHeader = {
+            fn root_module() -> $crate::PluginList_Ref {
+                use $crate::abi_stable::prefix_type::PrefixTypeTrait;
+                extern "C" fn plugins() -> $crate::abi_stable::std_types::RVec<$crate::PluginMod_Ref> {
+                    let mut list = $crate::abi_stable::std_types::RVec::new();
+                    $(
+                        list.push({
+                            extern "C" fn info() -> $crate::PluginInfo {
+                                $crate::info_of::<$plugin>(env!("CARGO_PKG_VERSION"))
+                            }
+                            extern "C" fn new_monitor(
+                                options: $crate::abi_stable::std_types::RStr<'_>,
+                            ) -> $crate::abi_stable::std_types::RResult<
+                                $crate::MonitorBox,
+                                $crate::abi_stable::std_types::RString,
+                            > {
+                                $crate::new_monitor_guarded::<$plugin>(options)
+                            }
+                            $crate::PluginMod { info, new_monitor }.leak_into_prefix()
+                        });
+                    )+
+                    list
+                }
+                $crate::PluginList { plugins }.leak_into_prefix()
+            }
+            extern "C" fn erased() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(root_module)
+            }
+            // SAFETY: this is the expansion of abi_stable's `#[export_root_module]` for a
+            // function returning `PluginList_Ref`, with the layout check enabled.
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginList_Ref>(
                     erased,
                     $crate::abi_stable::library::CheckTypeLayout::Yes,
                 )

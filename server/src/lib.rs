@@ -17,7 +17,6 @@ pub use hbd_notify as notify;
 
 pub mod api;
 pub mod cli;
-pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod datadir;

@@ -132,6 +132,8 @@ impl CpuPlugin {
     }
 }
 
+// Off when bundled into `plugins/system` (one library exporting several plugins).
+#[cfg(feature = "export")]
 hbc_plugin_api::export_plugin!(CpuPlugin);
 
 /// Usage readings between two samples. A core without a previous sample (it just came

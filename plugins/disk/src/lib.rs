@@ -106,6 +106,8 @@ impl Plugin for DiskPlugin {
     }
 }
 
+// Off when bundled into `plugins/system` (one library exporting several plugins).
+#[cfg(feature = "export")]
 hbc_plugin_api::export_plugin!(DiskPlugin);
 
 impl DiskPlugin {

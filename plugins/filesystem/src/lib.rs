@@ -118,6 +118,8 @@ impl Plugin for FilesystemPlugin {
     }
 }
 
+// Off when bundled into `plugins/system` (one library exporting several plugins).
+#[cfg(feature = "export")]
 hbc_plugin_api::export_plugin!(FilesystemPlugin);
 
 #[cfg(target_os = "linux")]

@@ -67,6 +67,8 @@ impl Plugin for MemoryPlugin {
     }
 }
 
+// Off when bundled into `plugins/system` (one library exporting several plugins).
+#[cfg(feature = "export")]
 hbc_plugin_api::export_plugin!(MemoryPlugin);
 
 fn readings(info: &MemInfo) -> Vec<Reading> {

@@ -100,6 +100,8 @@ impl Plugin for NetworkPlugin {
     }
 }
 
+// Off when bundled into `plugins/system` (one library exporting several plugins).
+#[cfg(feature = "export")]
 hbc_plugin_api::export_plugin!(NetworkPlugin);
 
 impl NetworkPlugin {

@@ -113,6 +113,8 @@ impl Plugin for OsPlugin {
     }
 }
 
+// Off when bundled into `plugins/system` (one library exporting several plugins).
+#[cfg(feature = "export")]
 hbc_plugin_api::export_plugin!(OsPlugin);
 
 #[cfg(target_os = "linux")]
