@@ -6,6 +6,7 @@
 //! **Invariant:** no I/O beyond reading the file and its mode; nothing of either program's
 //! own settings (those are the sections, owned by the crates that use them).
 
+pub mod check;
 mod document;
 mod duration;
 mod file;

@@ -30,6 +30,48 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::registry().with(fmt).with(filter).init();
 }
 
+/// `hbc check-config`: every problem of the file at once (key, line, column), unknown
+/// keys and servers' ports included; exit 2 if any.
+fn check_config(cli: &Cli) -> ExitCode {
+    let system = hbc::config::system_config_file();
+    let found =
+        hb_config::read_config_file(cli.common.config.as_deref(), &system.to_string_lossy());
+    let (path, text) = match found {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            println!("no config file: embedded defaults; config OK");
+            return ExitCode::SUCCESS;
+        }
+        Err((path, e)) => {
+            eprintln!(
+                "hbc: error: cannot read config file {}: {e}",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let parse = |t: &str| {
+        let (c, warnings) = Config::parse(t, &path)?;
+        let more = c
+            .servers
+            .iter()
+            .filter_map(|s| hbc::send::parse_target(s, c.hb_port).err())
+            .map(|e| format!("servers: {e}"))
+            .collect();
+        Ok((warnings, more))
+    };
+    let problems = hb_config::check::problems(&text, &path, parse, hb_config::check::unknown_key);
+    if problems.is_empty() {
+        println!("{}: config OK", path.display());
+        return ExitCode::SUCCESS;
+    }
+    for p in &problems {
+        eprintln!("hbc: error: {}: {p}", path.display());
+    }
+    eprintln!("hbc: {} problem(s) in {}", problems.len(), path.display());
+    ExitCode::from(2)
+}
+
 fn load_config(cli: &Cli) -> Result<Config> {
     let (mut config, source, warnings) = Config::load(cli.common.config.as_deref())?;
     for w in warnings {
@@ -131,12 +173,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         _ => {}
     }
+    if let Some(Command::CheckConfig) = &cli.command {
+        return Ok(check_config(&cli));
+    }
     let config = load_config(&cli)?;
     match &cli.command {
-        Some(Command::CheckConfig) => {
-            println!("config OK");
-            return Ok(ExitCode::SUCCESS);
-        }
         Some(Command::Plugins { json }) => {
             let mut set = plugin_set(&cli, &config, false)?;
             set.dry_run = true;

@@ -144,7 +144,76 @@ fn remove_pidfile(pidfile: &std::path::Path) {
     }
 }
 
+/// `hbd check-config`: every problem of the file at once (key, line, column), unknown
+/// keys included, and the files, templates and keys start would read; exit 2 if any.
+fn check_config(cli: &Cli) -> ExitCode {
+    let (path, text) = match hb_config::read_config_file(cli.config.as_deref(), "/etc/hbd.yaml") {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            println!("no config file: embedded defaults; config OK");
+            return ExitCode::SUCCESS;
+        }
+        Err((path, e)) => {
+            eprintln!(
+                "hbd: error: cannot read config file {}: {e}",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let parse = |t: &str| {
+        let (c, warnings) = Config::parse(t, &path)?;
+        // What start would read besides the file: problems, but the config parsed.
+        let mut more = Vec::new();
+        if let Err(e) = hbd::security::tls::load(&c) {
+            more.push(e);
+        }
+        if !c.dyndns.dyndnshosts.0.is_empty() {
+            if let Err(e) = hbd_dyndns::Settings::from_config(&c.dyndns) {
+                more.push(if e.starts_with("dns_") || e.starts_with("dyndns") {
+                    e
+                } else {
+                    format!("dyndnshosts: {e}")
+                });
+            }
+        }
+        if let Some(dir) = &c.notify.notify_templates_dir {
+            if !dir.is_dir() {
+                more.push(format!(
+                    "notify_templates_dir: {} is not a folder",
+                    dir.display()
+                ));
+            } else if let Err(e) = hbd_notify::templates::Templates::load(Some(dir), "http://check")
+            {
+                more.push(format!("notify_templates_dir: {e}"));
+            }
+        }
+        for (key, dir) in [
+            ("templates_dir", &c.templates_dir),
+            ("static_dir", &c.static_dir),
+        ] {
+            if let Some(d) = dir.as_ref().filter(|d| !d.is_dir()) {
+                more.push(format!("{key}: {} is not a folder", d.display()));
+            }
+        }
+        Ok((warnings, more))
+    };
+    let problems = hb_config::check::problems(&text, &path, parse, hb_config::check::unknown_key);
+    if problems.is_empty() {
+        println!("{}: config OK", path.display());
+        return ExitCode::SUCCESS;
+    }
+    for p in &problems {
+        eprintln!("hbd: error: {}: {p}", path.display());
+    }
+    eprintln!("hbd: {} problem(s) in {}", problems.len(), path.display());
+    ExitCode::from(2)
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(Command::CheckConfig) = cli.command {
+        return Ok(check_config(&cli));
+    }
     let (config, source, warnings) = match load_config(&cli) {
         Ok(x) => x,
         Err(e) => {
@@ -152,17 +221,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    if let Some(Command::CheckConfig) = cli.command {
-        for w in &warnings {
-            eprintln!("hbd: warning: {w}");
-        }
-        if let Err(e) = hbd::security::tls::load(&config) {
-            eprintln!("hbd: error: {e}");
-            return Ok(ExitCode::from(2));
-        }
-        println!("config OK");
-        return Ok(ExitCode::SUCCESS);
-    }
     // Whatever umask hbd was started with: its files 0640, its folders 0750 (data_dir
     // is set to 0750 by `datadir::prepare_dir` even when it existed).
     // SAFETY: umask only changes this process's file creation mask.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod check_config;
 mod ownership;
 #[path = "../common/real_hbd.rs"]
 mod real_hbd;
