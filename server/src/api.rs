@@ -183,12 +183,22 @@ pub struct EventQuery {
     host: Option<String>,
     /// Comma-separated kinds.
     kind: Option<String>,
-    /// Unix milliseconds.
-    since: Option<u64>,
-    until: Option<u64>,
+    /// Unix milliseconds. The numbers are read as text so that a bad one is named in the
+    /// error (`limit: "abc" is not a whole number`).
+    since: Option<String>,
+    until: Option<String>,
     /// Paging: events with smaller ids than this.
-    before: Option<u64>,
-    limit: Option<usize>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+/// Query parameter `name` as a whole number, or an error that names it.
+fn number(name: &str, v: Option<&str>) -> Result<Option<u64>, ApiError> {
+    v.map(|t| {
+        t.parse::<u64>()
+            .map_err(|_| bad(format!("{name}: {t:?} is not a whole number")))
+    })
+    .transpose()
 }
 
 /// `GET /api/v1/events`: a journal query, within `journal_max_queries` at once (beyond:
@@ -210,11 +220,14 @@ async fn list_events(
             EventKind::parse(k).ok_or_else(|| bad(format!("kind: {k:?} is not an event kind")))?,
         );
     }
-    let limit = q.limit.unwrap_or(100);
+    let since = number("since", q.since.as_deref())?;
+    let until = number("until", q.until.as_deref())?;
+    let before = number("before", q.before.as_deref())?;
+    let limit = number("limit", q.limit.as_deref())?.unwrap_or(100) as usize;
     if limit == 0 || limit > 10_000 {
         return Err(bad("limit: use 1 to 10000"));
     }
-    if let (Some(s), Some(u)) = (q.since, q.until) {
+    if let (Some(s), Some(u)) = (since, until) {
         if s > u {
             return Err(bad("since is after until"));
         }
@@ -222,9 +235,9 @@ async fn list_events(
     let query = journal::Query {
         host: q.host.clone(),
         kinds,
-        since_ms: q.since,
-        until_ms: q.until,
-        before_id: q.before,
+        since_ms: since,
+        until_ms: until,
+        before_id: before,
         limit,
     };
     let events = match queries.run(&state, query).await {

@@ -65,6 +65,16 @@ fn status_codes_errors_and_tokens() {
     );
     let (code, body) = hbd.get("/api/v1/events?kind=bogus");
     assert_eq!(code, 400, "{body}");
+    for p in ["limit", "since", "until", "before"] {
+        let (code, body) = hbd.get(&format!("/api/v1/events?{p}=abc"));
+        assert_eq!(code, 400, "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with(&format!("{p}: "))),
+            "the bad parameter is named: {body}"
+        );
+    }
     let (code, body) = hbd.get("/api/v2/whatever");
     assert_eq!(code, 404);
     assert!(body["error"]
