@@ -133,12 +133,12 @@ pub struct Config {
     pub dashboard_users: BTreeMap<String, Secret>,
     /// Origins besides the listener's own that may open a WebSocket.
     pub ws_allowed_origins: Vec<String>,
-}
-
-impl Default for Config {
     /// Names clients may address hbd by (`Host`), against DNS rebinding; empty: the
     /// machine's host name (IP literals and `localhost` always); `["*"]`: no check.
     pub server_names: Vec<String>,
+}
+
+impl Default for Config {
     fn default() -> Self {
         Config {
             hb_port: 50003,
@@ -182,11 +182,11 @@ impl Default for Config {
             tls_key: None,
             dashboard_users: BTreeMap::new(),
             ws_allowed_origins: Vec::new(),
+            server_names: Vec::new(),
         }
     }
 }
 
-            server_names: Vec::new(),
 impl Config {
     /// Parses YAML text: hbd's own keys and each subsystem's section, all from the same
     /// flat top level. Unknown keys (not hbc's either) come back as warnings.
