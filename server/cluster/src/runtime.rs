@@ -1,0 +1,547 @@
+//! The cluster thread's work, on its own tokio runtime: connect (and reconnect), create
+//! the buckets and the mutation stream, hold or contend for the lease, refresh this
+//! node's membership, publish and apply mutations, answer claims.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch, OnceCell};
+
+use super::config::{ClusterConfig, Names};
+use super::lease::{LEASE_TTL_MS, RENEW_EVERY_MS, REQUEST_TIMEOUT_MS};
+use super::{Claim, Mutation, Shared};
+
+/// The lease's one key.
+const LEASE_KEY: &str = "leader";
+/// Membership entries live this long after their last refresh.
+const MEMBER_TTL: Duration = Duration::from_secs(10);
+const MEMBER_EVERY: Duration = Duration::from_secs(2);
+/// Mutations are kept this long (a node away longer misses older ones; docs/cluster.md)
+/// and at most this many.
+const MUTATION_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+const MUTATION_MAX: i64 = 100_000;
+/// Mutations a node has received but not yet acknowledged.
+const MUTATION_ACK_PENDING: i64 = 256;
+/// Largest mutation body (a silence with a long comment fits many times).
+const MUTATION_MAX_BYTES: usize = 64 * 1024;
+
+/// The buckets and the stream, once created.
+#[derive(Clone)]
+pub struct Stores {
+    pub lease: kv::Store,
+    pub members: kv::Store,
+    pub announced: kv::Store,
+    js: jetstream::Context,
+}
+
+/// The KV key of an announced state: the class, then the subject in hex (host names
+/// and check keys may hold characters KV keys do not allow).
+pub fn announced_key(class: &str, subject: &str) -> String {
+    let mut k = String::with_capacity(class.len() + 1 + 2 * subject.len());
+    k.push_str(class);
+    k.push('.');
+    for b in subject.bytes() {
+        k.push_str(&format!("{b:02x}"));
+    }
+    k
+}
+
+fn request_timeout() -> Duration {
+    Duration::from_millis(REQUEST_TIMEOUT_MS)
+}
+
+/// Compare-and-set of an announced state (see [`super::Cluster::claim`]).
+pub async fn claim(stores: &Stores, shared: &Shared, key: &str, state: &str, quiet: bool) -> Claim {
+    let found = match stores.announced.entry(key).await {
+        Ok(e) => e.filter(|e| e.operation == kv::Operation::Put),
+        Err(e) => {
+            tracing::warn!(key, "cluster: cannot read an announced state: {e}");
+            return Claim::Unreachable;
+        }
+    };
+    let written = match found {
+        Some(e) if e.value.as_ref() == state.as_bytes() => return Claim::Announced,
+        Some(e) => {
+            if !shared.is_leader() {
+                return Claim::NotLeader;
+            }
+            stores
+                .announced
+                .update(key, Bytes::from(state.to_string()), e.revision)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        None if quiet => return Claim::Announced,
+        None => {
+            if !shared.is_leader() {
+                return Claim::NotLeader;
+            }
+            stores
+                .announced
+                .create(key, Bytes::from(state.to_string()))
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    match written {
+        Ok(_) => Claim::Send,
+        Err(e) => {
+            // Someone wrote between our read and our write: only a leader does, so a
+            // former leader's last claim; what it wrote is what was announced.
+            tracing::warn!(
+                key,
+                "cluster: announced state changed under this claim: {e}"
+            );
+            Claim::Announced
+        }
+    }
+}
+
+/// The cluster thread's main task: runs until `stop` turns true.
+pub async fn main(
+    shared: Arc<Shared>,
+    config: ClusterConfig,
+    cell: Arc<OnceCell<Stores>>,
+    mut mutations: mpsc::Receiver<Mutation>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let names = Names::new(&config.name());
+    let client = tokio::select! {
+        c = connect(&shared, &config) => match c {
+            Some(c) => c,
+            None => return,
+        },
+        _ = stop.changed() => return,
+    };
+    let stores = tokio::select! {
+        s = setup(&shared, &client, &names, &config) => s,
+        _ = stop.changed() => return,
+    };
+    let _ = cell.set(stores.clone());
+    shared.view().ready = true;
+
+    let consume = tokio::spawn(consume_mutations(
+        shared.clone(),
+        stores.js.clone(),
+        names.clone(),
+    ));
+    let mut lease_tick = tokio::time::interval(Duration::from_millis(RENEW_EVERY_MS));
+    lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut member_tick = tokio::time::interval(MEMBER_EVERY);
+    member_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lease = LeaseState::default();
+    loop {
+        tokio::select! {
+            _ = lease_tick.tick() => {
+                lease.step(&shared, &stores.lease).await;
+                let st = client.statistics();
+                let mut v = shared.view();
+                v.messages = (st.out_messages.load(Ordering::Relaxed), st.in_messages.load(Ordering::Relaxed));
+                v.state = match client.connection_state() {
+                    async_nats::connection::State::Connected => "connected",
+                    async_nats::connection::State::Disconnected => "disconnected",
+                    async_nats::connection::State::Pending => "pending",
+                };
+            }
+            _ = member_tick.tick() => refresh_members(&shared, &stores.members).await,
+            m = mutations.recv() => match m {
+                Some(m) => publish(&shared, &stores.js, &names, m).await,
+                None => break,
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    consume.abort();
+    // Hand over: a deleted lease is free at once, not after its TTL.
+    if shared.is_leader() {
+        shared.fence.step_down();
+        if let Some(rev) = lease.revision {
+            let _ = tokio::time::timeout(
+                request_timeout(),
+                stores.lease.delete_expect_revision(LEASE_KEY, Some(rev)),
+            )
+            .await;
+            tracing::info!(node = %shared.node, "cluster: leader lease handed over at shutdown");
+        }
+    }
+    let _ = tokio::time::timeout(request_timeout(), stores.members.delete(&shared.node)).await;
+    let _ = tokio::time::timeout(request_timeout(), client.flush()).await;
+}
+
+/// Connects, retrying in the background; `None` if the options are unusable.
+async fn connect(shared: &Arc<Shared>, config: &ClusterConfig) -> Option<async_nats::Client> {
+    let events = shared.clone();
+    let mut opts = async_nats::ConnectOptions::new()
+        .name(format!("hbd {}", shared.node))
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .request_timeout(Some(request_timeout()))
+        .event_callback(move |ev| {
+            let s = events.clone();
+            async move {
+                match ev {
+                    async_nats::Event::Connected => {
+                        s.counters.connects.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(node = %s.node, "cluster: connected to NATS");
+                    }
+                    async_nats::Event::Disconnected => {
+                        s.counters.disconnects.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(node = %s.node, "cluster: disconnected from NATS; reconnecting");
+                    }
+                    other => tracing::info!(node = %s.node, "cluster: NATS: {other}"),
+                }
+            }
+        });
+    if let Some(p) = &config.cluster_nats_creds {
+        opts = match opts.credentials_file(p).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(
+                    "cluster: cannot read cluster_nats_creds {}: {e}",
+                    p.display()
+                );
+                return None;
+            }
+        };
+    }
+    if let Some(ca) = &config.cluster_nats_ca {
+        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    let addrs: Vec<async_nats::ServerAddr> = config
+        .cluster_nats
+        .iter()
+        .filter_map(|u| match u.parse() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::error!("cluster_nats: {u}: {e}");
+                None
+            }
+        })
+        .collect();
+    match opts.connect(addrs).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!("cluster: cannot connect to NATS: {e}");
+            None
+        }
+    }
+}
+
+/// Creates (or opens) the buckets and the stream, retrying until it works.
+async fn setup(
+    shared: &Shared,
+    client: &async_nats::Client,
+    names: &Names,
+    config: &ClusterConfig,
+) -> Stores {
+    let js = jetstream::new(client.clone());
+    // R3 where the engine has three servers or more (R1 for a single test server).
+    let replicas = config.cluster_nats.len().clamp(1, 3);
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match try_setup(&js, names, replicas).await {
+            Ok(s) => {
+                tracing::info!(node = %shared.node, replicas, "cluster: buckets and streams ready");
+                return s;
+            }
+            Err(e) => {
+                tracing::warn!(node = %shared.node, "cluster: cannot set up the buckets yet: {e}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    max_age: Duration,
+    storage: stream::StorageType,
+    replicas: usize,
+) -> Result<kv::Store, String> {
+    let config = kv::Config {
+        bucket: name.to_string(),
+        history: 1,
+        max_age,
+        storage,
+        num_replicas: replicas,
+        max_value_size: 1024,
+        ..Default::default()
+    };
+    match js.create_key_value(config).await {
+        Ok(s) => Ok(s),
+        // Made by another node (or an older version) with other settings: use it.
+        Err(e) => js
+            .get_key_value(name)
+            .await
+            .map_err(|e2| format!("bucket {name}: {e}; {e2}")),
+    }
+}
+
+async fn try_setup(
+    js: &jetstream::Context,
+    names: &Names,
+    replicas: usize,
+) -> Result<Stores, String> {
+    let lease = bucket(
+        js,
+        &names.lease,
+        Duration::from_millis(LEASE_TTL_MS),
+        stream::StorageType::File,
+        replicas,
+    )
+    .await?;
+    let members = bucket(
+        js,
+        &names.members,
+        MEMBER_TTL,
+        stream::StorageType::Memory,
+        replicas,
+    )
+    .await?;
+    let announced = bucket(
+        js,
+        &names.announced,
+        Duration::ZERO,
+        stream::StorageType::File,
+        replicas,
+    )
+    .await?;
+    js.get_or_create_stream(stream::Config {
+        name: names.mutations.clone(),
+        subjects: vec![names.mutation_subject.clone()],
+        max_age: MUTATION_AGE,
+        max_messages: MUTATION_MAX,
+        discard: stream::DiscardPolicy::Old,
+        num_replicas: replicas,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("stream {}: {e}", names.mutations))?;
+    Ok(Stores {
+        lease,
+        members,
+        announced,
+        js: js.clone(),
+    })
+}
+
+/// The lease as this node holds it.
+#[derive(Default)]
+struct LeaseState {
+    /// Revision of our lease entry while we hold it.
+    revision: Option<u64>,
+}
+
+impl LeaseState {
+    /// One round: the leader renews, a follower tries to take a free lease.
+    async fn step(&mut self, shared: &Shared, lease: &kv::Store) {
+        let sent = shared.now_ms();
+        let value = Bytes::from(shared.node.clone());
+        match self.revision {
+            Some(rev) => {
+                match tokio::time::timeout(request_timeout(), lease.update(LEASE_KEY, value, rev))
+                    .await
+                {
+                    Ok(Ok(r)) => {
+                        self.revision = Some(r);
+                        shared.fence.renewed(sent);
+                        shared.view().last_ok = Some(std::time::Instant::now());
+                    }
+                    Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                        // A timed-out renewal may have landed: is it still ours?
+                        match lease.entry(LEASE_KEY).await {
+                            Ok(Some(e))
+                                if e.operation == kv::Operation::Put
+                                    && e.value.as_ref() == shared.node.as_bytes() =>
+                            {
+                                self.revision = Some(e.revision);
+                            }
+                            _ => self.lose(shared, "another node holds the lease"),
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(node = %shared.node, "cluster: cannot renew the leader lease: {e}")
+                    }
+                    Err(_) => {
+                        tracing::warn!(node = %shared.node, "cluster: renewing the leader lease timed out")
+                    }
+                }
+                if self.revision.is_some() && !shared.fence.is_leader(shared.now_ms()) {
+                    shared.counters.fenced.fetch_add(1, Ordering::Relaxed);
+                    self.lose(shared, "lease not renewed in time (fenced)");
+                }
+            }
+            None => match tokio::time::timeout(request_timeout(), lease.create(LEASE_KEY, value))
+                .await
+            {
+                Ok(Ok(r)) => {
+                    self.revision = Some(r);
+                    shared.fence.renewed(sent);
+                    shared.counters.takeovers.fetch_add(1, Ordering::Relaxed);
+                    let mut v = shared.view();
+                    v.last_ok = Some(std::time::Instant::now());
+                    v.leader = Some(shared.node.clone());
+                    tracing::warn!(node = %shared.node, "cluster: this node is now the leader");
+                }
+                Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    let holder = lease.entry(LEASE_KEY).await;
+                    let mut v = shared.view();
+                    v.last_ok = Some(std::time::Instant::now());
+                    v.leader = match holder {
+                        Ok(Some(e)) if e.operation == kv::Operation::Put => {
+                            Some(String::from_utf8_lossy(&e.value).into_owned())
+                        }
+                        _ => None,
+                    };
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(node = %shared.node, "cluster: cannot take the lease: {e}")
+                }
+                Err(_) => {
+                    tracing::debug!(node = %shared.node, "cluster: taking the lease timed out")
+                }
+            },
+        }
+    }
+
+    fn lose(&mut self, shared: &Shared, why: &str) {
+        self.revision = None;
+        shared.fence.step_down();
+        shared.view().leader = None;
+        tracing::error!(node = %shared.node, "cluster: stopped acting as leader: {why}");
+    }
+}
+
+async fn refresh_members(shared: &Shared, members: &kv::Store) {
+    let put = tokio::time::timeout(
+        request_timeout(),
+        members.put(&shared.node, Bytes::from_static(b"1")),
+    )
+    .await;
+    if !matches!(put, Ok(Ok(_))) {
+        return;
+    }
+    let Ok(Ok(mut keys)) = tokio::time::timeout(request_timeout(), members.keys()).await else {
+        return;
+    };
+    let mut list = Vec::new();
+    // Bounded: a cluster has a handful of nodes; a runaway bucket is cut at 1,000.
+    while let Ok(Some(Ok(k))) = tokio::time::timeout(request_timeout(), keys.next()).await {
+        list.push(k);
+        if list.len() >= 1_000 {
+            break;
+        }
+    }
+    list.sort();
+    shared.view().members = list;
+}
+
+async fn publish(shared: &Shared, js: &jetstream::Context, names: &Names, m: Mutation) {
+    let Ok(body) = serde_json::to_vec(&m) else {
+        return;
+    };
+    if body.len() > MUTATION_MAX_BYTES {
+        shared
+            .counters
+            .mutations_dropped
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::error!(kind = %m.kind, "cluster: mutation too large to share ({} bytes)", body.len());
+        return;
+    }
+    // Retried for a while; the message id makes a retry of a publication that did land
+    // harmless (JetStream de-duplicates within its window).
+    for attempt in 0..10u32 {
+        let msg = jetstream::message::PublishMessage::build()
+            .payload(Bytes::from(body.clone()))
+            .message_id(&m.id);
+        let sent = async {
+            js.send_publish(names.mutation_subject.clone(), msg)
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(request_timeout(), sent).await {
+            Ok(Ok(_)) => {
+                shared
+                    .counters
+                    .mutations_published
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(kind = %m.kind, attempt, "cluster: cannot publish a mutation: {e}")
+            }
+            Err(_) => {
+                tracing::warn!(kind = %m.kind, attempt, "cluster: publishing a mutation timed out")
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    shared
+        .counters
+        .mutations_dropped
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::error!(kind = %m.kind, "cluster: gave up publishing a mutation; the other nodes will not see it");
+}
+
+/// Applies every other node's mutations, through this node's durable consumer (so a node
+/// that was away catches up on what it missed).
+async fn consume_mutations(shared: Arc<Shared>, js: jetstream::Context, names: Names) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        if let Err(e) = consume_once(&shared, &js, &names).await {
+            tracing::warn!(node = %shared.node, "cluster: reading mutations: {e}");
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn consume_once(
+    shared: &Shared,
+    js: &jetstream::Context,
+    names: &Names,
+) -> Result<(), String> {
+    let stream = js
+        .get_stream(&names.mutations)
+        .await
+        .map_err(|e| e.to_string())?;
+    let consumer = stream
+        .get_or_create_consumer(
+            &shared.node,
+            jetstream::consumer::pull::Config {
+                durable_name: Some(shared.node.clone()),
+                deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                max_ack_pending: MUTATION_ACK_PENDING,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    while let Some(msg) = messages.next().await {
+        let msg = msg.map_err(|e| e.to_string())?;
+        match serde_json::from_slice::<Mutation>(&msg.payload) {
+            Ok(m) if m.origin != shared.node => {
+                (shared.apply)(&m);
+                shared
+                    .counters
+                    .mutations_applied
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cluster: a mutation that is not ours to read: {e}"),
+        }
+        msg.ack().await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

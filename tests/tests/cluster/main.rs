@@ -1,0 +1,246 @@
+//! hbd in cluster mode, end to end (docs/cluster.md): a real three-node NATS JetStream
+//! cluster, three real hbd processes fed the same heartbeats, a real SMTP server
+//! (aiosmtpd). The leader hbd is SIGKILLed while hosts go DOWN and UP: every transition
+//! is mailed exactly once; a silence made on a follower holds back what the leader would
+//! send. `HBD_CLUSTER_KILLS` sets the number of leader kills (bench/cluster.sh asks for
+//! more and keeps the figures printed here).
+
+mod nats;
+mod node;
+#[allow(dead_code)]
+#[path = "../notify/smtp.rs"]
+mod smtp;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use nats::Nats;
+use node::{Beats, Node};
+
+/// Polls `f` until it returns Some, or panics naming `what`.
+fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Cluster {
+    /// Removed at the end unless `HBD_TEST_KEEP` is set (logs of every hbd and server).
+    _dir: Option<tempfile::TempDir>,
+    nats: Nats,
+    smtp: smtp::Smtp,
+    nodes: Vec<Node>,
+    beats: Beats,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        let nats = Nats::start(&path);
+        let port = smtp::free_tcp_port();
+        let mails = path.join("mails");
+        std::fs::create_dir_all(&mails).expect("mail dir");
+        let smtp = smtp::Smtp::start(port, &mails, smtp::Mode::Plain, None, None);
+        let urls = nats.urls().join(", ");
+        let nodes: Vec<Node> = (1..=3)
+            .map(|i| {
+                let yaml = format!(
+                    "api_token: {}\nnotify_retry_min: 100ms\nnotify_retry_max: 400ms\n\
+                     notify_storm_window: 0s\nnotify_up_after: 1\nstartup_grace: 2s\n\
+                     smtpserver: 127.0.0.1\nsmtpport: {port}\nsmtp_tls: none\n\
+                     mailfrom: \"hbd <hbd@example.org>\"\nmailto: [ops@example.org]\n\
+                     cluster_nats: [{urls}]\ncluster_node: n{i}\ncluster_name: t1\n",
+                    node::TOKEN
+                );
+                Node::new(&format!("n{i}"), &path, &yaml)
+            })
+            .collect();
+        let beats = Beats::start(nodes.iter().map(|n| n.udp).collect());
+        let dir = if std::env::var_os("HBD_TEST_KEEP").is_some() {
+            eprintln!("keeping {}", dir.keep().display());
+            None
+        } else {
+            Some(dir)
+        };
+        let c = Cluster {
+            _dir: dir,
+            nats,
+            smtp,
+            nodes,
+            beats,
+        };
+        eventually(Duration::from_secs(30), "one leader, three members", || {
+            let views: Vec<serde_json::Value> = c.nodes.iter().filter_map(Node::cluster).collect();
+            let leaders = views.iter().filter(|v| v["is_leader"] == true).count();
+            let full = views
+                .iter()
+                .all(|v| v["members"].as_array().is_some_and(|m| m.len() == 3));
+            (views.len() == 3 && leaders == 1 && full).then_some(())
+        });
+        c
+    }
+
+    fn leader(&self) -> Option<usize> {
+        self.nodes.iter().position(Node::is_leader)
+    }
+
+    /// Mails by subject.
+    fn mails(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for mail in smtp::mails(&self.smtp.dir) {
+            *m.entry(mail.header("Subject").unwrap_or("").to_string())
+                .or_insert(0) += 1;
+        }
+        m
+    }
+
+    fn wait_mail(&self, subject: &str) {
+        eventually(Duration::from_secs(15), subject, || {
+            self.mails().contains_key(subject).then_some(())
+        });
+    }
+
+    fn wait_status(&self, host: &str, status: &str) {
+        eventually(
+            Duration::from_secs(15),
+            &format!("{host} {status} on every node"),
+            || {
+                self.nodes
+                    .iter()
+                    .filter(|n| n.running())
+                    .all(|n| {
+                        n.get(&format!("/api/v1/hosts/{host}"))
+                            .is_some_and(|h| h["status"] == status)
+                    })
+                    .then_some(())
+            },
+        );
+    }
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// Hosts go DOWN and UP while the leader is SIGKILLed each time, just before a DOWN is
+/// due: the next leader sends it; nothing is sent twice, nothing is skipped.
+#[test]
+fn every_transition_is_mailed_once_across_leader_kills() {
+    let mut c = Cluster::start();
+    let kills: usize = std::env::var("HBD_CLUSTER_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let hosts: Vec<String> = (0..kills).map(|i| format!("web{i}")).collect();
+    for h in &hosts {
+        c.beats.set(h, true);
+    }
+    for h in &hosts {
+        c.wait_status(h, "UP");
+    }
+    let mut takeovers = Vec::new();
+    let started = Instant::now();
+    for (round, host) in hosts.iter().enumerate() {
+        // The host stops; its DOWN is due 1.2 s later. The leader dies before that.
+        c.beats.set(host, false);
+        std::thread::sleep(Duration::from_millis(300 + 200 * (round as u64 % 4)));
+        let old = c.leader().expect("a leader");
+        let killed_at = Instant::now();
+        c.nodes[old].kill();
+        let new = eventually(Duration::from_secs(15), "a new leader", || c.leader());
+        takeovers.push(killed_at.elapsed().as_secs_f64());
+        assert_ne!(new, old);
+        c.wait_mail(&format!("[hbd] {host} is DOWN"));
+        // The killed node comes back (same ports, same data) while the host returns.
+        c.nodes[old].start();
+        c.beats.set(host, true);
+        c.wait_mail(&format!("[hbd] {host} is UP again"));
+    }
+    // Late copies would come from a restarted node's outbox or a repeated claim.
+    std::thread::sleep(Duration::from_secs(3));
+    let mails = c.mails();
+    let mut expected = BTreeMap::new();
+    for h in &hosts {
+        expected.insert(format!("[hbd] {h} is DOWN"), 1);
+        expected.insert(format!("[hbd] {h} is UP again"), 1);
+    }
+    let lost = expected.keys().filter(|k| !mails.contains_key(*k)).count();
+    let duplicated: usize = mails.values().map(|n| n.saturating_sub(1)).sum();
+    let mut t = takeovers.clone();
+    let leader = c.leader().expect("a leader at the end");
+    let e = &c.nodes[leader].cluster().expect("status")["engine"];
+    eprintln!(
+        "cluster figures: kills {} takeover p50 {:.2} s max {:.2} s; transitions {} lost {lost} duplicated {duplicated}; \
+         leader claims sent {} announced {}; rounds took {:.1} s",
+        takeovers.len(),
+        percentile(&mut t, 0.5),
+        percentile(&mut t, 1.0),
+        expected.len(),
+        e["claims_sent"],
+        e["claims_announced"],
+        started.elapsed().as_secs_f64(),
+    );
+    assert_eq!(mails, expected, "every transition exactly once");
+    assert!(
+        takeovers.iter().all(|t| *t <= 5.0),
+        "takeover within 5 s: {takeovers:?}"
+    );
+}
+
+/// With one NATS server dead, a silence made on a follower reaches the leader: the
+/// leader sends nothing for the silenced host, and the silence is listed on every node.
+#[test]
+fn a_silence_made_on_a_follower_holds_back_the_leaders_notification() {
+    let mut c = Cluster::start();
+    // One NATS server of three dies first: nothing is lost (R3 keeps a majority).
+    c.nats.kill(0);
+    for h in ["maint1", "other1"] {
+        c.beats.set(h, true);
+        c.wait_status(h, "UP");
+    }
+    let leader = eventually(Duration::from_secs(10), "a leader", || c.leader());
+    let follower = (leader + 1) % 3;
+    let code = c.nodes[follower].post(
+        "/api/v1/silences",
+        serde_json::json!({"hosts": "maint*", "duration": "1h", "reason": "planned work"}),
+    );
+    assert_eq!(code, 201);
+    for n in &c.nodes {
+        eventually(Duration::from_secs(10), "the silence on every node", || {
+            n.get("/api/v1/silences")
+                .and_then(|s| s["silences"].as_array().cloned())
+                .is_some_and(|s| s.iter().any(|x| x["hosts"] == "maint*"))
+                .then_some(())
+        });
+    }
+    c.beats.set("maint1", false);
+    c.beats.set("other1", false);
+    c.wait_status("maint1", "DOWN");
+    // The unsilenced host is mailed (the notifications work), the silenced one is not.
+    c.wait_mail("[hbd] other1 is DOWN");
+    std::thread::sleep(Duration::from_secs(2));
+    let mails = c.mails();
+    assert_eq!(mails.get("[hbd] other1 is DOWN"), Some(&1), "{mails:?}");
+    assert!(!mails.contains_key("[hbd] maint1 is DOWN"), "{mails:?}");
+    // The cluster is in /healthz and /metrics too.
+    let leader = eventually(Duration::from_secs(10), "a leader", || c.leader());
+    let h = c.nodes[leader].get("/healthz").expect("healthz");
+    assert_eq!(h["subsystems"]["cluster"]["is_leader"], true, "{h}");
+    let m = ureq::get(&c.nodes[leader].url("/metrics"))
+        .call()
+        .ok()
+        .and_then(|r| r.into_string().ok())
+        .unwrap_or_default();
+    assert!(m.contains("hbd_cluster_leader 1"), "{m}");
+}
