@@ -226,7 +226,7 @@ fn start_ingest(
     config: &Config,
     state: &Shared,
     shutdown: &Shutdown,
-) -> Result<(SocketAddr, Vec<JoinHandle<()>>)> {
+) -> Result<(SocketAddr, Vec<JoinHandle<()>>, Vec<std::net::UdpSocket>)> {
     let udp_socks = udp::bind_group(
         SocketAddr::new(config.bind, config.hb_port),
         config.udp_rcvbuf,
