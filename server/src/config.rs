@@ -120,6 +120,9 @@ pub struct Config {
     /// Long-term history (docs/history.md): `remote_write` and the `history_*` keys.
     #[serde(skip)]
     pub history: hbd_history::HistoryConfig,
+    /// Cluster mode (docs/cluster.md): the `cluster_*` keys; off without `cluster_nats`.
+    #[serde(skip)]
+    pub cluster: hbd_cluster::ClusterConfig,
     /// Folder whose dashboard templates (`*.hbs`) replace the built-in ones, file by file.
     pub templates_dir: Option<PathBuf>,
     /// Folder whose files replace the dashboard's built-in assets (`/static/...`).
@@ -176,6 +179,7 @@ impl Default for Config {
             dyndns: hbd_dyndns::DyndnsConfig::default(),
             notify: hbd_notify::NotifyConfig::default(),
             history: hbd_history::HistoryConfig::default(),
+            cluster: hbd_cluster::ClusterConfig::default(),
             templates_dir: None,
             static_dir: None,
             tls_cert: None,
@@ -197,6 +201,7 @@ impl Config {
         config.notify = doc.section()?;
         config.dyndns = doc.section()?;
         config.history = doc.section()?;
+        config.cluster = doc.section()?;
         config.fill_in();
         config.validate().map_err(|m| doc.invalid(m))?;
         Ok((config, doc.warnings(hb_config::keys::is_client_key)))
@@ -312,6 +317,7 @@ impl Config {
         hbd_dyndns::config::validate(&self.dyndns)?;
         hbd_notify::config::validate(&self.notify)?;
         hbd_history::config::validate(&self.history)?;
+        hbd_cluster::config::validate(&self.cluster)?;
         crate::security::validate(self)?;
         Ok(())
     }
@@ -426,6 +432,7 @@ mod tests {
             fields_of::<hbd_notify::NotifyConfig>(),
             fields_of::<hbd_dyndns::DyndnsConfig>(),
             fields_of::<hbd_history::HistoryConfig>(),
+            fields_of::<hbd_cluster::ClusterConfig>(),
         ];
         for k in sections.iter().flat_map(|s| s.iter()) {
             assert!(

@@ -17,6 +17,7 @@ pub use hbd_notify as notify;
 
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod datadir;

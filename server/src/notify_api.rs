@@ -42,6 +42,7 @@ async fn list_silences(notify: web::Data<Notify>) -> HttpResponse {
 async fn add_silence(
     state: web::Data<Shared>,
     notify: web::Data<Notify>,
+    cluster: web::Data<crate::cluster::Handle>,
     req: HttpRequest,
     body: web::Json<NewSilence>,
 ) -> Result<HttpResponse, ApiError> {
@@ -52,12 +53,14 @@ async fn add_silence(
         .await
         .map_err(internal)?
         .map_err(|e| bad(e.to_string()))?;
+    crate::cluster::silence_added(&cluster, &silence);
     Ok(HttpResponse::Created().json(silence))
 }
 
 async fn remove_silence(
     state: web::Data<Shared>,
     notify: web::Data<Notify>,
+    cluster: web::Data<crate::cluster::Handle>,
     req: HttpRequest,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
@@ -68,7 +71,10 @@ async fn remove_silence(
         .await
         .map_err(internal)?
     {
-        Some(_) => Ok(HttpResponse::NoContent().finish()),
+        Some(s) => {
+            crate::cluster::silence_ended(&cluster, &s);
+            Ok(HttpResponse::NoContent().finish())
+        }
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no silence with id {id}"),

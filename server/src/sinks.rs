@@ -21,6 +21,8 @@ pub struct Subsystems {
     pub dyndns: Arc<hbd_dyndns::DynDns>,
     /// Long-term history (remote_write out, PromQL back; docs/history.md).
     pub history: Arc<hbd_history::History>,
+    /// Cluster mode (docs/cluster.md); `None` on a single server.
+    pub cluster: Option<Arc<hbd_cluster::Cluster>>,
 }
 
 impl Subsystems {
@@ -31,20 +33,32 @@ impl Subsystems {
         let dyndns = hbd_dyndns::start(&config.dyndns, data_dir, emitter.clone())?;
         let notify = hbd_notify::start(&config.notify, data_dir, emitter)?;
         let history = hbd_history::start(&config.history)?;
+        let cluster = crate::cluster::start(&config.cluster, &notify)?;
         Ok(Subsystems {
             notify,
             dyndns,
             history,
+            cluster,
         })
     }
 
     /// Each subsystem as a sink, for ingest and status.
     pub fn sinks(&self) -> Vec<Arc<dyn Sink>> {
-        vec![
-            self.dyndns.clone(),
-            Arc::new(self.notify.clone()),
-            self.history.clone(),
-        ]
+        let dyndns: Arc<dyn Sink> = match &self.cluster {
+            // One node updates DNS: the leader.
+            Some(c) => Arc::new(crate::cluster::LeaderOnly {
+                inner: self.dyndns.clone(),
+                cluster: c.clone(),
+            }),
+            None => self.dyndns.clone(),
+        };
+        let mut sinks: Vec<Arc<dyn Sink>> =
+            vec![dyndns, Arc::new(self.notify.clone()), self.history.clone()];
+        // Last: shut down after notifications, which claim through it until they stop.
+        if let Some(c) = &self.cluster {
+            sinks.push(Arc::new(crate::cluster::ClusterSink(c.clone())));
+        }
+        sinks
     }
 
     /// SIGHUP: each subsystem's section of `new`; what could not be applied.
@@ -78,6 +92,7 @@ impl Subsystems {
             }),
         );
         crate::notify_api::configure(cfg, self.notify.clone());
+        crate::cluster::configure(cfg, crate::cluster::Handle(self.cluster.clone()));
         crate::dashboard::long_history::configure(cfg, self.history.clone());
     }
 }

@@ -43,6 +43,8 @@ pub struct Engine {
     pub pending: Arc<Mutex<HashSet<String>>>,
     /// Notifications that no channel wanted.
     pub unrouted: u64,
+    /// Cluster mode: what leaves through the leader only (inactive on a single server).
+    pub gate: super::cluster::Gate,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -92,6 +94,7 @@ impl Engine {
             fleet: None,
             pending: Arc::new(Mutex::new(pending)),
             unrouted: 0,
+            gate: super::cluster::Gate::default(),
         }
     }
 
@@ -154,6 +157,15 @@ impl Engine {
             return;
         }
         self.dirty = true;
+        let ns = self.gate.filter(ns, now);
+        self.queue(ns, now);
+    }
+
+    /// Routes notifications the gate let through and queues them.
+    fn queue(&mut self, ns: Vec<Notification>, now: u64) {
+        if ns.is_empty() {
+            return;
+        }
         let mut per: Vec<Vec<Notification>> = vec![Vec::new(); self.queues.len()];
         for mut n in ns {
             self.enrich(&mut n);
@@ -219,6 +231,8 @@ impl Engine {
             self.dirty = true;
         }
         self.deliver(out, now);
+        let claimed = self.gate.tick(now);
+        self.queue(claimed, now);
     }
 
     /// Writes the policy state atomically (temp file, fsync, rename).

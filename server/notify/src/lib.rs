@@ -20,6 +20,7 @@
 
 mod apply;
 pub mod channel;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod dispatch;
@@ -233,6 +234,12 @@ fn join_until(t: JoinHandle<()>, deadline: Instant, what: &str) {
 }
 
 impl Notify {
+    /// Cluster mode: notifications leave through the leader only, after it claimed them
+    /// (docs/cluster.md). Set once, before heartbeats arrive.
+    pub fn set_announcer(&self, a: Arc<dyn cluster::Announcer>) {
+        lock(&self.inner.engine).gate.set(a);
+    }
+
     /// Applies new channels, credentials, routes, policy knobs, retry timings, templates
     /// and dashboard URL; queued notifications, silences and announced states stay.
     pub fn reload(&self, config: &NotifyConfig) -> Result<(), String> {

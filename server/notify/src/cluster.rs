@@ -1,0 +1,340 @@
+//! Notifications in cluster mode (docs/cluster.md): every node runs the policy on its own
+//! registry, but a notification leaves through the leader only, after the leader
+//! recorded the state it announces in the engine by compare-and-set ([`Announcer`]).
+//! So a node that takes over neither repeats what the previous leader said (the engine
+//! holds it) nor skips what it did not say (followers keep their latest undelivered
+//! notification per subject, [`Gate`], and a new leader claims those).
+//!
+//! What the engine is, is the caller's business: this crate knows the [`Announcer`]
+//! trait only (hbd implements it over hbd-cluster).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::notification::{Kind, Notification};
+
+/// What a claim found (see hbd-cluster's `Claim`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Recorded by this node, the leader: send it.
+    Send,
+    /// Already announced: drop it.
+    Announced,
+    /// Not the leader: keep it in case the leader never says it.
+    NotLeader,
+    /// The engine did not answer.
+    Unreachable,
+}
+
+/// What notifications may ask of the cluster.
+pub trait Announcer: Send + Sync {
+    /// Whether this node acts as leader now.
+    fn is_leader(&self) -> bool;
+    /// Whether the engine is unreachable for so long that every node notifies alone.
+    fn alone(&self) -> bool;
+    /// Records `state` for `subject` in `class` if the engine does not hold it yet.
+    /// `quiet`: do not announce it if the engine holds nothing (UP, OK).
+    fn claim(&self, class: &str, subject: &str, state: &str, quiet: bool) -> Claim;
+    /// This node's name (shown in notifications sent alone).
+    fn node(&self) -> String;
+}
+
+/// Undelivered notifications a follower keeps, one per subject: beyond this the oldest
+/// are dropped (a follower of a fleet this size in a storm is far behind anyway).
+pub const MAX_DEFERRED: usize = 100_000;
+/// A follower's notification older than this is dropped: the leader had that long to
+/// announce it (several lease lifetimes), and a takeover is decided well within it.
+pub const DEFERRED_FOR_MS: u64 = 30_000;
+/// How often a leader retries claims the engine did not answer.
+const RETRY_EVERY_MS: u64 = 1_000;
+
+/// How a notification is claimed: its class, subject and whether its state is quiet.
+/// `None`: not claimed through the engine.
+fn identity(n: &Notification) -> Option<(&'static str, String, bool)> {
+    match n.kind {
+        Kind::Down | Kind::Up => Some(("host", n.host.clone(), n.kind == Kind::Up)),
+        Kind::Level => Some(("level", n.host.clone(), n.state == "OK")),
+        Kind::Check => Some((
+            "check",
+            format!("{}\u{1f}{}", n.host, n.key.as_deref().unwrap_or("")),
+            n.state == "OK",
+        )),
+        _ => None,
+    }
+}
+
+/// Whether a notification is this node's own business (its own problems, its own
+/// channels, a test asked of it): sent by every node, never through the leader.
+fn local(n: &Notification) -> bool {
+    matches!(
+        n.kind,
+        Kind::System | Kind::ChannelFailing | Kind::ChannelRecovered | Kind::Test
+    )
+}
+
+/// The filter between the policy and the outboxes.
+#[derive(Default)]
+pub struct Gate {
+    announcer: Option<Arc<dyn Announcer>>,
+    /// Follower: latest undelivered claimed notification per (class, subject).
+    deferred: HashMap<(&'static str, String), Notification>,
+    was_leader: bool,
+    /// Next time a leader retries what it could not claim (engine slow or away).
+    retry_at: u64,
+    /// The last claim found the engine unreachable.
+    unreachable: bool,
+    /// Notifications dropped because the leader had announced them (or had not to).
+    pub announced: u64,
+    /// Notifications a follower left to the leader.
+    pub left_to_leader: u64,
+}
+
+impl Gate {
+    pub fn set(&mut self, a: Arc<dyn Announcer>) {
+        self.announcer = Some(a);
+    }
+
+    /// What of `ns` this node sends now.
+    pub fn filter(&mut self, ns: Vec<Notification>, now: u64) -> Vec<Notification> {
+        let Some(a) = self.announcer.clone() else {
+            return ns;
+        };
+        let mut out = Vec::with_capacity(ns.len());
+        for mut n in ns {
+            if local(&n) {
+                out.push(n);
+                continue;
+            }
+            if n.kind == Kind::Storm {
+                // A storm groups many hosts: each item is claimed on its own.
+                let items = std::mem::take(&mut n.items);
+                n.items = self.filter(items, now);
+                if !n.items.is_empty() {
+                    out.push(n);
+                }
+                continue;
+            }
+            if let Some(n) = self.pass(&*a, n, now) {
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    fn pass(&mut self, a: &dyn Announcer, mut n: Notification, now: u64) -> Option<Notification> {
+        let id = identity(&n);
+        if a.is_leader() {
+            let Some((class, subject, quiet)) = id else {
+                return Some(n);
+            };
+            self.deferred.remove(&(class, subject.clone()));
+            return match a.claim(class, &subject, &n.state, quiet) {
+                Claim::Send => Some(n),
+                Claim::Announced => {
+                    self.announced += 1;
+                    None
+                }
+                // Fenced meanwhile, or the engine is away: keep it for later.
+                Claim::NotLeader | Claim::Unreachable => {
+                    self.unreachable = true;
+                    self.defer(id_of(class, subject), n, now);
+                    None
+                }
+            };
+        }
+        if a.alone() {
+            // The engine is away for long: every node says it, and says so.
+            n.message = format!(
+                "{} (sent by hbd node {} alone: the cluster engine is unreachable)",
+                n.message,
+                a.node()
+            )
+            .trim_start()
+            .to_string();
+            return Some(n);
+        }
+        self.left_to_leader += 1;
+        if let Some((class, subject, _)) = id {
+            self.defer(id_of(class, subject), n, now);
+        }
+        None
+    }
+
+    fn defer(&mut self, key: (&'static str, String), mut n: Notification, now: u64) {
+        if self.deferred.len() >= MAX_DEFERRED && !self.deferred.contains_key(&key) {
+            let oldest = self
+                .deferred
+                .iter()
+                .min_by_key(|(_, n)| n.ts_ms)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.deferred.remove(&k);
+            }
+        }
+        if n.ts_ms == 0 {
+            n.ts_ms = now;
+        }
+        self.deferred.insert(key, n);
+    }
+
+    /// Every tick: old deferred notifications go; on becoming leader, the rest are
+    /// claimed (what the former leader did not announce is sent now).
+    pub fn tick(&mut self, now: u64) -> Vec<Notification> {
+        let Some(a) = self.announcer.clone() else {
+            return Vec::new();
+        };
+        self.deferred
+            .retain(|_, n| now.saturating_sub(n.ts_ms) < DEFERRED_FOR_MS);
+        let leader = a.is_leader();
+        let took_over = leader && !self.was_leader;
+        self.was_leader = leader;
+        if !leader || self.deferred.is_empty() || (!took_over && now < self.retry_at) {
+            return Vec::new();
+        }
+        self.retry_at = now + RETRY_EVERY_MS;
+        let mut held: Vec<_> = self.deferred.drain().collect();
+        held.sort_by_key(|(_, n)| n.ts_ms);
+        let mut out = Vec::new();
+        self.unreachable = false;
+        for (key, n) in held {
+            // The engine is slow or away: the rest wait for the next retry.
+            if self.unreachable {
+                self.deferred.insert(key, n);
+            } else if let Some(n) = self.pass(&*a, n, now) {
+                out.push(n);
+            }
+        }
+        if took_over && !out.is_empty() {
+            tracing::warn!(
+                count = out.len(),
+                "cluster: became leader; sending what the former leader had not announced"
+            );
+        }
+        out
+    }
+}
+
+fn id_of(class: &'static str, subject: String) -> (&'static str, String) {
+    (class, subject)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    /// An engine in memory: one leader flag, the announced states.
+    #[derive(Default)]
+    struct Fake {
+        leader: AtomicBool,
+        states: Mutex<HashMap<String, String>>,
+    }
+
+    impl Announcer for Fake {
+        fn is_leader(&self) -> bool {
+            self.leader.load(Ordering::Relaxed)
+        }
+        fn alone(&self) -> bool {
+            false
+        }
+        fn claim(&self, class: &str, subject: &str, state: &str, quiet: bool) -> Claim {
+            if !self.is_leader() {
+                return Claim::NotLeader;
+            }
+            let mut s = self.states.lock().expect("lock");
+            let k = format!("{class}/{subject}");
+            match s.get(&k) {
+                Some(v) if v == state => Claim::Announced,
+                None if quiet => Claim::Announced,
+                _ => {
+                    s.insert(k, state.into());
+                    Claim::Send
+                }
+            }
+        }
+        fn node(&self) -> String {
+            "n".into()
+        }
+    }
+
+    fn note(kind: Kind, host: &str, state: &str, ts: u64) -> Notification {
+        Notification {
+            id: format!("{ts}"),
+            kind,
+            host: host.into(),
+            key: None,
+            state: state.into(),
+            from: None,
+            level: Notification::level_of(state),
+            since_ms: ts,
+            ts_ms: ts,
+            message: String::new(),
+            checks: Vec::new(),
+            flap_percent: None,
+            items: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn two_nodes_announce_each_transition_once_across_a_takeover() {
+        let engine_states = Arc::new(Fake::default());
+        let a = Arc::new(Fake::default());
+        let b = Arc::new(Fake::default());
+        // Both share the engine's states: b reads what a wrote.
+        let shared = |f: &Arc<Fake>| {
+            let e = engine_states.clone();
+            let f = f.clone();
+            move || *e.states.lock().expect("lock") = f.states.lock().expect("lock").clone()
+        };
+        let (mut ga, mut gb) = (Gate::default(), Gate::default());
+        ga.set(a.clone());
+        gb.set(b.clone());
+        a.leader.store(true, Ordering::Relaxed);
+        // web1 DOWN: a (leader) sends, b leaves it to a.
+        assert_eq!(
+            ga.filter(vec![note(Kind::Down, "web1", "DOWN", 1)], 1)
+                .len(),
+            1
+        );
+        assert!(gb
+            .filter(vec![note(Kind::Down, "web1", "DOWN", 1)], 1)
+            .is_empty());
+        shared(&a)();
+        *b.states.lock().expect("lock") = engine_states.states.lock().expect("lock").clone();
+        // web2 DOWN seen by b only before a dies without saying it.
+        assert!(gb
+            .filter(vec![note(Kind::Down, "web2", "DOWN", 2)], 2)
+            .is_empty());
+        a.leader.store(false, Ordering::Relaxed);
+        b.leader.store(true, Ordering::Relaxed);
+        // b takes over: web1 was announced (not repeated), web2 was not (sent now).
+        let sent = gb.tick(3);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].host, "web2");
+        // An UP for a host never announced DOWN is not news.
+        assert!(gb
+            .filter(vec![note(Kind::Up, "web3", "UP", 4)], 4)
+            .is_empty());
+        assert_eq!(gb.filter(vec![note(Kind::Up, "web1", "UP", 5)], 5).len(), 1);
+        // Local kinds always pass, leader or not.
+        assert_eq!(
+            ga.filter(vec![note(Kind::System, "hbd", "WARNING", 6)], 6)
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn deferred_notifications_expire() {
+        let a = Arc::new(Fake::default());
+        let mut g = Gate::default();
+        g.set(a.clone());
+        assert!(g
+            .filter(vec![note(Kind::Down, "h", "DOWN", 1)], 1)
+            .is_empty());
+        assert!(g.tick(1 + DEFERRED_FOR_MS).is_empty());
+        a.leader.store(true, Ordering::Relaxed);
+        assert!(g.tick(2 + DEFERRED_FOR_MS).is_empty());
+    }
+}

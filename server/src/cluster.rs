@@ -1,0 +1,207 @@
+//! Cluster mode's glue (docs/cluster.md): starts hbd-cluster when `cluster_nats` is set,
+//! lets notifications leave through the leader only (hbd-notify's `Announcer` over the
+//! engine), runs dynamic DNS on the leader only, shares silences with the other nodes,
+//! and serves `GET /api/v1/cluster` (also in `/healthz` and `/metrics`, as a sink).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use hbd_cluster::{Cluster, ClusterConfig, Mutation};
+use hbd_notify::cluster::{Announcer, Claim};
+use hbd_notify::control::NewSilence;
+use hbd_notify::silence::Silence;
+use hbd_notify::Notify;
+
+use crate::api::ApiError;
+use crate::sink::Sink;
+
+/// The cluster, when cluster mode is on (app data of the API).
+#[derive(Clone, Default)]
+pub struct Handle(pub Option<Arc<Cluster>>);
+
+/// A silence as it travels between nodes (ids are each node's own).
+#[derive(Debug, Serialize, Deserialize)]
+struct SharedSilence {
+    hosts: String,
+    from_ms: u64,
+    until_ms: u64,
+    reason: String,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+impl SharedSilence {
+    fn of(s: &Silence) -> SharedSilence {
+        SharedSilence {
+            hosts: s.hosts.clone(),
+            from_ms: s.from_ms,
+            until_ms: s.until_ms,
+            reason: s.reason.clone(),
+            by: s.by.clone(),
+        }
+    }
+
+    fn same(&self, s: &Silence) -> bool {
+        self.hosts == s.hosts
+            && self.from_ms == s.from_ms
+            && self.until_ms == s.until_ms
+            && self.reason == s.reason
+    }
+}
+
+/// Starts the cluster and wires notifications to it; `None` in single-server mode.
+pub fn start(config: &ClusterConfig, notify: &Notify) -> Result<Option<Arc<Cluster>>> {
+    if !config.enabled() {
+        return Ok(None);
+    }
+    let n = notify.clone();
+    let cluster = Cluster::start(config, Box::new(move |m: &Mutation| apply(&n, m)))?;
+    notify.set_announcer(Arc::new(Engine(cluster.clone())));
+    Ok(Some(cluster))
+}
+
+/// Applies another node's mutation here.
+fn apply(notify: &Notify, m: &Mutation) {
+    let now = crate::state::now_ms();
+    let Ok(s) = serde_json::from_value::<SharedSilence>(m.body.clone()) else {
+        tracing::warn!(kind = %m.kind, origin = %m.origin, "cluster: unreadable mutation skipped");
+        return;
+    };
+    match m.kind.as_str() {
+        "silence.add" => {
+            if notify.silences(now).iter().any(|x| s.same(x)) {
+                return;
+            }
+            let by =
+                s.by.clone()
+                    .or_else(|| Some(format!("hbd node {}", m.origin)));
+            let b = NewSilence {
+                hosts: s.hosts,
+                duration: None,
+                until_ms: Some(s.until_ms),
+                from_ms: Some(s.from_ms),
+                reason: s.reason,
+                by,
+            };
+            if let Err(e) = notify.add_silence(b, now) {
+                tracing::warn!(origin = %m.origin, "cluster: a silence from another node was refused: {e}");
+            }
+        }
+        "silence.remove" => {
+            for x in notify.silences(now).iter().filter(|x| s.same(x)) {
+                notify.end_silence(x.id, now);
+            }
+        }
+        other => tracing::warn!(kind = other, "cluster: unknown mutation skipped"),
+    }
+}
+
+/// A silence added through this node's API, for the other nodes.
+pub fn silence_added(handle: &Handle, s: &Silence) {
+    if let Some(c) = &handle.0 {
+        c.publish("silence.add", serde_json::json!(SharedSilence::of(s)));
+    }
+}
+
+/// A silence ended through this node's API, for the other nodes.
+pub fn silence_ended(handle: &Handle, s: &Silence) {
+    if let Some(c) = &handle.0 {
+        c.publish("silence.remove", serde_json::json!(SharedSilence::of(s)));
+    }
+}
+
+/// hbd-notify's view of the engine.
+struct Engine(Arc<Cluster>);
+
+impl Announcer for Engine {
+    fn is_leader(&self) -> bool {
+        self.0.is_leader()
+    }
+    fn alone(&self) -> bool {
+        self.0.alone()
+    }
+    fn claim(&self, class: &str, subject: &str, state: &str, quiet: bool) -> Claim {
+        match self.0.claim(class, subject, state, quiet) {
+            hbd_cluster::Claim::Send => Claim::Send,
+            hbd_cluster::Claim::Announced => Claim::Announced,
+            hbd_cluster::Claim::NotLeader => Claim::NotLeader,
+            hbd_cluster::Claim::Unreachable => Claim::Unreachable,
+        }
+    }
+    fn node(&self) -> String {
+        self.0.node().to_string()
+    }
+}
+
+/// The cluster as a sink: status in `/healthz`, families in `/metrics`, stopped (lease
+/// handed over) at shutdown, after the subsystems before it.
+pub struct ClusterSink(pub Arc<Cluster>);
+
+impl Sink for ClusterSink {
+    fn name(&self) -> &'static str {
+        "cluster"
+    }
+    fn metrics(&self, out: &mut String) {
+        self.0.metrics(out);
+    }
+    fn status(&self) -> serde_json::Value {
+        serde_json::to_value(self.0.status()).unwrap_or(serde_json::Value::Null)
+    }
+    fn shutdown(&self) {
+        self.0.stop();
+    }
+}
+
+/// Forwards heartbeats to a subsystem only while this node leads (dynamic DNS: one
+/// node updates the records; a new leader updates on the next heartbeat).
+pub struct LeaderOnly<S: Sink> {
+    pub inner: Arc<S>,
+    pub cluster: Arc<Cluster>,
+}
+
+impl<S: Sink> Sink for LeaderOnly<S> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn event(&self, event: &hbd_core::event::Event) {
+        self.inner.event(event);
+    }
+    fn heartbeat(&self, host: &str, addr: IpAddr, verified: bool) {
+        if self.cluster.is_leader() {
+            self.inner.heartbeat(host, addr, verified);
+        }
+    }
+    fn attach(&self, fleet: std::sync::Weak<dyn hbd_core::fleet::FleetView>) {
+        self.inner.attach(fleet);
+    }
+    fn metrics(&self, out: &mut String) {
+        self.inner.metrics(out);
+    }
+    fn status(&self) -> serde_json::Value {
+        self.inner.status()
+    }
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+async fn cluster_status(handle: web::Data<Handle>) -> Result<HttpResponse, ApiError> {
+    match &handle.0 {
+        Some(c) => Ok(HttpResponse::Ok().json(c.status())),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "cluster mode is off (cluster_nats is empty)",
+        )),
+    }
+}
+
+/// `GET /api/v1/cluster`, and the handle the silence routes publish through.
+pub fn configure(cfg: &mut web::ServiceConfig, handle: Handle) {
+    cfg.app_data(web::Data::new(handle))
+        .route("/api/v1/cluster", web::get().to(cluster_status));
+}
