@@ -177,28 +177,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
         return Ok(check_config(&cli));
     }
     let config = load_config(&cli)?;
-    match &cli.command {
-        Some(Command::Plugins { json }) => {
-            let mut set = plugin_set(&cli, &config, false)?;
-            set.dry_run = true;
-            set.scan(&config, false);
-            let entries = set.entries();
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&entries)?);
-            } else {
-                print!("{}", hbc::table::plugins(&entries));
-                println!(
-                    "searched: {}",
-                    set.dirs()
-                        .iter()
-                        .map(|d| d.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            return Ok(ExitCode::SUCCESS);
+    if let Some(Command::Plugins { json }) = &cli.command {
+        let mut set = plugin_set(&cli, &config, false)?;
+        set.dry_run = true;
+        set.scan(&config, false);
+        let entries = set.entries();
+        if *json {
+            println!("{}", serde_json::to_string_pretty(&entries)?);
+        } else {
+            print!("{}", hbc::table::plugins(&entries));
+            println!(
+                "searched: {}",
+                set.dirs()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
-        _ => {}
+        return Ok(ExitCode::SUCCESS);
     }
 
     let host = host_name(&config)?;

@@ -33,6 +33,10 @@ use crate::runner::{self, Collect, Handle, InProcess};
 use crate::sample::Sample;
 use crate::thresholds::LevelTracker;
 
+/// A plugin file copied, checked and probed: its private copy and what the probe said
+/// of its plugins (`None` without a probe), or why it was refused.
+type Prepared = Result<(PathBuf, Option<Vec<Info>>), Rejection>;
+
 /// How long a plugin file must have been left unchanged (by its modification time) before
 /// a scan loads it. Every write moves the time, so a file still being copied is younger;
 /// a copy that keeps its old time (`cp -p`, `install -p`) sets it only once it is
@@ -321,7 +325,7 @@ impl PluginSet {
         let probe = config.plugin_probe
             || config.plugins.values().any(|p| p.isolate)
             || self.quarantine.records().next().is_some();
-        let prepared: Vec<Result<(PathBuf, Option<Vec<Info>>), Rejection>> =
+        let prepared: Vec<Prepared> =
             std::thread::scope(|s| {
                 let handles: Vec<_> = todo
                     .iter()
