@@ -307,7 +307,9 @@ fn websocket_handshake_flood_gets_429_and_the_caps_hold() {
         assert_eq!(snapshot_hosts(&mut ws), 2000);
         open.push(ws);
     }
-    let (code, body) = handshake(&v4).err().expect("the per-address cap");
+    let Err((code, body)) = handshake(&v4) else {
+        panic!("the per-address cap")
+    };
     assert_eq!(code, 429, "{body}");
     assert!(body.contains("ws_max_clients_per_address"), "{body}");
     for _ in 0..3 {
@@ -315,13 +317,15 @@ fn websocket_handshake_flood_gets_429_and_the_caps_hold() {
         assert_eq!(snapshot_hosts(&mut ws), 2000);
         open.push(ws);
     }
-    let (code, body) = handshake(&v6).err().expect("the total cap");
+    let Err((code, body)) = handshake(&v6) else {
+        panic!("the total cap")
+    };
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("ws_max_clients"), "{body}");
     // Also on the HTTP listener's /ws: the same count.
-    let (code, _) = handshake(&format!("ws://[::1]:{}/ws", hbd.http.port()))
-        .err()
-        .expect("the total cap on /ws");
+    let Err((code, _)) = handshake(&format!("ws://[::1]:{}/ws", hbd.http.port())) else {
+        panic!("the total cap on /ws")
+    };
     assert_eq!(code, 503);
 
     // The flood, from several threads at once.
