@@ -325,24 +325,23 @@ impl PluginSet {
         let probe = config.plugin_probe
             || config.plugins.values().any(|p| p.isolate)
             || self.quarantine.records().next().is_some();
-        let prepared: Vec<Prepared> =
-            std::thread::scope(|s| {
-                let handles: Vec<_> = todo
-                    .iter()
-                    .map(|c| s.spawn(move || loader::prepare(&c.path, private, probe)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Rejection {
-                                reason: "checking the file failed unexpectedly".into(),
-                                remedy: "run `hbc check-plugin` on it",
-                            })
+        let prepared: Vec<Prepared> = std::thread::scope(|s| {
+            let handles: Vec<_> = todo
+                .iter()
+                .map(|c| s.spawn(move || loader::prepare(&c.path, private, probe)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Rejection {
+                            reason: "checking the file failed unexpectedly".into(),
+                            remedy: "run `hbc check-plugin` on it",
                         })
                     })
-                    .collect()
-            });
+                })
+                .collect()
+        });
         let loaded_before = self.libraries_loaded;
         for (cand, prepared) in todo.iter().zip(prepared) {
             match prepared {
