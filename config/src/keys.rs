@@ -22,6 +22,7 @@ pub const CLIENT_KEYS: &[&str] = &[
     "plugins",
     "thresholds",
     "state_dir",
+    "host_root",
 ];
 
 /// hbd's top-level keys that no prefix below covers.

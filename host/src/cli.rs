@@ -47,6 +47,11 @@ pub struct Common {
     #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
     pub plugin_dirs: Vec<PathBuf>,
 
+    /// Where the monitored host's /proc, /sys and / are mounted when hbc runs in a
+    /// container (e.g. /host); overrides $HBC_HOST_ROOT and `host_root` in the config.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub host_root: Option<PathBuf>,
+
     /// More logging (-v: debug, -vv: trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,

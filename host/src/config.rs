@@ -13,6 +13,10 @@ use hb_config::{duration, opt_duration};
 
 use crate::thresholds::ThresholdSpec;
 
+/// The variable that passes the host root to the plugins (`hbc_plugin_support::host_root`
+/// reads the same name); hbc also takes it as `--host-root`'s default.
+pub const HOST_ROOT_ENV: &str = "HBC_HOST_ROOT";
+
 /// Default UDP port of hbd's heartbeat listener.
 pub const DEFAULT_HB_PORT: u16 = 50003;
 /// The system-wide plugin folder.
@@ -143,6 +147,9 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Consecutive samples needed before a reading's level changes (default for rules).
     pub samples: u32,
+    /// Where the monitored host's `/proc`, `/sys` and `/` are mounted when hbc runs in a
+    /// container (`/host`; docs/containers.md). The bundled plugins read them there.
+    pub host_root: Option<PathBuf>,
     pub plugins: BTreeMap<String, PluginConfig>,
     pub thresholds: BTreeMap<String, ThresholdSpec>,
 }
@@ -164,6 +171,7 @@ impl Default for Config {
             refreshes: DEFAULT_REFRESHES,
             state_dir: None,
             samples: 1,
+            host_root: None,
             plugins: BTreeMap::new(),
             thresholds: BTreeMap::new(),
         }
@@ -210,6 +218,14 @@ impl Config {
         }
         if self.samples == 0 {
             return Err("samples: must be at least 1".into());
+        }
+        if let Some(root) = &self.host_root {
+            if !root.is_absolute() {
+                return Err(format!(
+                    "host_root: {} is not an absolute path (e.g. /host)",
+                    root.display()
+                ));
+            }
         }
         if let Some(h) = &self.hostname {
             if !hb_proto::valid_host_name(h) {

@@ -87,7 +87,38 @@ fn load_config(cli: &Cli) -> Result<Config> {
             bail!("--interval: use at least 100ms");
         }
     }
+    apply_host_root(cli, &mut config)?;
     Ok(config)
+}
+
+/// The host root (`--host-root`, else $HBC_HOST_ROOT, else `host_root`), passed to the
+/// plugins, in-process and isolated, as $HBC_HOST_ROOT. Called before any thread starts.
+fn apply_host_root(cli: &Cli, config: &mut Config) -> Result<()> {
+    let env = std::env::var_os(hbc::config::HOST_ROOT_ENV)
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    let Some(root) = cli
+        .common
+        .host_root
+        .clone()
+        .or(env)
+        .or(config.host_root.take())
+    else {
+        return Ok(());
+    };
+    if !root.join("proc").join("stat").exists() {
+        bail!(
+            "host root {}: {} is not the host's /proc; mount it there \
+             (podman/docker: -v /proc:{}:ro --pid=host, docs/containers.md)",
+            root.display(),
+            root.join("proc").display(),
+            root.join("proc").display()
+        );
+    }
+    tracing::info!(host_root = %root.display(), "reading the host through its root");
+    std::env::set_var(hbc::config::HOST_ROOT_ENV, &root);
+    config.host_root = Some(root);
+    Ok(())
 }
 
 fn host_name(config: &Config) -> Result<String> {

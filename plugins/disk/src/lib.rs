@@ -164,7 +164,8 @@ impl DiskPlugin {
 fn list_whole_devices() -> Result<HashSet<String>, String> {
     let error = |e: std::io::Error| format!("disk plugin: cannot list {SYS_BLOCK}: {e}");
     let mut names = HashSet::new();
-    for entry in std::fs::read_dir(SYS_BLOCK).map_err(error)? {
+    let sys_block = hbc_plugin_support::host_path(SYS_BLOCK);
+    for entry in std::fs::read_dir(&*sys_block).map_err(error)? {
         let name = entry.map_err(error)?.file_name();
         names.insert(name.to_string_lossy().replace('!', "/"));
     }

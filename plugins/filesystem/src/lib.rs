@@ -33,6 +33,9 @@ use crate::select::{MountFilter, DEFAULT_EXCLUDE_TYPES};
 use crate::usage::Usage;
 
 const PROC_MOUNTINFO: &str = "/proc/self/mountinfo";
+/// With a host root (hbc in a container): the mounts of the host's init, which the
+/// container sees with `--pid=host`; its own would be the container's.
+const HOST_MOUNTINFO: &str = "/proc/1/mountinfo";
 
 /// `plugins.filesystem.options` in hbc's config.
 #[derive(serde::Deserialize, Default, Debug)]
@@ -81,21 +84,28 @@ impl Plugin for FilesystemPlugin {
 
     #[cfg(target_os = "linux")]
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
+        use hbc_plugin_support::{host_path, host_root};
         use std::io::Read;
         self.buffer.clear();
-        std::fs::File::open(PROC_MOUNTINFO)
+        let mountinfo = match host_root() {
+            Some(_) => host_path(HOST_MOUNTINFO),
+            None => PROC_MOUNTINFO.into(),
+        };
+        std::fs::File::open(&*mountinfo)
             .and_then(|mut file| file.read_to_end(&mut self.buffer))
-            .map_err(|e| format!("filesystem plugin: cannot read {PROC_MOUNTINFO}: {e}"))?;
+            .map_err(|e| format!("filesystem plugin: cannot read {mountinfo}: {e}"))?;
         // A mount point that is not UTF-8 comes out mangled, and `statvfs` then reports it
         // as an error reading instead of failing the whole collect.
         let text = String::from_utf8_lossy(&self.buffer);
         let mounts = mountinfo::parse_mountinfo(&text)
-            .map_err(|e| format!("filesystem plugin: cannot parse {PROC_MOUNTINFO}: {e}"))?;
+            .map_err(|e| format!("filesystem plugin: cannot parse {mountinfo}: {e}"))?;
 
         let mut readings = Vec::new();
         for mount in select::select(&mounts, &self.filter) {
             let point = mount.mount_point.as_ref();
-            readings.extend(mount_readings(point, mount.fs_type, statvfs(point)));
+            // Named as on the host; reached through the host's `/` mounted at the root.
+            let stats = statvfs(&host_path(point));
+            readings.extend(mount_readings(point, mount.fs_type, stats));
         }
         Ok(readings)
     }

@@ -138,6 +138,7 @@ impl OsPlugin {
     /// os-release(5) (`NAME=Linux`).
     fn read_os_release(&mut self) -> Result<os_release::OsRelease, String> {
         for path in [OS_RELEASE, OS_RELEASE_FALLBACK] {
+            let path = &*hbc_plugin_support::host_path(path);
             match std::fs::read_to_string(path) {
                 Ok(text) => {
                     return os_release::parse_os_release(&text)

@@ -3,10 +3,15 @@
 
 use std::io::Read;
 
-/// Reads the file at `path` into `buffer`, replacing what was there. The error names
-/// the plugin and the file: `cpu plugin: cannot read /proc/stat: ...`.
+use crate::host_path;
+
+/// Reads the file at `path` into `buffer`, replacing what was there. An absolute `path`
+/// is a path on the monitored host: with a host root (hbc in a container, [`host_path`])
+/// `/proc/stat` is read as `<root>/proc/stat`. The error names the plugin and the file
+/// read: `cpu plugin: cannot read /proc/stat: ...`.
 pub fn read_into(plugin: &str, path: &str, buffer: &mut String) -> Result<(), String> {
     buffer.clear();
+    let path = &*host_path(path);
     std::fs::File::open(path)
         .and_then(|mut file| file.read_to_string(buffer))
         .map(drop)

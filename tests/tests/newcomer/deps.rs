@@ -73,6 +73,8 @@ fn scripts_deps_is_the_one_list_of_what_the_tests_need() {
         "chromium",
         "chromium-driver",
         "gcc",
+        "podman",
+        "runc",
     ] {
         assert!(debian.contains(&p.to_string()), "{p} not in {debian:?}");
     }
