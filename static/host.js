@@ -72,3 +72,92 @@
   hbd.on('connect', function (n) { if (n > 1) schedule(); });
   sample();
 })();
+
+// Silences of this host: listed from GET /api/v1/silences, created and ended through the
+// same API with the API token the operator types (sent as a bearer header, never kept),
+// so the server's token and cross-site checks apply unchanged.
+(function () {
+  var hbd = window.hbd;
+  var box = document.getElementById('silences');
+  var form = document.getElementById('silence-form');
+  if (!hbd || !box || !form) return;
+  var host = box.getAttribute('data-host');
+  var list = document.getElementById('silence-list');
+  var empty = document.getElementById('silence-empty');
+  var status = document.getElementById('silence-status');
+  form.hidden = false;
+
+  // The server's glob (hbd_notify::rules::glob): `*`, `?`, ASCII case-insensitive.
+  function glob(pattern, name) {
+    var re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    return new RegExp('^' + re + '$', 'i').test(name);
+  }
+  function say(text, bad) {
+    status.textContent = text;
+    status.className = 'silence-status' + (bad ? ' bad' : '');
+  }
+  function token() {
+    var t = form.elements.token.value.trim();
+    if (!t) { say('Enter the API token first.', true); form.elements.token.focus(); }
+    return t;
+  }
+  // The API's JSON error, or the status line.
+  function failure(r) {
+    return r.json().then(function (b) { return b && b.error ? b.error : r.status + ' ' + r.statusText; },
+      function () { return r.status + ' ' + r.statusText; });
+  }
+  function call(method, path, body) {
+    var t = token();
+    if (!t) return Promise.reject(null);
+    var init = { method: method, credentials: 'same-origin', headers: { 'Authorization': 'Bearer ' + t } };
+    if (body) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init).then(function (r) {
+      if (r.ok) return r;
+      return failure(r).then(function (m) { throw new Error(m); });
+    });
+  }
+  function item(s, now) {
+    var li = hbd.el('li', 'silence');
+    li.setAttribute('data-id', s.id);
+    li.appendChild(hbd.el('code', null, s.hosts));
+    var when = s.from_ms > now ? ' from ' + hbd.fmtTime(s.from_ms) + ' until ' : ' until ';
+    li.appendChild(document.createTextNode(when + hbd.fmtTime(s.until_ms) + ': '));
+    li.appendChild(hbd.el('span', 'why', s.reason));
+    li.appendChild(hbd.el('span', 'who muted', s.by ? ' (by ' + s.by + ')' : ' (by –)'));
+    var end = hbd.el('button', 'end', 'End');
+    end.type = 'button';
+    end.addEventListener('click', function () {
+      call('DELETE', '/api/v1/silences/' + encodeURIComponent(s.id)).then(function () {
+        say('Silence ' + s.id + ' ended.');
+        load();
+      }, function (e) { if (e) say('Could not end the silence: ' + e.message, true); });
+    });
+    li.appendChild(end);
+    return li;
+  }
+  function load() {
+    return fetch('/api/v1/silences', { credentials: 'same-origin' }).then(function (r) {
+      if (!r.ok) return failure(r).then(function (m) { throw new Error(m); });
+      return r.json();
+    }).then(function (b) {
+      var mine = (b.silences || []).filter(function (s) { return glob(s.hosts, host); });
+      list.replaceChildren.apply(list, mine.map(function (s) { return item(s, b.now_ms); }));
+      empty.hidden = mine.length > 0;
+    }, function (e) { say('Silences could not be read: ' + e.message, true); });
+  }
+  form.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var f = form.elements;
+    var body = { hosts: f.hosts.value.trim(), duration: f.duration.value, reason: f.reason.value.trim() };
+    if (f.by.value.trim()) body.by = f.by.value.trim();
+    call('POST', '/api/v1/silences', body).then(function (r) { return r.json(); }).then(function (s) {
+      say('Silenced ' + s.hosts + ' until ' + hbd.fmtTime(s.until_ms) + '.');
+      f.reason.value = '';
+      load();
+    }, function (e) { if (e) say('Could not silence: ' + e.message, true); });
+  });
+  load();
+})();

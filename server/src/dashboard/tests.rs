@@ -97,6 +97,8 @@ fn basics(cpu: f64, mem: f64, fs: f64, load: f64) -> Vec<Reading> {
             Level::Ok,
             "",
         ),
+        // A point in time: shown as a time, not as 1699990000.
+        reading("os.boot_time", Value::I64(1_699_990_000), "", Level::Ok, ""),
     ]
 }
 
@@ -170,10 +172,19 @@ fn ctx() -> Ctx {
         version: "test".into(),
         subsystems: vec![(
             "dyndns".into(),
+            // The shape of hbd-dyndns' status: one line per record in the footer.
             serde_json::json!({
-                "zone": "hosts.example.org",
-                "pending": 0,
-                "hosts": {"web1": {"last_update": "ok", "address": "192.0.2.10"}},
+                "backend": "rfc2136 127.0.0.1:53",
+                "records": {"db1.dyn.example.org.": {
+                    "host": "db1", "zone": "dyn.example.org.", "ttl": 60,
+                    "records": {"A": {
+                        "address": "192.0.2.10", "pending": null,
+                        "last_success_ms": 1_699_999_000_000u64, "last_failure_ms": null,
+                        "last_error": null, "failures": 0,
+                    }},
+                }},
+                "queue_dropped": 0,
+                "ignored_unverified": 0,
             }),
         )],
     }

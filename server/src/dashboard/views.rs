@@ -139,7 +139,9 @@ impl Subsystem {
     /// Flattens any JSON; with `host`, keeps only what is filed under that host's name.
     pub fn of(name: &str, status: &serde_json::Value, host: Option<&str>) -> Subsystem {
         let mut items = Vec::new();
-        flatten(status, &mut Vec::new(), host, &mut items);
+        if !dns_records(status, host, &mut items) {
+            flatten(status, &mut Vec::new(), host, &mut items);
+        }
         Subsystem {
             name: name.to_string(),
             items,
@@ -178,12 +180,75 @@ fn flatten(v: &serde_json::Value, path: &mut Vec<String>, host: Option<&str>, ou
                 path.pop();
             }
         }
+        // Times (`last_success_ms`) as times, not as numbers of milliseconds.
+        Value::Number(n) if path.last().is_some_and(|k| k.ends_with("_ms")) => {
+            let text = n.as_u64().map_or_else(|| n.to_string(), format::utc);
+            push(path, text, host, out);
+        }
         v => {
             if let Some(text) = leaf(v) {
                 push(path, text, host, out);
             }
         }
     }
+}
+
+/// The dynamic DNS status (`{"backend", "records": {name: {host, records: {"A": ...}}},
+/// ...}`) as one line per record, `web1.dyn.example. A` = `192.0.2.7, updated <time>`,
+/// instead of the flattened JSON (whose keys would hold the dotted names). False when
+/// `status` has another shape.
+fn dns_records(status: &serde_json::Value, host: Option<&str>, out: &mut Vec<Item>) -> bool {
+    let (Some(names), Some(backend)) = (status["records"].as_object(), status.get("backend"))
+    else {
+        return false;
+    };
+    if host.is_none() {
+        if let Some(b) = backend.as_str() {
+            out.push(Item {
+                key: "backend".into(),
+                value: b.to_string(),
+            });
+        }
+    }
+    for (name, n) in names {
+        if host.is_some_and(|h| n["host"].as_str() != Some(h)) {
+            continue;
+        }
+        for (rtype, r) in n["records"].as_object().into_iter().flatten() {
+            let mut parts = vec![r["address"]
+                .as_str()
+                .unwrap_or("not written yet")
+                .to_string()];
+            if let Some(p) = r["pending"].as_str() {
+                parts.push(format!("{p} pending"));
+            }
+            if let Some(ms) = r["last_success_ms"].as_u64() {
+                parts.push(format!("updated {}", format::utc(ms)));
+            }
+            if let Some(e) = r["last_error"].as_str() {
+                let failures = r["failures"].as_u64().unwrap_or(0);
+                parts.push(format!("failing ({failures}×): {e}"));
+            }
+            out.push(Item {
+                key: format!("{name} {rtype}"),
+                value: parts.join(", "),
+            });
+            if out.len() >= MAX_ITEMS {
+                return true;
+            }
+        }
+    }
+    if host.is_none() {
+        for counter in ["queue_dropped", "ignored_unverified"] {
+            if let Some(n) = status[counter].as_u64().filter(|n| *n > 0) {
+                out.push(Item {
+                    key: counter.replace('_', " "),
+                    value: n.to_string(),
+                });
+            }
+        }
+    }
+    true
 }
 
 fn push(path: &[String], value: String, host: Option<&str>, out: &mut Vec<Item>) {

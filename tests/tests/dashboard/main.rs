@@ -9,6 +9,7 @@ mod browser;
 mod http;
 mod live;
 mod scale;
+mod silences;
 // Shared with the hbd tests; not every helper is used here.
 #[path = "../hbd/util.rs"]
 #[allow(dead_code)]
