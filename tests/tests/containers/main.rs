@@ -314,7 +314,7 @@ fn hbc_in_a_container_reports_the_host_and_hbd_shows_it() {
     let text = detail.to_string();
     let total = value(&host, "memory.total_bytes").to_string();
     assert!(
-        text.contains(&format!("\"memory.total_bytes\"")) && text.contains(&total),
+        text.contains("\"memory.total_bytes\"") && text.contains(&total),
         "hbd shows the host's memory.total_bytes {total}: {text}"
     );
     eprintln!("containers test: {:.1} s", started.elapsed().as_secs_f64());
