@@ -1,6 +1,13 @@
-//! The newcomer's path: the README's run command really starts hbd with a local hbc and
-//! the bundled plugins, the dashboard answers, the local host appears, and Ctrl-C stops
-//! both cleanly.
+//! The newcomer's path, in a clean clone of the repository: the README's run command
+//! really starts hbd with a local hbc and the bundled plugins, the dashboard answers, the
+//! local host appears, and Ctrl-C stops both cleanly; the README's test command starts
+//! (installs nothing that is missing here, then builds).
+//!
+//! The clone is `git clone` of this repository plus the working tree's uncommitted changes
+//! to tracked files (`git diff HEAD`, so what it builds is what this tree builds, never a
+//! stale HEAD into the shared target folder), without untracked files: a file the build
+//! needs but git does not know fails here as it would for a newcomer. It builds into this
+//! test's cargo target folder (`CARGO_TARGET_DIR`), so dependencies are not built again.
 
 mod config;
 mod deps;
@@ -15,6 +22,53 @@ fn repo() -> PathBuf {
         .parent()
         .expect("repo root")
         .to_path_buf()
+}
+
+/// The cargo target folder this test was built in (…/debug/deps/newcomer-…).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("exe");
+    exe.ancestors().nth(3).expect("target folder").to_path_buf()
+}
+
+fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A clone of this repository with the uncommitted changes to tracked files applied.
+fn clean_clone() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clone = tmp.path().join("hbd");
+    let dest = clone.to_str().expect("utf-8 temp path");
+    let source = repo();
+    git(
+        tmp.path(),
+        &["clone", "--quiet", source.to_str().expect("utf-8"), dest],
+    );
+    let diff = git(&source, &["diff", "HEAD", "--binary"]);
+    if !diff.is_empty() {
+        let patch = tmp.path().join("uncommitted.patch");
+        std::fs::write(&patch, diff).expect("write patch");
+        git(
+            &clone,
+            &[
+                "apply",
+                "--whitespace=nowarn",
+                patch.to_str().expect("utf-8"),
+            ],
+        );
+    }
+    (tmp, clone)
 }
 
 fn get(url: &str) -> Option<String> {
@@ -39,10 +93,12 @@ fn readme_run_command_starts_hbd_and_hbc_and_stops_cleanly() {
         "port 50004 is taken: stop whatever hbd is running before this test"
     );
 
-    let data = repo().join("run-data");
-    let _ = std::fs::remove_dir_all(&data);
-    let mut child = Command::new(repo().join("scripts/run"))
-        .current_dir(repo())
+    let (_tmp, clone) = clean_clone();
+    let data = clone.join("run-data");
+    let started = Instant::now();
+    let mut child = Command::new(clone.join("scripts/run"))
+        .current_dir(&clone)
+        .env("CARGO_TARGET_DIR", target_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -69,6 +125,10 @@ fn readme_run_command_starts_hbd_and_hbc_and_stops_cleanly() {
         }
     }
     let host = host.expect("the local host appears UP in hbd");
+    eprintln!(
+        "scripts/run in a clean clone: the local host UP after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let name = host["name"].as_str().expect("name").to_string();
     let detail = get(&format!("http://127.0.0.1:50004/api/v1/hosts/{name}")).expect("host detail");
     assert!(
@@ -108,5 +168,57 @@ fn readme_run_command_starts_hbd_and_hbc_and_stops_cleanly() {
         data.join("hbd").join(hbd::snapshot::FILE).exists(),
         "clean shutdown wrote the snapshot"
     );
-    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The README's test command in the clean clone starts as it should: `scripts/deps` finds
+/// nothing missing here and the suite's first build begins. Not the whole suite again
+/// (this test is part of it): `cargo` is a stand-in that records its first call and stops
+/// the script there.
+#[test]
+fn readme_test_command_starts_in_a_clean_clone() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("scripts/test"))
+        .expect("README names scripts/test");
+    let command = line.split_whitespace().next().expect("command");
+    let (tmp, clone) = clean_clone();
+
+    let shim = tmp.path().join("bin");
+    std::fs::create_dir(&shim).expect("mkdir");
+    let log = tmp.path().join("cargo-calls");
+    let cargo = shim.join("cargo");
+    std::fs::write(
+        &cargo,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\nexit 42\n", log.display()),
+    )
+    .expect("write shim");
+    std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        shim.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(clone.join(command))
+        .current_dir(&clone)
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run scripts/test");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(42),
+        "scripts/test should stop at the stand-in cargo; stderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains("missing"),
+        "scripts/deps found something missing: {stderr}"
+    );
+    let calls = std::fs::read_to_string(&log).expect("cargo was called");
+    assert!(
+        calls.starts_with("build --release -p hbc -p hbd"),
+        "the first build is the release build of scripts/packages: {calls}"
+    );
 }
