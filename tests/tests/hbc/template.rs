@@ -109,3 +109,87 @@ fn the_plugin_template_builds_outside_the_repository_and_loads() {
     assert_eq!(r["value"], 3, "{r}");
     assert_eq!(r["level"], "WARNING", "{r}");
 }
+
+/// A plugin built against the previous minor version of the API (1.0.0, from this
+/// repository's history: the commit before 4353ba1 brought 1.1) still loads into this hbc
+/// and collects: the compatibility promise of plugin-api/CHANGELOG.md, checked with that
+/// version's own source.
+#[test]
+fn a_plugin_built_against_api_1_0_still_loads() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let old_api = work.path().join("plugin-api-1.0");
+    std::fs::create_dir_all(&old_api).expect("mkdir");
+    let archive = Command::new("git")
+        .args(["archive", "--format=tar", "4353ba1^:plugin-api"])
+        .current_dir(repo())
+        .output()
+        .expect("git archive");
+    assert!(
+        archive.status.success(),
+        "git archive of plugin-api 1.0: {}",
+        String::from_utf8_lossy(&archive.stderr)
+    );
+    let tar = work.path().join("api.tar");
+    std::fs::write(&tar, &archive.stdout).expect("write tar");
+    let untar = Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&old_api)
+        .status()
+        .expect("tar");
+    assert!(untar.success());
+    let manifest = std::fs::read_to_string(old_api.join("Cargo.toml")).expect("old manifest");
+    assert!(manifest.contains("version = \"1.0.0\""), "{manifest}");
+
+    let krate = work.path().join("hbc-plugin-queue");
+    copy_tree(&repo().join("docs/plugin-template"), &krate);
+    let path = krate.join("Cargo.toml");
+    let text = std::fs::read_to_string(&path).expect("read Cargo.toml");
+    let line = "hbc-plugin-api = { path = \"../hbd/plugin-api\", version = \"1\" }";
+    let old = format!(
+        "hbc-plugin-api = {{ path = {:?}, version = \"1\" }}",
+        old_api.to_str().expect("utf8 path")
+    );
+    std::fs::write(&path, text.replace(line, &old)).expect("write Cargo.toml");
+    std::fs::copy(repo().join("Cargo.lock"), krate.join("Cargo.lock")).expect("copy lock");
+    let target = target_dir().join("plugin-template-1.0");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(&cargo)
+        .args(["build", "--quiet", "--offline"])
+        .current_dir(&krate)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building against API 1.0 failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lib = target.join("debug/libhbc_plugin_queue.so");
+    let out = Command::new(hbc_bin())
+        .arg("check-plugin")
+        .arg(&lib)
+        .output()
+        .expect("run hbc check-plugin");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("built against plugin API 1.0"), "{text}");
+
+    let plugins = PluginDir::new();
+    std::fs::copy(&lib, plugins.path().join("libhbc_plugin_queue.so")).expect("copy");
+    let spool = tempfile::tempdir().expect("tempdir");
+    std::fs::write(spool.path().join("a"), b"").expect("write");
+    let config = format!(
+        "plugins:\n  queue:\n    options: {{spool: {:?}}}\n",
+        spool.path().to_str().expect("utf8 path")
+    );
+    let json = once_json(&config, plugins.path());
+    let r = reading(&json, "queue.waiting").unwrap_or_else(|| panic!("no queue.waiting: {json}"));
+    assert_eq!(r["value"], 1, "{r}");
+}
