@@ -10,6 +10,46 @@ use std::path::Path;
 
 use crate::ConfigError;
 
+/// `check-config` of `program`: reads the config file as start would look it up
+/// (`explicit`, else `~/.hb.yaml`, else `system`), prints every problem `parse` finds
+/// (see [`problems`]) or that it is fine, and returns the exit code: 0, or 2 on any
+/// problem.
+pub fn check_file(
+    program: &str,
+    explicit: Option<&Path>,
+    system: &str,
+    parse: impl Fn(&str, &Path) -> Result<(Vec<String>, Vec<String>), ConfigError>,
+) -> u8 {
+    let (path, text) = match crate::read_config_file(explicit, system) {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            println!("no config file: embedded defaults; config OK");
+            return 0;
+        }
+        Err((path, e)) => {
+            eprintln!(
+                "{program}: error: cannot read config file {}: {e}",
+                path.display()
+            );
+            return 2;
+        }
+    };
+    let found = problems(&text, &path, |t| parse(t, &path), unknown_key);
+    if found.is_empty() {
+        println!("{}: config OK", path.display());
+        return 0;
+    }
+    for p in &found {
+        eprintln!("{program}: error: {}: {p}", path.display());
+    }
+    eprintln!(
+        "{program}: {} problem(s) in {}",
+        found.len(),
+        path.display()
+    );
+    2
+}
+
 /// The key an unknown-key warning of [`crate::Document::warnings`] names.
 pub fn unknown_key(warning: &str) -> Option<String> {
     warning

@@ -34,24 +34,8 @@ fn init_logging(verbose: u8) {
 /// keys and servers' ports included; exit 2 if any.
 fn check_config(cli: &Cli) -> ExitCode {
     let system = hbc::config::system_config_file();
-    let found =
-        hb_config::read_config_file(cli.common.config.as_deref(), &system.to_string_lossy());
-    let (path, text) = match found {
-        Ok(Some(x)) => x,
-        Ok(None) => {
-            println!("no config file: embedded defaults; config OK");
-            return ExitCode::SUCCESS;
-        }
-        Err((path, e)) => {
-            eprintln!(
-                "hbc: error: cannot read config file {}: {e}",
-                path.display()
-            );
-            return ExitCode::from(2);
-        }
-    };
-    let parse = |t: &str| {
-        let (c, warnings) = Config::parse(t, &path)?;
+    let parse = |t: &str, path: &std::path::Path| {
+        let (c, warnings) = Config::parse(t, path)?;
         let more = c
             .servers
             .iter()
@@ -60,16 +44,12 @@ fn check_config(cli: &Cli) -> ExitCode {
             .collect();
         Ok((warnings, more))
     };
-    let problems = hb_config::check::problems(&text, &path, parse, hb_config::check::unknown_key);
-    if problems.is_empty() {
-        println!("{}: config OK", path.display());
-        return ExitCode::SUCCESS;
-    }
-    for p in &problems {
-        eprintln!("hbc: error: {}: {p}", path.display());
-    }
-    eprintln!("hbc: {} problem(s) in {}", problems.len(), path.display());
-    ExitCode::from(2)
+    ExitCode::from(hb_config::check::check_file(
+        "hbc",
+        cli.common.config.as_deref(),
+        &system.to_string_lossy(),
+        parse,
+    ))
 }
 
 fn load_config(cli: &Cli) -> Result<Config> {

@@ -147,22 +147,8 @@ fn remove_pidfile(pidfile: &std::path::Path) {
 /// `hbd check-config`: every problem of the file at once (key, line, column), unknown
 /// keys included, and the files, templates and keys start would read; exit 2 if any.
 fn check_config(cli: &Cli) -> ExitCode {
-    let (path, text) = match hb_config::read_config_file(cli.config.as_deref(), "/etc/hbd.yaml") {
-        Ok(Some(x)) => x,
-        Ok(None) => {
-            println!("no config file: embedded defaults; config OK");
-            return ExitCode::SUCCESS;
-        }
-        Err((path, e)) => {
-            eprintln!(
-                "hbd: error: cannot read config file {}: {e}",
-                path.display()
-            );
-            return ExitCode::from(2);
-        }
-    };
-    let parse = |t: &str| {
-        let (c, warnings) = Config::parse(t, &path)?;
+    let parse = |t: &str, path: &std::path::Path| {
+        let (c, warnings) = Config::parse(t, path)?;
         // What start would read besides the file: problems, but the config parsed.
         let mut more = Vec::new();
         if let Err(e) = hbd::security::tls::load(&c) {
@@ -198,16 +184,12 @@ fn check_config(cli: &Cli) -> ExitCode {
         }
         Ok((warnings, more))
     };
-    let problems = hb_config::check::problems(&text, &path, parse, hb_config::check::unknown_key);
-    if problems.is_empty() {
-        println!("{}: config OK", path.display());
-        return ExitCode::SUCCESS;
-    }
-    for p in &problems {
-        eprintln!("hbd: error: {}: {p}", path.display());
-    }
-    eprintln!("hbd: {} problem(s) in {}", problems.len(), path.display());
-    ExitCode::from(2)
+    ExitCode::from(hb_config::check::check_file(
+        "hbd",
+        cli.config.as_deref(),
+        "/etc/hbd.yaml",
+        parse,
+    ))
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
