@@ -217,7 +217,7 @@ fn a_silence_made_on_a_follower_holds_back_the_leaders_notification() {
     );
     assert_eq!(code, 201);
     for n in &c.nodes {
-        eventually(Duration::from_secs(10), "the silence on every node", || {
+        eventually(Duration::from_secs(30), "the silence on every node", || {
             n.get("/api/v1/silences")
                 .and_then(|s| s["silences"].as_array().cloned())
                 .is_some_and(|s| s.iter().any(|x| x["hosts"] == "maint*"))
