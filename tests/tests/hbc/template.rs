@@ -33,13 +33,12 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn the_plugin_template_builds_outside_the_repository_and_loads() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let krate = work.path().join("hbc-plugin-queue");
+/// The template copied into `work` with its `hbc-plugin-api` dependency pointed at `api`
+/// (the one line a plugin author changes) and the workspace's lock file (same versions,
+/// found offline); returns the crate folder.
+fn template_against(work: &Path, api: &Path) -> PathBuf {
+    let krate = work.join("hbc-plugin-queue");
     copy_tree(&repo().join("docs/plugin-template"), &krate);
-
-    // The one line a plugin author changes: where hbc-plugin-api comes from.
     let manifest = krate.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest).expect("read Cargo.toml");
     let line = "hbc-plugin-api = { path = \"../hbd/plugin-api\", version = \"1\" }";
@@ -47,45 +46,61 @@ fn the_plugin_template_builds_outside_the_repository_and_loads() {
         text.contains(line),
         "the template's dependency line changed:\n{text}"
     );
-    let api = repo().join("plugin-api");
     let ours = format!(
         "hbc-plugin-api = {{ path = {:?}, version = \"1\" }}",
         api.to_str().expect("utf8 path")
     );
     std::fs::write(&manifest, text.replace(line, &ours)).expect("write Cargo.toml");
-    // The workspace's lock file, so the same versions are taken (and found offline).
     std::fs::copy(repo().join("Cargo.lock"), krate.join("Cargo.lock")).expect("copy lock");
+    krate
+}
 
+/// Runs `cargo <args> --offline` in `krate` with `target` as its target folder.
+fn cargo_in(krate: &Path, target: &Path, args: &[&str]) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(&cargo)
+        .args(args)
+        .arg("--offline")
+        .current_dir(krate)
+        .env("CARGO_TARGET_DIR", target)
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo {args:?} of the template failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `hbc check-plugin` on `lib`: its report, after asserting it succeeded.
+fn check_plugin(lib: &Path) -> String {
+    let out = Command::new(hbc_bin())
+        .arg("check-plugin")
+        .arg(lib)
+        .output()
+        .expect("run hbc check-plugin");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn the_plugin_template_builds_outside_the_repository_and_loads() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let krate = template_against(work.path(), &repo().join("plugin-api"));
     // Its own target folder, kept between runs next to the workspace's (built once).
     let target = target_dir().join("plugin-template");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let build = |args: &[&str]| {
-        let out = Command::new(&cargo)
-            .args(args)
-            .arg("--offline")
-            .current_dir(&krate)
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("RUSTFLAGS")
-            .output()
-            .expect("run cargo");
-        assert!(
-            out.status.success(),
-            "cargo {args:?} of the template failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    build(&["test", "--quiet"]);
-    build(&["build", "--quiet"]);
+    cargo_in(&krate, &target, &["test", "--quiet"]);
+    cargo_in(&krate, &target, &["build", "--quiet"]);
     let lib = target.join("debug/libhbc_plugin_queue.so");
     assert!(lib.exists(), "{} was not built", lib.display());
 
-    let out = Command::new(hbc_bin())
-        .arg("check-plugin")
-        .arg(&lib)
-        .output()
-        .expect("run hbc check-plugin");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = check_plugin(&lib);
     assert!(
         text.contains(
             "OK: plugin queue 0.1.0 (files waiting in a spool folder), built against plugin API 1."
@@ -142,43 +157,11 @@ fn a_plugin_built_against_api_1_0_still_loads() {
     let manifest = std::fs::read_to_string(old_api.join("Cargo.toml")).expect("old manifest");
     assert!(manifest.contains("version = \"1.0.0\""), "{manifest}");
 
-    let krate = work.path().join("hbc-plugin-queue");
-    copy_tree(&repo().join("docs/plugin-template"), &krate);
-    let path = krate.join("Cargo.toml");
-    let text = std::fs::read_to_string(&path).expect("read Cargo.toml");
-    let line = "hbc-plugin-api = { path = \"../hbd/plugin-api\", version = \"1\" }";
-    let old = format!(
-        "hbc-plugin-api = {{ path = {:?}, version = \"1\" }}",
-        old_api.to_str().expect("utf8 path")
-    );
-    std::fs::write(&path, text.replace(line, &old)).expect("write Cargo.toml");
-    std::fs::copy(repo().join("Cargo.lock"), krate.join("Cargo.lock")).expect("copy lock");
+    let krate = template_against(work.path(), &old_api);
     let target = target_dir().join("plugin-template-1.0");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(&cargo)
-        .args(["build", "--quiet", "--offline"])
-        .current_dir(&krate)
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "building against API 1.0 failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cargo_in(&krate, &target, &["build", "--quiet"]);
     let lib = target.join("debug/libhbc_plugin_queue.so");
-    let out = Command::new(hbc_bin())
-        .arg("check-plugin")
-        .arg(&lib)
-        .output()
-        .expect("run hbc check-plugin");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = check_plugin(&lib);
     assert!(text.contains("built against plugin API 1.0"), "{text}");
 
     let plugins = PluginDir::new();
