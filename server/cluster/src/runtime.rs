@@ -26,6 +26,8 @@ const MUTATION_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 const MUTATION_MAX: i64 = 100_000;
 /// Mutations a node has received but not yet acknowledged.
 const MUTATION_ACK_PENDING: i64 = 256;
+/// De-duplication window of the mutation stream.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Largest mutation body (a silence with a long comment fits many times).
 const MUTATION_MAX_BYTES: usize = 64 * 1024;
 
@@ -56,8 +58,11 @@ fn request_timeout() -> Duration {
 
 /// Compare-and-set of an announced state (see [`super::Cluster::claim`]).
 pub async fn claim(stores: &Stores, shared: &Shared, key: &str, state: &str, quiet: bool) -> Claim {
-    let found = match stores.announced.entry(key).await {
-        Ok(e) => e.filter(|e| e.operation == kv::Operation::Put),
+    let (found, before) = match stores.announced.entry(key).await {
+        Ok(e) => {
+            let before = e.as_ref().map(|e| e.revision);
+            (e.filter(|e| e.operation == kv::Operation::Put), before)
+        }
         Err(e) => {
             tracing::warn!(key, "cluster: cannot read an announced state: {e}");
             return Claim::Unreachable;
@@ -87,16 +92,31 @@ pub async fn claim(stores: &Stores, shared: &Shared, key: &str, state: &str, qui
                 .map_err(|e| e.to_string())
         }
     };
-    match written {
-        Ok(_) => Claim::Send,
-        Err(e) => {
-            // Someone wrote between our read and our write: only a leader does, so a
-            // former leader's last claim; what it wrote is what was announced.
+    let Err(e) = written else {
+        return Claim::Send;
+    };
+    // Either someone wrote between our read and our write (only a leader does, so a
+    // former leader's last claim: what it wrote is what was announced), or the engine
+    // could not take the write (a stream without a leader during an election): read
+    // again to tell which.
+    match stores.announced.entry(key).await {
+        Ok(now) if now.as_ref().map(|e| e.revision) != before => {
             tracing::warn!(
                 key,
                 "cluster: announced state changed under this claim: {e}"
             );
             Claim::Announced
+        }
+        Ok(_) => {
+            tracing::warn!(key, "cluster: cannot record an announced state: {e}");
+            Claim::Unreachable
+        }
+        Err(e2) => {
+            tracing::warn!(
+                key,
+                "cluster: cannot record an announced state: {e}; reading it again: {e2}"
+            );
+            Claim::Unreachable
         }
     }
 }
@@ -129,6 +149,16 @@ pub async fn main(
         stores.js.clone(),
         names.clone(),
     ));
+    // Publishing waits out an engine election (seconds) on its own task, so the lease is
+    // renewed meanwhile; the bounded channel is the queue.
+    let publisher = {
+        let (shared, js, names) = (shared.clone(), stores.js.clone(), names.clone());
+        tokio::spawn(async move {
+            while let Some(m) = mutations.recv().await {
+                publish(&shared, &js, &names, m).await;
+            }
+        })
+    };
     let mut lease_tick = tokio::time::interval(Duration::from_millis(RENEW_EVERY_MS));
     lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut member_tick = tokio::time::interval(MEMBER_EVERY);
@@ -148,14 +178,11 @@ pub async fn main(
                 };
             }
             _ = member_tick.tick() => refresh_members(&shared, &stores.members).await,
-            m = mutations.recv() => match m {
-                Some(m) => publish(&shared, &stores.js, &names, m).await,
-                None => break,
-            },
             _ = stop.changed() => break,
         }
     }
     consume.abort();
+    publisher.abort();
     // Hand over: a deleted lease is free at once, not after its TTL.
     if shared.is_leader() {
         shared.fence.step_down();
@@ -319,7 +346,7 @@ async fn try_setup(
         max_messages: MUTATION_MAX,
         discard: stream::DiscardPolicy::Old,
         num_replicas: replicas,
-        duplicate_window: Duration::from_secs(120),
+        duplicate_window: DUPLICATE_WINDOW,
         ..Default::default()
     })
     .await
@@ -455,9 +482,15 @@ async fn publish(shared: &Shared, js: &jetstream::Context, names: &Names, m: Mut
         tracing::error!(kind = %m.kind, "cluster: mutation too large to share ({} bytes)", body.len());
         return;
     }
-    // Retried for a while; the message id makes a retry of a publication that did land
-    // harmless (JetStream de-duplicates within its window).
-    for attempt in 0..10u32 {
+    // Retried until the engine takes it (an election after a NATS server died takes
+    // 5-10 s; the engine may be away for longer): the message id makes a retry of a
+    // publication that did land harmless within the stream's de-duplication window, and
+    // applying a mutation twice changes nothing after that. Later mutations wait in the
+    // bounded queue meanwhile.
+    let mut pause = Duration::from_millis(250);
+    let mut attempt = 0u32;
+    loop {
+        attempt = attempt.saturating_add(1);
         let msg = jetstream::message::PublishMessage::build()
             .payload(Bytes::from(body.clone()))
             .message_id(&m.id);
@@ -476,20 +509,18 @@ async fn publish(shared: &Shared, js: &jetstream::Context, names: &Names, m: Mut
                     .fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Ok(Err(e)) => {
-                tracing::warn!(kind = %m.kind, attempt, "cluster: cannot publish a mutation: {e}")
+            // Said on attempts 1, 2, 4, 8...: a long outage does not fill the log.
+            Ok(Err(e)) if attempt.is_power_of_two() => {
+                tracing::warn!(kind = %m.kind, attempt, "cluster: cannot publish a mutation yet: {e}")
             }
-            Err(_) => {
+            Err(_) if attempt.is_power_of_two() => {
                 tracing::warn!(kind = %m.kind, attempt, "cluster: publishing a mutation timed out")
             }
+            _ => {}
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
-    shared
-        .counters
-        .mutations_dropped
-        .fetch_add(1, Ordering::Relaxed);
-    tracing::error!(kind = %m.kind, "cluster: gave up publishing a mutation; the other nodes will not see it");
 }
 
 /// Applies every other node's mutations, through this node's durable consumer (so a node

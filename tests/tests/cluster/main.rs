@@ -203,8 +203,13 @@ fn every_transition_is_mailed_once_across_leader_kills() {
 #[test]
 fn a_silence_made_on_a_follower_holds_back_the_leaders_notification() {
     let mut c = Cluster::start();
-    // One NATS server of three dies first: nothing is lost (R3 keeps a majority).
-    c.nats.kill(0);
+    // The NATS server leading the mutation stream dies first: nothing is lost (R3 keeps a
+    // majority), though the stream has no leader for the seconds of an election, which a
+    // publication made meanwhile must wait out.
+    let lead = eventually(Duration::from_secs(10), "a leader of t1_mutations", || {
+        c.nats.leader_of("t1_mutations")
+    });
+    c.nats.kill(lead);
     for h in ["maint1", "other1"] {
         c.beats.set(h, true);
         c.wait_status(h, "UP");

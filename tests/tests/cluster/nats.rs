@@ -11,6 +11,8 @@ pub struct Nats {
     children: Vec<Option<Child>>,
     pub client_ports: Vec<u16>,
     cluster_ports: Vec<u16>,
+    /// HTTP monitoring (`/jsz`), to find which server leads a stream.
+    monitor_ports: Vec<u16>,
     dir: PathBuf,
 }
 
@@ -30,10 +32,12 @@ impl Nats {
     pub fn start(dir: &Path) -> Nats {
         let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let monitor_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let mut n = Nats {
             children: vec![None, None, None],
             client_ports,
             cluster_ports,
+            monitor_ports,
             dir: dir.to_path_buf(),
         };
         for i in 0..3 {
@@ -63,6 +67,7 @@ impl Nats {
         let child = Command::new(nats_server())
             .args(["-js", "-a", "127.0.0.1", "-n", &format!("s{i}")])
             .args(["-p", &self.client_ports[i].to_string()])
+            .args(["-m", &self.monitor_ports[i].to_string()])
             .arg("-sd")
             .arg(&sd)
             .args(["--cluster_name", "hbdtest"])
@@ -84,6 +89,28 @@ impl Nats {
             .iter()
             .map(|p| format!("nats://127.0.0.1:{p}"))
             .collect()
+    }
+
+    /// The index of the server leading JetStream stream `name`, as a running server's
+    /// monitoring endpoint reports it (`None` while it has no leader).
+    pub fn leader_of(&self, name: &str) -> Option<usize> {
+        (0..3)
+            .filter(|i| self.children[*i].is_some())
+            .find_map(|i| {
+                let url = format!(
+                    "http://127.0.0.1:{}/jsz?streams=true",
+                    self.monitor_ports[i]
+                );
+                let jsz: serde_json::Value = ureq::get(&url).call().ok()?.into_json().ok()?;
+                let streams = jsz["account_details"]
+                    .as_array()?
+                    .iter()
+                    .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default());
+                let leader = streams
+                    .filter(|s| s["name"] == name)
+                    .find_map(|s| s["cluster"]["leader"].as_str().map(str::to_string))?;
+                leader.strip_prefix('s')?.parse().ok()
+            })
     }
 
     /// SIGKILLs server `i`.
