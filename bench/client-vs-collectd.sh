@@ -49,7 +49,7 @@ collectd_version=$(dpkg-query -W -f='${Version}' collectd-core 2>/dev/null || ec
 
 # ---------------------------------------------------------------- footprint mode
 # BEFORE=<folder with hbc and libhbc_*.so of the old build> AFTER=<the same, new build,
-# with libhbc_system.so> bench/client-vs-collectd.sh: runs collectd and four hbc at the same
+# with libhbc_system.so; BEFORE may hold one too> bench/client-vs-collectd.sh: runs collectd and four hbc at the same
 # time (before/after x all seven plugins/nagios only), then prints per program CPU per cycle,
 # RSS, PSS and the mappings with the most resident memory (smaps), with ratios to collectd.
 if [[ -n ${BEFORE:-} ]]; then
@@ -60,7 +60,12 @@ if [[ -n ${BEFORE:-} ]]; then
     fpids=()
     trap 'for p in "${fpids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$here_tmp"' EXIT
     mkdir -p "$here_tmp"/{before-all,after-all,before-nagios,after-nagios,cd}
-    for p in cpu memory disk network filesystem os nagios; do install -m 0644 "$BEFORE/libhbc_$p.so" "$here_tmp/before-all/"; done
+    # BEFORE may be a build of separate plugins or of the bundle (to compare two bundles).
+    if [[ -f $BEFORE/libhbc_system.so ]]; then
+        install -m 0644 "$BEFORE/libhbc_system.so" "$BEFORE/libhbc_nagios.so" "$here_tmp/before-all/"
+    else
+        for p in cpu memory disk network filesystem os nagios; do install -m 0644 "$BEFORE/libhbc_$p.so" "$here_tmp/before-all/"; done
+    fi
     install -m 0644 "$AFTER/libhbc_system.so" "$AFTER/libhbc_nagios.so" "$here_tmp/after-all/"
     install -m 0644 "$BEFORE/libhbc_nagios.so" "$here_tmp/before-nagios/"
     install -m 0644 "$AFTER/libhbc_nagios.so" "$here_tmp/after-nagios/"
