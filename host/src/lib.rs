@@ -25,6 +25,11 @@ pub mod table;
 pub mod thresholds;
 #[cfg(unix)]
 pub mod trust;
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 #[path = "trust_other.rs"]
 pub mod trust;
+#[cfg(windows)]
+#[path = "trust_windows.rs"]
+pub mod trust;
+#[cfg(any(windows, test))]
+pub mod trust_acl;

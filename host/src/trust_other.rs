@@ -1,8 +1,6 @@
-//! `plugin_strict_modes` off Unix: NOT IMPLEMENTED. On Windows the check would read each
-//! file's and folder's ACL (`GetNamedSecurityInfoW`) and refuse any write, append,
-//! delete or ownership right granted to a SID other than Administrators, SYSTEM and hbc's
-//! own account; that is not written yet, so every file passes and hbc logs once that the
-//! check is off (docs/platforms.md). Protect `%ProgramData%\hbc\plugins` with its ACL.
+//! `plugin_strict_modes` on a system that is neither Unix (`trust.rs`) nor Windows
+//! (`trust_windows.rs`): NOT IMPLEMENTED, as hbc knows no such system's permissions.
+//! Every file passes and hbc logs once that the check is off (docs/platforms.md).
 
 use std::path::Path;
 use std::sync::Once;
