@@ -141,7 +141,7 @@ async fn get_host(
         addresses: h.addrs.clone(),
         readings: h.readings.clone(),
         history: h.history.iter().collect(),
-        recent_events: h.recent.iter().cloned().collect(),
+        recent_events: h.recent.events(&h.name).collect(),
     };
     drop(reg);
     Ok(HttpResponse::Ok().json(detail))

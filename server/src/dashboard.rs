@@ -209,12 +209,9 @@ async fn host(
     // is asked (within `journal_max_queries`), and when it is busy or failing the page
     // shows what memory holds.
     let recent = state.registry().get(&name).map(|h| {
-        let all = h
-            .recent
-            .front()
-            .is_some_and(|e| e.kind == crate::event::EventKind::HostNew);
+        let all = h.recent.first_kind() == Some(crate::event::EventKind::HostNew);
         let newest_first: Vec<crate::event::Event> =
-            h.recent.iter().rev().take(HOST_EVENTS).cloned().collect();
+            h.recent.events(&h.name).rev().take(HOST_EVENTS).collect();
         (newest_first, all)
     });
     let events = match recent {

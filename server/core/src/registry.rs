@@ -6,9 +6,10 @@
 //! host; an entry that surfaces early (the host beat since) is pushed again with the
 //! host's current deadline, so a check costs O(log n) per due host, never a fleet scan.
 //!
-//! Memory per host (documented in ARCHITECTURE.md): ~300 B of fixed fields, ~64 B per
-//! reading (keys and units are interned, shared by all hosts), `history_len` × 20 B of
-//! summary history (default 60 samples: 1.2 KB), up to 8 addresses and 8 recent events.
+//! Memory per host (ARCHITECTURE.md; `tests/memory.rs` measures it): ~300 B of fixed
+//! fields, 32 B per reading (key and unit one interned pair, shared by all hosts),
+//! `history_len` × 10 B of summary history (default 60 samples: 600 B), up to 8
+//! addresses and 8 compact recent events.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -80,14 +81,21 @@ enum Kind {
     Text,
 }
 
-/// One stored reading: 56 bytes plus its rare texts (key and unit are interned, shared by
-/// every host that has them; the number is stored as bits; texts live in a box that most
-/// readings do not have). Read through its methods; JSON as `{key, value, unit, level,
-/// message, threshold}`.
-#[derive(Debug, Clone)]
-pub struct Reading {
+/// A reading's key with its unit, interned: one thin pointer per reading, shared by every
+/// host that has the pair.
+#[derive(Debug)]
+pub struct KeyUnit {
     key: Arc<str>,
     unit: Arc<str>,
+}
+
+/// One stored reading: 32 bytes plus its rare texts (key and unit are one interned pair,
+/// shared by every host that has them; the number is stored as bits; texts live in a box
+/// that most readings do not have). Read through its methods; JSON as `{key, value,
+/// unit, level, message, threshold}`.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    ku: Arc<KeyUnit>,
     bits: u64,
     extra: Option<Box<Extra>>,
     /// The low 32 bits of the sequence number of the heartbeat that last carried it.
@@ -98,16 +106,16 @@ pub struct Reading {
 
 impl Reading {
     pub fn key(&self) -> &str {
-        &self.key
+        &self.ku.key
     }
 
     /// The interned key, shared by every host with this key.
     pub fn key_arc(&self) -> &Arc<str> {
-        &self.key
+        &self.ku.key
     }
 
     pub fn unit(&self) -> &str {
-        &self.unit
+        &self.ku.unit
     }
 
     pub fn value(&self) -> Val {
@@ -263,12 +271,13 @@ pub struct Sample {
     pub load: f32,
 }
 
-/// A [`Sample`] as kept: 12 bytes instead of 20 (a host keeps `history_len` of them).
-/// Percentages and the load in hundredths (0 to 655.34; higher loads are kept as
-/// 655.34), `u16::MAX` for absent.
+/// A [`Sample`] as kept: 10 bytes instead of 20 (a host keeps `history_len` of them).
+/// The time as seconds after the sample before (the first one's time is kept once per
+/// history); percentages and the load in hundredths (0 to 655.34; higher loads are kept
+/// as 655.34), `u16::MAX` for absent.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Packed {
-    t: u32,
+    dt: u16,
     cpu: u16,
     mem: u16,
     fs: u16,
@@ -293,10 +302,10 @@ fn unpack(v: u16) -> f32 {
     }
 }
 
-impl From<Sample> for Packed {
-    fn from(s: Sample) -> Packed {
+impl Packed {
+    fn of(s: Sample, dt: u16) -> Packed {
         Packed {
-            t: s.t,
+            dt,
             cpu: pack(s.cpu),
             mem: pack(s.mem),
             fs: pack(s.fs),
@@ -305,50 +314,90 @@ impl From<Sample> for Packed {
     }
 }
 
-impl From<Packed> for Sample {
-    fn from(p: Packed) -> Sample {
+impl Packed {
+    fn sample(self, t: u32) -> Sample {
         Sample {
-            t: p.t,
-            cpu: unpack(p.cpu),
-            mem: unpack(p.mem),
-            fs: unpack(p.fs),
-            load: unpack(p.load),
+            t,
+            cpu: unpack(self.cpu),
+            mem: unpack(self.mem),
+            fs: unpack(self.fs),
+            load: unpack(self.load),
         }
     }
 }
 
 /// A host's summary history, oldest first, kept packed (see [`Packed`]); read as
-/// [`Sample`]s, serialized as a list of them.
+/// [`Sample`]s, serialized as a list of them. A gap of more than 18 hours between two
+/// samples (`u16::MAX` seconds) starts the history afresh: what came before is older than
+/// any sparkline shows.
 #[derive(Debug, Clone, Default)]
-pub struct History(VecDeque<Packed>);
+pub struct History {
+    /// Time of the oldest and the newest sample (Unix seconds).
+    first_t: u32,
+    last_t: u32,
+    samples: VecDeque<Packed>,
+}
 
 impl History {
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.samples.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.samples.is_empty()
     }
 
     pub fn get(&self, i: usize) -> Option<Sample> {
-        self.0.get(i).map(|p| Sample::from(*p))
+        let p = self.samples.get(i)?;
+        let t = self
+            .samples
+            .iter()
+            .take(i + 1)
+            .fold(self.first_t, |t, p| t.wrapping_add(u32::from(p.dt)));
+        Some(p.sample(t))
     }
 
     pub fn back(&self) -> Option<Sample> {
-        self.0.back().map(|p| Sample::from(*p))
+        self.samples.back().map(|p| p.sample(self.last_t))
     }
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = Sample> + ExactSizeIterator + '_ {
-        self.0.iter().map(|p| Sample::from(*p))
+        let mut t = self.first_t;
+        self.samples
+            .iter()
+            .map(|p| {
+                t = t.wrapping_add(u32::from(p.dt));
+                p.sample(t)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     /// Appends `s`, dropping the oldest beyond `len`.
     fn push(&mut self, s: Sample, len: usize) {
-        if self.0.len() >= len {
-            self.0.pop_front();
+        let gap = s.t.saturating_sub(self.last_t);
+        if self.samples.is_empty() || gap > u32::from(u16::MAX) {
+            self.samples.clear();
+            self.first_t = s.t;
+            self.last_t = s.t;
+            if self.samples.capacity() == 0 {
+                self.samples.reserve_exact(len);
+            }
+            self.samples.push_back(Packed::of(s, 0));
+            return;
         }
-        self.0.push_back(s.into());
+        if self.samples.len() >= len {
+            self.samples.pop_front();
+            if let Some(front) = self.samples.front_mut() {
+                self.first_t = self.first_t.wrapping_add(u32::from(front.dt));
+                front.dt = 0;
+            } else {
+                self.first_t = s.t;
+            }
+        }
+        // A clock stepped back: the sample counts as taken with the one before.
+        self.last_t = self.last_t.max(s.t);
+        self.samples.push_back(Packed::of(s, gap as u16));
     }
 }
 
@@ -361,13 +410,115 @@ impl Serialize for History {
 impl<'de> Deserialize<'de> for History {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<History, D::Error> {
         let v = Vec::<Sample>::deserialize(d)?;
-        Ok(History(v.into_iter().map(Packed::from).collect()))
+        let mut h = History::default();
+        let len = v.len();
+        for s in v {
+            h.push(s, len);
+        }
+        Ok(h)
     }
 }
 
 /// JSON has no NaN: serde_json writes it as `null`, read back here as NaN.
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
     Option::<f32>::deserialize(d).map(|v| v.unwrap_or(f32::NAN))
+}
+
+/// An event as its host keeps it: the host is the one holding it, key and states are
+/// interned texts (88 bytes and the message, instead of 144 and five texts).
+#[derive(Debug, Clone)]
+struct Kept {
+    id: u64,
+    ts_ms: u64,
+    kind: EventKind,
+    key: Option<Arc<str>>,
+    from: Option<Arc<str>>,
+    to: Option<Arc<str>>,
+    message: Box<str>,
+}
+
+impl Kept {
+    fn of(e: &Event, interned: Option<&mut Interner>) -> Kept {
+        let text = |s: &Option<String>, i: &mut Option<&mut Interner>| {
+            s.as_deref().map(|s| match i {
+                Some(i) => i.text(s).0,
+                None => Arc::from(s),
+            })
+        };
+        let mut interned = interned;
+        Kept {
+            id: e.id,
+            ts_ms: e.ts_ms,
+            kind: e.kind,
+            key: text(&e.key, &mut interned),
+            from: text(&e.from, &mut interned),
+            to: text(&e.to, &mut interned),
+            message: e.message.as_str().into(),
+        }
+    }
+
+    fn event(&self, host: &str) -> Event {
+        Event {
+            id: self.id,
+            ts_ms: self.ts_ms,
+            host: host.to_string(),
+            kind: self.kind,
+            key: self.key.as_deref().map(str::to_string),
+            from: self.from.as_deref().map(str::to_string),
+            to: self.to.as_deref().map(str::to_string),
+            message: self.message.to_string(),
+        }
+    }
+}
+
+/// A host's latest events (at most [`MAX_RECENT`]), oldest first, kept compact; read as
+/// [`Event`]s, serialized as a list of them (with an empty host: the host holding them).
+#[derive(Debug, Clone, Default)]
+pub struct Recent(VecDeque<Kept>);
+
+impl Recent {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The kind of the oldest event kept.
+    pub fn first_kind(&self) -> Option<EventKind> {
+        self.0.front().map(|k| k.kind)
+    }
+
+    /// The events, oldest first, as events of `host`.
+    pub fn events<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> impl DoubleEndedIterator<Item = Event> + ExactSizeIterator + 'a {
+        self.0.iter().map(move |k| k.event(host))
+    }
+
+    fn push(&mut self, e: &Event, interned: &mut Interner) {
+        if self.0.len() >= MAX_RECENT {
+            self.0.pop_front();
+        }
+        // Room for one more at a time: most hosts keep two or three.
+        self.0.reserve_exact(1);
+        self.0.push_back(Kept::of(e, Some(interned)));
+    }
+}
+
+impl Serialize for Recent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.events(""))
+    }
+}
+
+impl<'de> Deserialize<'de> for Recent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Recent, D::Error> {
+        let v = Vec::<Event>::deserialize(d)?;
+        Ok(Recent(v.iter().map(|e| Kept::of(e, None)).collect()))
+    }
 }
 
 /// Where a host's heartbeats came from.
@@ -413,14 +564,16 @@ pub struct Host {
     #[serde(skip)]
     pub readings: Vec<Reading>,
     pub history: History,
-    pub recent: VecDeque<Event>,
+    pub recent: Recent,
     pub deadline_ms: u64,
     #[serde(skip)]
     in_heap: bool,
     /// Position of each reading by key, once a host has more than [`INDEX_FROM`]
     /// readings (below that a scan from the expected position is as fast).
     #[serde(skip)]
-    index: Option<HashMap<Arc<str>, u32>>,
+    // Boxed: 8 bytes in every host instead of 48, for the few hosts with an index.
+    #[allow(clippy::box_collection)]
+    index: Option<Box<HashMap<Arc<str>, u32>>>,
     /// Bytes its readings hold, as [`reading_bytes`] counts them.
     #[serde(skip)]
     bytes: usize,
@@ -605,7 +758,7 @@ pub struct Registry {
     free: Vec<u32>,
     by_name: HashMap<Arc<str>, u32>,
     heap: BinaryHeap<Reverse<(u64, u32)>>,
-    interned: HashSet<Arc<str>>,
+    interned: Interner,
     pub settings: Settings,
     pub count: usize,
     /// Id of the last event created; ids only grow (restored from the journal).
@@ -634,6 +787,11 @@ fn event(
     }
 }
 
+/// What one host with 30 readings and a full default history may cost in heap bytes
+/// (malloc's block overhead included), checked by `tests/memory.rs`; ARCHITECTURE.md
+/// breaks it down.
+pub const BYTES_PER_HOST_BUDGET: usize = 2_700;
+
 impl Registry {
     pub fn new(settings: Settings) -> Registry {
         Registry {
@@ -660,6 +818,48 @@ impl Registry {
         self.hosts.get(i).and_then(Option::as_ref)
     }
 
+    /// Where a host's bytes go, averaged over the hosts (estimates from sizes and
+    /// capacities; heap blocks of malloc not included).
+    pub fn memory_report(&self) -> String {
+        let n = self.count.max(1);
+        let (mut readings, mut extra, mut history, mut recent, mut addrs, mut index) =
+            (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
+        for h in self.iter() {
+            readings += h.readings.capacity() * std::mem::size_of::<Reading>();
+            extra += h
+                .readings
+                .iter()
+                .filter_map(|r| r.extra.as_ref())
+                .map(|e| std::mem::size_of::<Extra>() + e.text.len() + e.message.len())
+                .sum::<usize>();
+            history += h.history.samples.capacity() * std::mem::size_of::<Packed>();
+            recent += h.recent.0.capacity() * std::mem::size_of::<Kept>()
+                + h.recent.0.iter().map(|e| e.message.len()).sum::<usize>();
+            addrs += h.addrs.capacity() * std::mem::size_of::<SeenAddr>();
+            index += h.index.as_ref().map_or(0, |i| i.capacity() * 24);
+        }
+        let fixed = std::mem::size_of::<Option<Host>>()
+            + std::mem::size_of::<(Arc<str>, u32)>()
+            + 8
+            + std::mem::size_of::<Reverse<(u64, u32)>>();
+        format!(
+            "per host: fixed {fixed} B (Host {} B, name index, heap entry), name {} B, \
+             readings {} B (Reading {} B), reading texts {} B, history {} B (sample {} B), \
+             recent events {} B (kept event {} B), addresses {} B, key index {} B",
+            std::mem::size_of::<Host>(),
+            self.iter().map(|h| h.name.len() + 16).sum::<usize>() / n,
+            readings / n,
+            std::mem::size_of::<Reading>(),
+            extra / n,
+            history / n,
+            std::mem::size_of::<Packed>(),
+            recent / n,
+            std::mem::size_of::<Kept>(),
+            addrs / n,
+            index / n,
+        )
+    }
+
     fn new_host(&mut self, name: &str, watched: bool, grace: f64, now_ms: u64) -> u32 {
         let name = self.intern_name(name);
         let host = Host {
@@ -683,7 +883,7 @@ impl Registry {
             addrs: Vec::new(),
             readings: Vec::new(),
             history: History::default(),
-            recent: VecDeque::new(),
+            recent: Recent::default(),
             deadline_ms: 0,
             in_heap: false,
             index: None,
@@ -882,10 +1082,7 @@ impl Registry {
     fn remember(&mut self, id: u32, events: &[Event]) {
         if let Some(h) = self.hosts[id as usize].as_mut() {
             for e in events {
-                if h.recent.len() >= MAX_RECENT {
-                    h.recent.pop_front();
-                }
-                h.recent.push_back(e.clone());
+                h.recent.push(e, &mut self.interned);
             }
         }
     }
@@ -1052,10 +1249,7 @@ impl Registry {
             }
             _ => {}
         }
-        if h.recent.len() >= MAX_RECENT {
-            h.recent.pop_front();
-        }
-        h.recent.push_back(e.clone());
+        h.recent.push(e, &mut self.interned);
         self.schedule(id);
     }
 }
@@ -1153,6 +1347,8 @@ fn note_liveness(h: &mut Host, p: &Packet<'_>, src: IpAddr, now_ms: u64, events:
                 h.addrs.sort_by_key(|a| Reverse(a.last_ms));
                 h.addrs.truncate(MAX_ADDRS - 1);
             }
+            // Most hosts have one address: no room kept for more.
+            h.addrs.reserve_exact(1);
             h.addrs.push(SeenAddr {
                 addr: src,
                 last_ms: now_ms,
@@ -1177,7 +1373,13 @@ fn note_liveness(h: &mut Host, p: &Packet<'_>, src: IpAddr, now_ms: u64, events:
 }
 
 fn stored_bytes(r: &Reading) -> usize {
-    reading_bytes(&r.key, &r.unit, r.message(), r.threshold(), r.text().len())
+    reading_bytes(
+        r.key(),
+        r.unit(),
+        r.message(),
+        r.threshold(),
+        r.text().len(),
+    )
 }
 
 fn rebuild_index(h: &mut Host) {
@@ -1185,32 +1387,71 @@ fn rebuild_index(h: &mut Host) {
         h.readings
             .iter()
             .enumerate()
-            .map(|(i, r)| (r.key.clone(), i as u32))
-            .collect()
+            .map(|(i, r)| (r.key_arc().clone(), i as u32))
+            .collect::<HashMap<_, _>>()
+            .into()
     });
 }
 
 /// Where the reading with `key` is: at `pos` (keys usually come in the same order as
 /// last time), else by the index, else by a short scan.
 fn find_reading(h: &Host, key: &str, pos: usize) -> Option<usize> {
-    if h.readings.get(pos).is_some_and(|x| &*x.key == key) {
+    if h.readings.get(pos).is_some_and(|x| x.key() == key) {
         return Some(pos);
     }
     match &h.index {
         Some(ix) => ix.get(key).map(|&i| i as usize),
-        None => h.readings.iter().position(|x| &*x.key == key),
+        None => h.readings.iter().position(|x| x.key() == key),
     }
 }
 
-fn intern(interned: &mut HashSet<Arc<str>>, s: &str) -> Arc<str> {
-    if let Some(a) = interned.get(s) {
-        return a.clone();
+/// Interned texts (keys, units, thresholds) and key+unit pairs, each at most
+/// [`MAX_INTERNED`]; beyond that new ones are stored unshared.
+#[derive(Debug, Default)]
+struct Interner {
+    strings: HashSet<Arc<str>>,
+    /// By the addresses of the interned key and unit: an interned text is never freed
+    /// (the set holds it), so its address names it for the life of the registry.
+    pairs: HashMap<(usize, usize), Arc<KeyUnit>>,
+}
+
+impl Interner {
+    /// The shared copy of `s` (and whether it is shared).
+    fn text(&mut self, s: &str) -> (Arc<str>, bool) {
+        if let Some(a) = self.strings.get(s) {
+            return (a.clone(), true);
+        }
+        let a: Arc<str> = Arc::from(s);
+        if self.strings.len() < MAX_INTERNED {
+            self.strings.insert(a.clone());
+            return (a, true);
+        }
+        (a, false)
     }
-    let a: Arc<str> = Arc::from(s);
-    if interned.len() < MAX_INTERNED {
-        interned.insert(a.clone());
+
+    fn pair(&mut self, key: &str, unit: &str) -> Arc<KeyUnit> {
+        let (key, k_shared) = self.text(key);
+        let (unit, u_shared) = self.text(unit);
+        if !(k_shared && u_shared) {
+            return Arc::new(KeyUnit { key, unit });
+        }
+        let id = (
+            Arc::as_ptr(&key) as *const u8 as usize,
+            Arc::as_ptr(&unit) as *const u8 as usize,
+        );
+        if let Some(p) = self.pairs.get(&id) {
+            return p.clone();
+        }
+        let p = Arc::new(KeyUnit { key, unit });
+        if self.pairs.len() < MAX_INTERNED {
+            self.pairs.insert(id, p.clone());
+        }
+        p
     }
-    a
+}
+
+fn intern(interned: &mut Interner, s: &str) -> Arc<str> {
+    interned.text(s).0
 }
 
 /// Stores the datagram's readings (cleaned: [`crate::text`]), within the host's caps;
@@ -1220,7 +1461,7 @@ fn apply_readings(
     p: &Packet<'_>,
     now_ms: u64,
     settings: &Settings,
-    interned: &mut HashSet<Arc<str>>,
+    interned: &mut Interner,
     drops: &mut ReadingDrops,
     events: &mut Vec<Event>,
 ) -> Sample {
@@ -1258,8 +1499,8 @@ fn apply_readings(
                 if differs(x.threshold(), r.threshold) {
                     x.extra_mut().threshold = intern(interned, &text::clean_line(r.threshold));
                 }
-                if differs(&x.unit, r.unit) {
-                    x.unit = intern(interned, &text::clean_line(r.unit));
+                if differs(x.unit(), r.unit) {
+                    x.ku = interned.pair(r.key, &text::clean_line(r.unit));
                 }
                 x.drop_empty_extra();
                 x.seen_seq = p.seq as u32;
@@ -1288,13 +1529,12 @@ fn apply_readings(
                     drops.host_byte_budget += 1;
                     continue;
                 }
-                let key = intern(interned, r.key);
+                let ku = interned.pair(r.key, &unit);
                 if let Some(ix) = h.index.as_mut() {
-                    ix.insert(key.clone(), h.readings.len() as u32);
+                    ix.insert(ku.key.clone(), h.readings.len() as u32);
                 }
                 let mut x = Reading {
-                    key,
-                    unit: intern(interned, &unit),
+                    ku,
                     bits: 0,
                     extra: None,
                     seen_seq: p.seq as u32,
@@ -1330,6 +1570,10 @@ fn apply_readings(
                 _ => {}
             }
         }
+    }
+    // No room kept for more keys: most hosts send the same ones every time.
+    if h.readings.capacity() > h.readings.len() {
+        h.readings.shrink_to_fit();
     }
     summary
 }

@@ -60,7 +60,7 @@ fn first_heartbeat_creates_the_host_and_brings_it_up() {
     let h = r.get("a").expect("host");
     assert_eq!(h.status, Status::Up);
     assert_eq!(h.readings.len(), 2);
-    assert_eq!(&*h.readings[0].key, "cpu.usage_percent");
+    assert_eq!(h.readings[0].key(), "cpu.usage_percent");
     assert_eq!(h.deadline_ms, 1_000 + 25_000);
     assert_eq!(h.history.len(), 1);
     assert_eq!(h.history.get(0).map(|s| s.cpu), Some(10.0));
@@ -384,7 +384,7 @@ fn value_of(r: &Registry, host: &str, key: &str) -> Option<Val> {
     r.get(host)?
         .readings
         .iter()
-        .find(|x| &*x.key == key)
+        .find(|x| x.key() == key)
         .map(|x| x.value())
 }
 
@@ -620,4 +620,77 @@ fn recent_loss_and_the_detector_state() {
     let mut ev = Vec::new();
     r.tick(40_000 + 25_000, &mut ev);
     assert_eq!(r.get("a").expect("a").detector(65_000), Detector::Down);
+}
+
+fn sample(t: u32, cpu: f32) -> Sample {
+    Sample {
+        t,
+        cpu,
+        mem: f32::NAN,
+        fs: 12.34,
+        load: 700.0,
+    }
+}
+
+#[test]
+fn history_keeps_exact_times_across_drops_and_restarts_after_a_long_gap() {
+    assert_eq!(std::mem::size_of::<Packed>(), 10);
+    let mut h = History::default();
+    // Irregular gaps, more samples than kept.
+    let times: Vec<u32> = (0..100u32)
+        .map(|i| 1_700_000_000 + i * 10 + i % 7)
+        .collect();
+    for (i, t) in times.iter().enumerate() {
+        h.push(sample(*t, i as f32), 60);
+    }
+    assert_eq!(h.len(), 60);
+    let got: Vec<u32> = h.iter().map(|s| s.t).collect();
+    assert_eq!(got, times[40..].to_vec());
+    assert_eq!(h.get(0).map(|s| s.t), Some(times[40]));
+    assert_eq!(h.get(59).map(|s| s.t), Some(times[99]));
+    assert_eq!(h.back().map(|s| s.t), Some(times[99]));
+    let s = h.back().expect("newest");
+    assert_eq!(s.cpu, 99.0);
+    assert!(s.mem.is_nan());
+    assert_eq!(s.fs, 12.34);
+    assert_eq!(s.load, 655.34, "loads above 655.34 are kept as 655.34");
+    assert_eq!(h.iter().next_back().map(|s| s.t), Some(times[99]));
+    // A clock stepped back: the sample is kept, at the newest time so far.
+    h.push(sample(times[99] - 5, 1.0), 60);
+    assert_eq!(h.back().map(|s| s.t), Some(times[99]));
+    // More than 18 hours without a sample: the history starts again.
+    let later = times[99] + 70_000;
+    h.push(sample(later, 2.0), 60);
+    assert_eq!(h.len(), 1);
+    assert_eq!(h.iter().map(|s| s.t).collect::<Vec<_>>(), vec![later]);
+    // Serialized as samples and read back the same.
+    let json = serde_json::to_string(&h).expect("json");
+    let back: History = serde_json::from_str(&json).expect("parse");
+    assert_eq!(back.iter().map(|s| s.t).collect::<Vec<_>>(), vec![later]);
+}
+
+#[test]
+fn recent_events_are_kept_compact_and_read_back_whole() {
+    let mut r = Registry::new(Settings::default());
+    apply(&mut r, &hb("a", 1, Level::Ok, 10.0)[0], 1_000).expect("applied");
+    apply(&mut r, &hb("a", 2, Level::Critical, 10.0)[0], 11_000).expect("applied");
+    let h = r.get("a").expect("host");
+    let ev: Vec<Event> = h.recent.events(&h.name).collect();
+    assert_eq!(h.recent.first_kind(), Some(EventKind::HostNew));
+    let level = ev
+        .iter()
+        .find(|e| e.kind == EventKind::CheckLevel)
+        .expect("check_level kept");
+    assert_eq!(level.host, "a");
+    assert_eq!(level.key.as_deref(), Some("cpu.usage_percent"));
+    assert_eq!(level.from.as_deref(), Some("OK"));
+    assert_eq!(level.to.as_deref(), Some("CRITICAL"));
+    // The snapshot form names no host (the line is the host's) and reads back.
+    let json = serde_json::to_string(&h.recent).expect("json");
+    let back: Recent = serde_json::from_str(&json).expect("parse");
+    let again: Vec<Event> = back.events("a").collect();
+    assert_eq!(
+        serde_json::to_value(&again).ok(),
+        serde_json::to_value(&ev).ok()
+    );
 }
