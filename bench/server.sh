@@ -9,8 +9,10 @@
 # NO_BUILD=1 (use the existing target/release), MAX_BUSY (wait until other programs use
 # at most this many cores before each measurement, default 0.3), OUT (results file),
 # HOSTS (fleet size, default 100000), KEEP_TMP=1 (keep hbd's data folders and logs),
-# HBD / LOADGEN (binaries to use instead of target/release/{hbd,hb-loadgen}; e.g. copies,
-# so a concurrent build cannot replace them mid-run).
+# HBD / LOADGEN (binaries to use instead of $CARGO_TARGET_DIR/release/{hbd,hb-loadgen}; e.g.
+# copies, so a concurrent build cannot replace them mid-run), SRC (the tree they were built
+# from, for the revision line; default this repository), FLEET_ARGS (more options for
+# `hb-loadgen fleet`, e.g. "--ws-observer false --metrics-per-host false" at 1,000,000 hosts).
 #
 # Runs the real hbd binary in its own process against `hb-loadgen` (bench/loadgen), which
 # also provides the same-run baselines: a minimal recvmmsg receiver for ingest and CPU, a
@@ -32,9 +34,12 @@ cd "$root"
 if [[ ${NO_BUILD:-0} != 1 ]]; then
     cargo build --release -p hbd -p hb-loadgen >&2
 fi
-hbd=${HBD:-$root/target/release/hbd}
-gen=${LOADGEN:-$root/target/release/hb-loadgen}
+tgt=${CARGO_TARGET_DIR:-$root/target}
+hbd=${HBD:-$tgt/release/hbd}
+gen=${LOADGEN:-$tgt/release/hb-loadgen}
 [[ -x $hbd && -x $gen ]] || { echo "server.sh: build first (cargo build --release -p hbd -p hb-loadgen)" >&2; exit 1; }
+src=${SRC:-$root}
+FLEET_ARGS=${FLEET_ARGS:-}
 
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 mkdir -p "$here/results"
@@ -42,13 +47,13 @@ out=${OUT:-$here/results/server.txt}
 
 {
     echo "# hbd server benchmarks ($(date -u '+%Y-%m-%d %H:%M UTC'))"
-    echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), glibc $(ldd --version | head -1 | awk '{print $NF}')"
-    rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-    dirty=$(git status --porcelain -- server proto bench/loadgen 2>/dev/null | wc -l)
-    echo "revision: $rev$([[ $dirty != 0 ]] && echo " + $dirty uncommitted files in server/ proto/ bench/loadgen/")"
-    echo "binaries: ${hbd#"$root"/} (built $(date -u -r "$hbd" '+%Y-%m-%d %H:%M UTC')), ${gen#"$root"/}"
-    echo "net.core.rmem_max $(sysctl -n net.core.rmem_max); hbd asks for an 8 MiB UDP receive buffer (udp_rcvbuf) and raw-recv takes the same steps (see bench/README.md)"
-    echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg); rounds: $ROUNDS (medians reported); each measurement waits until other programs use <= $MAX_BUSY cores"
+    echo "machine: $(nproc) cores, CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r), glibc $(ldd --version | head -1 | awk '{print $NF}')"
+    rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    dirty=$(git -C "$src" status --porcelain -- server proto bench/loadgen 2>/dev/null | wc -l)
+    echo "revision: $rev$([[ $dirty != 0 ]] && echo " + $dirty uncommitted files in server/ proto/ bench/loadgen/") (git rev-parse --short HEAD of the tree built)"
+    echo "binaries: $(basename "$hbd") (built $(date -u -r "$hbd" '+%Y-%m-%d %H:%M UTC')), $(basename "$gen")"
+    echo "UDP: hbd runs with ingest_threads: 2 and udp_rcvbuf: 8388608 in its config (its defaults, written out); raw-recv opens as many SO_REUSEPORT sockets with hbd's buffer steps; net.core.rmem_max $(sysctl -n net.core.rmem_max) (each run prints ss -m's rb per socket)"
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); rounds: $ROUNDS (medians reported); each measurement waits until other programs use <= $MAX_BUSY cores"
     echo "NOTE: $(nproc) cores shared by the load generator (and WebSocket clients) and the server under test; the baselines run under the same conditions."
     echo
     if want cost; then
@@ -62,7 +67,8 @@ out=${OUT:-$here/results/server.txt}
         echo
     fi
     if want fleet; then
-        "$gen" fleet --hbd "$hbd" --work "$work" --rounds "$ROUNDS" --hosts "$HOSTS" --max-busy "$MAX_BUSY"
+        # shellcheck disable=SC2086 # FLEET_ARGS is a list of options
+        "$gen" fleet --hbd "$hbd" --work "$work" --rounds "$ROUNDS" --hosts "$HOSTS" --max-busy "$MAX_BUSY" $FLEET_ARGS
         echo
     fi
     if want ws; then
@@ -71,5 +77,5 @@ out=${OUT:-$here/results/server.txt}
             echo
         done
     fi
-    echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } 2>&1 | tee "$out"

@@ -39,9 +39,12 @@ enum Cmd {
         udp: SocketAddr,
         #[arg(long)]
         http: SocketAddr,
-        /// Receive buffer (hbd's default udp_rcvbuf).
-        #[arg(long, default_value_t = 8 << 20)]
+        /// Receive buffer per socket (hbd's `udp_rcvbuf` in the bench config).
+        #[arg(long, default_value_t = sys::UDP_RCVBUF)]
         rcvbuf: usize,
+        /// Sockets (and threads) on one `SO_REUSEPORT` port (hbd's `ingest_threads`).
+        #[arg(long, default_value_t = sys::INGEST_THREADS)]
+        sockets: usize,
         /// Also decode and verify every datagram with this secret.
         #[arg(long)]
         decode: Option<String>,
@@ -112,11 +115,12 @@ fn run(cli: Cli) -> Result<()> {
             udp,
             http,
             rcvbuf,
+            sockets,
             decode,
             max_seconds,
         } => {
             exit_after(max_seconds);
-            recv::raw_recv(udp, http, rcvbuf, decode)
+            recv::raw_recv(udp, http, rcvbuf, sockets, decode)
         }
         Cmd::WsEcho {
             udp,

@@ -1,7 +1,8 @@
 //! The baselines, each run as its own process like hbd:
 //!
-//! - `raw-recv`: the minimal receiver. `recvmmsg` in batches of 64 on a socket with the
-//!   same receive buffer as hbd, counting datagrams (`--decode`: also decode and verify
+//! - `raw-recv`: the minimal receiver. `recvmmsg` in batches of 32 (hbd's) on as many
+//!   `SO_REUSEPORT` sockets and threads as hbd's `ingest_threads`, each socket with the
+//!   same receive buffer as hbd's, counting datagrams (`--decode`: also decode and verify
 //!   each with hb-proto, to split hbd's cost into protocol and the rest).
 //! - `ws-echo`: the minimal WebSocket push server. Receives a datagram, verifies it,
 //!   formats a `beat` message shaped like hbd's, frames it once and writes the frame to
@@ -86,8 +87,7 @@ fn rcvbuf_of(s: &UdpSocket) -> usize {
     v.max(0) as usize
 }
 
-fn set_rcvbuf(s: &UdpSocket, opt: libc::c_int, size: usize) {
-    let v = size.min(i32::MAX as usize) as libc::c_int;
+fn set_int(s: &UdpSocket, opt: libc::c_int, v: libc::c_int) {
     // SAFETY: setsockopt with a valid fd and an int value.
     unsafe {
         libc::setsockopt(
@@ -101,33 +101,100 @@ fn set_rcvbuf(s: &UdpSocket, opt: libc::c_int, size: usize) {
 }
 
 /// Binds a UDP socket with a 200 ms receive timeout and the receive buffer hbd gets for
-/// `rcvbuf`: exactly hbd's steps (server/src/udp.rs `bind`): SO_RCVBUF, and
-/// SO_RCVBUFFORCE only when the size read back is below the request. Linux reads back
-/// twice the size it granted, so with net.core.rmem_max = 4 MiB and 8 MiB asked, both
-/// end up with 8 MiB of buffer (4 MiB granted, doubled), not 16.
-pub fn bind_udp(addr: SocketAddr, rcvbuf: usize) -> Result<UdpSocket> {
-    let s = UdpSocket::bind(addr).with_context(|| format!("binding {addr}"))?;
-    set_rcvbuf(&s, libc::SO_RCVBUF, rcvbuf);
-    if rcvbuf_of(&s) < rcvbuf {
-        set_rcvbuf(&s, libc::SO_RCVBUFFORCE, rcvbuf);
+/// `rcvbuf`, by exactly hbd's steps (server/src/udp.rs `bind_one`): SO_RCVBUF, then
+/// SO_RCVBUFFORCE when half the size read back (Linux reports twice what it granted) is
+/// below the request. With net.core.rmem_max = 4 MiB and 8 MiB asked, both end up with
+/// `rb` 16 MiB (`ss -m`). `reuse_port`: join an `SO_REUSEPORT` group, as hbd's
+/// `ingest_threads` sockets do.
+pub fn bind_udp(addr: SocketAddr, rcvbuf: usize, reuse_port: bool) -> Result<UdpSocket> {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(v4) = addr else {
+        anyhow::bail!("{addr}: the baselines bind IPv4 only");
+    };
+    // SAFETY: socket(2) with constant arguments; the fd is owned by the UdpSocket below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("creating a UDP socket");
+    }
+    // SAFETY: fd is a fresh socket nobody else owns.
+    let s = unsafe { UdpSocket::from_raw_fd(fd) };
+    if reuse_port {
+        set_int(&s, libc::SO_REUSEPORT, 1);
+    }
+    set_int(
+        &s,
+        libc::SO_RCVBUF,
+        rcvbuf.min(i32::MAX as usize) as libc::c_int,
+    );
+    if rcvbuf_of(&s) / 2 < rcvbuf {
+        set_int(
+            &s,
+            libc::SO_RCVBUFFORCE,
+            rcvbuf.min(i32::MAX as usize) as libc::c_int,
+        );
+    }
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: v4.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*v4.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: bind with a valid sockaddr_in and its size.
+    let r = unsafe {
+        libc::bind(
+            s.as_raw_fd(),
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("binding {addr}"));
     }
     eprintln!("receive buffer: {} B (as read back)", rcvbuf_of(&s));
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
     Ok(s)
 }
 
-/// `raw-recv`: counts datagrams forever (until killed).
+/// hbd's `BATCH`: datagrams per `recvmmsg` (server/src/udp.rs).
+const BATCH: usize = 32;
+const SLOT: usize = 2048;
+
+/// `raw-recv`: `sockets` threads, each counting datagrams on its own socket of one
+/// `SO_REUSEPORT` port (as hbd's `ingest_threads`), forever (until killed).
 pub fn raw_recv(
     udp: SocketAddr,
     http: SocketAddr,
     rcvbuf: usize,
+    sockets: usize,
     decode: Option<String>,
 ) -> Result<()> {
     let stats = Arc::new(Stats::default());
-    let sock = bind_udp(udp, rcvbuf)?;
+    let n = sockets.max(1);
+    let mut socks = Vec::with_capacity(n);
+    for _ in 0..n {
+        socks.push(bind_udp(udp, rcvbuf, n > 1)?);
+    }
     serve_metrics(http, stats.clone())?;
-    const BATCH: usize = 64;
-    const SLOT: usize = 2048;
+    let secret = decode.map(String::into_bytes);
+    let mut threads = Vec::new();
+    for (i, sock) in socks.into_iter().enumerate() {
+        let stats = stats.clone();
+        let secret = secret.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("raw-recv-{i}"))
+                .spawn(move || receive(&sock, &stats, secret.as_deref()))?,
+        );
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+fn receive(sock: &UdpSocket, stats: &Stats, secret: Option<&[u8]>) {
     let mut buf = vec![0u8; BATCH * SLOT];
     let mut iov: Vec<libc::iovec> = (0..BATCH)
         .map(|i| libc::iovec {
@@ -141,7 +208,6 @@ pub fn raw_recv(
         m.msg_hdr.msg_iov = v;
         m.msg_hdr.msg_iovlen = 1;
     }
-    let secret = decode.map(String::into_bytes);
     loop {
         // Blocks for the first datagram (up to the socket timeout), then takes what is queued.
         // SAFETY: msgs point into iov and buf, which outlive the call.
@@ -159,7 +225,7 @@ pub fn raw_recv(
         }
         let n = n as usize;
         stats.received.fetch_add(n as u64, Ordering::Relaxed);
-        match &secret {
+        match secret {
             None => {
                 stats.accepted.fetch_add(n as u64, Ordering::Relaxed);
             }
@@ -209,7 +275,7 @@ struct Msg<'a> {
 /// `ws-echo`: for every verified datagram, one `beat` message to every client.
 pub fn ws_echo(udp: SocketAddr, http: SocketAddr, ws: SocketAddr, secret: String) -> Result<()> {
     let stats = Arc::new(Stats::default());
-    let sock = bind_udp(udp, 8 << 20)?;
+    let sock = bind_udp(udp, crate::sys::UDP_RCVBUF, false)?;
     serve_metrics(http, stats.clone())?;
     let clients: Arc<Mutex<Vec<Client>>> = Arc::default();
     let l = TcpListener::bind(ws).with_context(|| format!("binding {ws}"))?;

@@ -19,6 +19,9 @@ pub struct Hosts {
     pub seq: Vec<u64>,
     /// Hosts that stopped sending (their slot is skipped: the fleet keeps its pacing).
     pub stopped: Vec<bool>,
+    /// Wall-clock ms (`now_ms`) each host's last datagram was stamped and sent; 0 before
+    /// its first (DOWN lateness is measured from it).
+    pub last_ms: Vec<u64>,
     /// Round-robin position.
     pub next: usize,
 }
@@ -32,6 +35,7 @@ impl Hosts {
                 Hosts {
                     seq: vec![1; ids.len()],
                     stopped: vec![false; ids.len()],
+                    last_ms: vec![0; ids.len()],
                     ids,
                     next: 0,
                 }
@@ -193,6 +197,7 @@ impl Sender {
                 }
                 let seq = hosts.seq[i];
                 hosts.seq[i] += 1;
+                hosts.last_ms[i] = ms;
                 let off = filled * self.slot;
                 self.lens[filled] = t.stamp(
                     &mut self.buf[off..off + self.slot],

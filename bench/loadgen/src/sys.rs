@@ -77,12 +77,25 @@ impl Proc {
     }
 
     /// Datagram counters from the Prometheus text (hbd's names; raw-recv uses them too).
+    /// Reads the streamed answer only up to the per-host families (`metrics_per_host`
+    /// makes it hundreds of MB at a large fleet) and closes the connection there.
     pub fn counters(&self, agent: &ureq::Agent) -> Result<Counters> {
-        let (code, text) = self.get(agent, "/metrics")?;
-        if code != 200 {
-            bail!("{}: /metrics answered {code}", self.name);
+        let url = format!("http://{}/metrics", self.http);
+        let r = match agent.get(&url).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, _)) => bail!("{}: /metrics answered {code}", self.name),
+            Err(e) => bail!("GET {url}: {e}"),
+        };
+        let mut head = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(r.into_reader())) {
+            let line = line?;
+            if line.starts_with("# HELP hbd_host_") {
+                break;
+            }
+            head.push_str(&line);
+            head.push('\n');
         }
-        Ok(Counters::parse(&text))
+        Ok(Counters::parse(&head))
     }
 
     /// SIGTERM, then SIGKILL after `grace`.
@@ -152,8 +165,8 @@ impl Counters {
                 c.events = v;
             } else if name == "hbd_journal_dropped_total" {
                 c.journal_dropped = v;
-            } else if name.starts_with("hbd_host") {
-                // The per-host series follow; nothing more to read.
+            } else if name.starts_with("hbd_host_") {
+                // The per-host series follow (`hbd_hosts` is fleet-level); nothing more.
                 break;
             }
         }
@@ -174,20 +187,34 @@ fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// hbd's UDP ingest settings, written into the bench config explicitly (hbd's defaults,
+/// `ingest_threads` and `udp_rcvbuf` in docs/configuration.md) and given to the raw
+/// baseline too, so both receivers get the same sockets and buffers.
+pub const INGEST_THREADS: usize = 2;
+/// See [`INGEST_THREADS`]: bytes asked for per socket.
+pub const UDP_RCVBUF: usize = 8 << 20;
+
+/// The hbd config every benchmark uses; `extra_yaml` adds keys (none of these).
+pub fn hbd_config(max_hosts: usize, extra_yaml: &str) -> String {
+    format!(
+        "bind: 127.0.0.1\nsecret: \"{}\"\nmax_hosts: {max_hosts}\ningest_threads: {INGEST_THREADS}\nudp_rcvbuf: {UDP_RCVBUF}\n{extra_yaml}",
+        crate::SECRET
+    )
+}
+
 /// Starts the real hbd binary with a config file in a fresh data folder under `work`.
 pub fn spawn_hbd(hbd: &Path, work: &Path, tag: &str, extra_yaml: &str) -> Result<Proc> {
+    spawn_hbd_with(hbd, work, tag, &hbd_config(200_000, extra_yaml))
+}
+
+/// As [`spawn_hbd`], with the whole config given.
+pub fn spawn_hbd_with(hbd: &Path, work: &Path, tag: &str, config: &str) -> Result<Proc> {
     let dir = work.join(tag);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let (udp, http, ws) = (free_port()?, free_port()?, free_port()?);
     let cfg = dir.join("hbd.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "bind: 127.0.0.1\nsecret: \"{}\"\nmax_hosts: 200000\n{extra_yaml}",
-            crate::SECRET
-        ),
-    )?;
+    std::fs::write(&cfg, config)?;
     let log = std::fs::File::create(dir.join("hbd.log"))?;
     let mut cmd = Command::new(hbd);
     die_with_parent(&mut cmd);
@@ -261,17 +288,27 @@ pub fn threads_cpu(pid: u32) -> BTreeMap<String, u64> {
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
             .unwrap_or(0);
-        let mut name = std::fs::read_to_string(p.join("comm"))
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        // actix names its workers actix-server worker N / actix-rt|system:0|arbiter:N.
-        if name.starts_with("actix") {
-            name = "actix (HTTP+WS)".into();
-        }
-        *m.entry(name).or_insert(0) += ns;
+        let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+        *m.entry(thread_group(comm.trim())).or_insert(0) += ns;
     }
     m
+}
+
+/// The group a thread's CPU is counted under: numbered siblings together (hbd's
+/// `udp-ingest-0`, `udp-ingest-1` are `udp-ingest`; raw-recv's `raw-recv-0` ...), actix's
+/// workers (`actix-server worker N`, `actix-rt|system:0|arbiter:N`) as one, tokio's
+/// (`tokio-runtime-w`) as one.
+pub fn thread_group(comm: &str) -> String {
+    if comm.starts_with("actix") {
+        return "actix (HTTP+WS)".into();
+    }
+    if comm.starts_with("tokio-") {
+        return "tokio".into();
+    }
+    match comm.rsplit_once(['-', ' ']) {
+        Some((head, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => head.into(),
+        _ => comm.into(),
+    }
 }
 
 pub fn total_cpu(pid: u32) -> u64 {
@@ -454,4 +491,50 @@ pub fn wait_quiet(max_cores: f64, limit: Duration) -> Quiet {
         }
         std::thread::sleep(Duration::from_secs(3));
     }
+}
+
+/// Kernel drops (receive buffer full) of every UDP socket bound to `port` on
+/// 127.0.0.1, summed: the `drops` column of /proc/net/udp (hbd's and raw-recv's
+/// `SO_REUSEPORT` sockets share the port).
+pub fn udp_port_drops(port: u16) -> u64 {
+    udp_port_sockets(port).iter().map(|s| s.1).sum()
+}
+
+/// (inode, drops) of every UDP socket bound to `port` (from /proc/net/udp).
+fn udp_port_sockets(port: u16) -> Vec<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let want = format!(":{port:04X}");
+    s.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 13 || !f[1].ends_with(&want) {
+                return None;
+            }
+            Some((f[9].parse().ok()?, f[12].parse().ok()?))
+        })
+        .collect()
+}
+
+/// The receive buffers of the UDP sockets on `port` as `ss -m` shows them (`rb`, bytes:
+/// the kernel's limit, twice what was granted), e.g. "2 sockets, rb 16777216 16777216".
+pub fn udp_port_buffers(port: u16) -> String {
+    let out = Command::new("ss")
+        .args(["-u", "-a", "-m", "-n", "-H"])
+        .arg(format!("sport = :{port}"))
+        .output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => {
+            return format!(
+                "{} sockets (ss not available for rb)",
+                udp_port_sockets(port).len()
+            )
+        }
+    };
+    let rb: Vec<&str> = text
+        .split(|c: char| c == ',' || c == '(' || c.is_whitespace())
+        .filter_map(|w| w.strip_prefix("rb"))
+        .collect();
+    format!("{} sockets, rb {}", rb.len(), rb.join(" "))
 }
