@@ -158,7 +158,7 @@ impl Default for Config {
             time_window: Duration::from_secs(300),
             max_hosts: 200_000,
             max_readings_per_host: 2_000,
-            max_host_bytes: 256 << 10,
+            max_host_bytes: 640 << 10,
             host_reading_rate: 20_000.0,
             host_reading_burst: 40_000.0,
             history_len: 60,
@@ -279,7 +279,7 @@ impl Config {
             return Err("max_readings_per_host: use 1 to 65535 (default 2000)".into());
         }
         if !(4096..=(64 << 20)).contains(&self.max_host_bytes) {
-            return Err("max_host_bytes: use 4096 to 67108864 (default 262144)".into());
+            return Err("max_host_bytes: use 4096 to 67108864 (default 655360)".into());
         }
         if !(self.host_reading_rate.is_finite() && self.host_reading_rate >= 0.0) {
             return Err(

@@ -39,6 +39,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
+/// The counters are the process's: one test at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// glibc malloc's cost of one block beyond its size (header, rounding to 16 bytes).
 const BLOCK_OVERHEAD: isize = 16;
 
@@ -99,6 +102,7 @@ fn readings(i: u64, cycle: u64) -> Vec<Reading> {
 
 #[test]
 fn bytes_per_host_with_30_readings_and_a_full_history() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     const HOSTS: u64 = 2_000;
     let settings = Settings::default();
     let cycles = settings.history_len as u64;
@@ -155,5 +159,70 @@ fn bytes_per_host_with_30_readings_and_a_full_history() {
         with_overhead <= hbd_core::registry::BYTES_PER_HOST_BUDGET as isize,
         "{with_overhead} B per host is over the documented budget of {} B",
         hbd_core::registry::BYTES_PER_HOST_BUDGET
+    );
+}
+
+/// A host sending only keys nobody else has pays for their interning too: what its
+/// readings really cost stays within what `max_host_bytes` counts for them
+/// ([`hbd_core::registry::READING_OVERHEAD`] plus the texts), so the per-host budget
+/// bounds memory whatever a host sends.
+#[test]
+fn a_host_of_unique_keys_costs_no_more_than_its_budget_counts() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    const KEYS: usize = 2_000;
+    let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    let mut r = Registry::new(Settings {
+        max_host_bytes: usize::MAX / 2,
+        max_readings_per_host: usize::MAX / 2,
+        host_reading_rate: f64::MAX,
+        host_reading_burst: f64::MAX,
+        ..Settings::default()
+    });
+    let mut events = Vec::new();
+    let key = |i: usize| format!("hostile.{i:010}");
+    let beat = |r: &mut Registry, seq: u64, keys: std::ops::Range<usize>, events: &mut Vec<_>| {
+        let h = Heartbeat {
+            host: "hostile".into(),
+            instance: 1_000,
+            seq,
+            sent_ms: 1_000,
+            interval_ms: 10_000,
+            level: Level::Ok,
+            readings: keys
+                .map(|i| Reading {
+                    key: key(i),
+                    value: Value::F64(i as f64),
+                    unit: "u".into(),
+                    level: Level::Ok,
+                    message: String::new(),
+                    threshold: String::new(),
+                })
+                .collect(),
+        };
+        for d in encode(&h, None, 60_000).expect("encode") {
+            let p = decode(&d, None).expect("decode");
+            let _ = r.apply(&p, src, 1_000, events);
+        }
+        events.clear();
+    };
+    // The host exists and its one shared unit is interned before counting.
+    beat(&mut r, 1, 0..1, &mut events);
+    let (b0, n0) = (
+        BYTES.load(Ordering::Relaxed),
+        BLOCKS.load(Ordering::Relaxed),
+    );
+    beat(&mut r, 2, 0..KEYS, &mut events);
+    let real = (BYTES.load(Ordering::Relaxed) - b0)
+        + (BLOCKS.load(Ordering::Relaxed) - n0) * BLOCK_OVERHEAD;
+    let counted = (KEYS - 1) * (hbd_core::registry::READING_OVERHEAD + key(0).len() + 1);
+    println!(
+        "{KEYS} unique keys: {} B per reading in memory, {} B counted by the budget",
+        real / KEYS as isize,
+        counted / KEYS
+    );
+    assert_eq!(r.get("hostile").map(|h| h.readings.len()), Some(KEYS));
+    assert!(
+        real as usize <= counted,
+        "readings of unique keys cost {real} B, the budget counts {counted} B"
     );
 }
