@@ -87,6 +87,14 @@ pub struct Gate {
     pub announced: u64,
     /// Notifications a follower left to the leader.
     pub left_to_leader: u64,
+    /// What this node sent alone (the engine unreachable) and the engine does not hold
+    /// yet, by subject: the state and whether it is quiet. Kept (with its deferred copy)
+    /// while the engine is away and [`DEFERRED_FOR_MS`] after it is back; a leader
+    /// records it then without sending it again, so the next change compares with what
+    /// people were told (a recovery after a DOWN sent alone is announced).
+    alone_sent: HashMap<(&'static str, String), (String, bool)>,
+    /// States sent alone that the leader recorded in the engine afterwards.
+    pub recorded_alone: u64,
 }
 
 impl Gate {
@@ -127,7 +135,25 @@ impl Gate {
             let Some((class, subject, quiet)) = id else {
                 return Some(n);
             };
-            self.deferred.remove(&(class, subject.clone()));
+            let key = id_of(class, subject.clone());
+            self.deferred.remove(&key);
+            if let Some((state, q)) = self.alone_sent.remove(&key) {
+                // Sent alone earlier: record it first (not sent again).
+                match a.claim(class, &subject, &state, q) {
+                    Claim::Send | Claim::Announced => {
+                        self.recorded_alone += 1;
+                        if state == n.state {
+                            return None;
+                        }
+                    }
+                    Claim::NotLeader | Claim::Unreachable => {
+                        self.unreachable = true;
+                        self.alone_sent.insert(key.clone(), (state, q));
+                        self.defer(key, n, now);
+                        return None;
+                    }
+                }
+            }
             return match a.claim(class, &subject, &n.state, quiet) {
                 Claim::Send => Some(n),
                 Claim::Announced => {
@@ -151,6 +177,12 @@ impl Gate {
             )
             .trim_start()
             .to_string();
+            if let Some((class, subject, quiet)) = id {
+                let key = id_of(class, subject);
+                self.alone_sent
+                    .insert(key.clone(), (n.state.clone(), quiet));
+                self.defer(key, n.clone(), now);
+            }
             return Some(n);
         }
         self.left_to_leader += 1;
@@ -183,8 +215,18 @@ impl Gate {
         let Some(a) = self.announcer.clone() else {
             return Vec::new();
         };
+        if a.alone() {
+            // What was sent alone is kept while the engine is away.
+            for (k, n) in self.deferred.iter_mut() {
+                if self.alone_sent.contains_key(k) {
+                    n.ts_ms = now;
+                }
+            }
+        }
         self.deferred
             .retain(|_, n| now.saturating_sub(n.ts_ms) < DEFERRED_FOR_MS);
+        let deferred = &self.deferred;
+        self.alone_sent.retain(|k, _| deferred.contains_key(k));
         let leader = a.is_leader();
         let took_over = leader && !self.was_leader;
         self.was_leader = leader;
@@ -228,6 +270,7 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         leader: AtomicBool,
+        alone: AtomicBool,
         states: Mutex<HashMap<String, String>>,
     }
 
@@ -236,7 +279,7 @@ mod tests {
             self.leader.load(Ordering::Relaxed)
         }
         fn alone(&self) -> bool {
-            false
+            self.alone.load(Ordering::Relaxed)
         }
         fn claim(&self, class: &str, subject: &str, state: &str, quiet: bool) -> Claim {
             if !self.is_leader() {
@@ -336,5 +379,74 @@ mod tests {
         assert!(g.tick(1 + DEFERRED_FOR_MS).is_empty());
         a.leader.store(true, Ordering::Relaxed);
         assert!(g.tick(2 + DEFERRED_FOR_MS).is_empty());
+    }
+
+    #[test]
+    fn what_was_sent_alone_is_recorded_when_the_engine_returns_so_the_recovery_is_announced() {
+        // One engine shared by two nodes.
+        let engine = Arc::new(Fake::default());
+        let mut a = Gate::default();
+        let mut b = Gate::default();
+        a.set(engine.clone());
+        b.set(engine.clone());
+        // The engine is away for long: both nodes send web1's DOWN alone, and say so.
+        engine.alone.store(true, Ordering::Relaxed);
+        for g in [&mut a, &mut b] {
+            let sent = g.filter(vec![note(Kind::Down, "web1", "DOWN", 1)], 1);
+            assert_eq!(sent.len(), 1);
+            assert!(sent[0].message.contains("alone"), "{}", sent[0].message);
+            assert!(g.tick(100_000).is_empty(), "kept, not expired, while alone");
+        }
+        // The engine returns and a becomes leader: the DOWN is recorded, not sent again.
+        engine.alone.store(false, Ordering::Relaxed);
+        engine.leader.store(true, Ordering::Relaxed);
+        assert!(a.tick(100_001).is_empty());
+        assert_eq!(a.recorded_alone, 1);
+        assert_eq!(
+            engine
+                .states
+                .lock()
+                .expect("lock")
+                .get("host/web1")
+                .map(String::as_str),
+            Some("DOWN")
+        );
+        // web1 recovers: the UP is news (before the fix the engine still held nothing
+        // for web1 and the quiet UP was dropped).
+        let sent = a.filter(vec![note(Kind::Up, "web1", "UP", 100_002)], 100_002);
+        assert_eq!(sent.len(), 1, "the recovery is announced");
+        // The follower's record of what it sent alone goes after the grace.
+        engine.leader.store(false, Ordering::Relaxed);
+        assert!(b.tick(100_001 + DEFERRED_FOR_MS).is_empty());
+        assert!(b.alone_sent.is_empty() && b.deferred.is_empty());
+    }
+
+    #[test]
+    fn a_change_reaching_the_leader_before_its_tick_still_compares_with_what_was_sent_alone() {
+        let engine = Arc::new(Fake::default());
+        let mut a = Gate::default();
+        a.set(engine.clone());
+        engine.alone.store(true, Ordering::Relaxed);
+        assert_eq!(
+            a.filter(vec![note(Kind::Down, "db", "DOWN", 1)], 1).len(),
+            1
+        );
+        engine.alone.store(false, Ordering::Relaxed);
+        engine.leader.store(true, Ordering::Relaxed);
+        // The UP arrives first: the DOWN sent alone is recorded, then the UP announced.
+        assert_eq!(a.filter(vec![note(Kind::Up, "db", "UP", 2)], 2).len(), 1);
+        assert_eq!(a.recorded_alone, 1);
+        // A repeat of what was sent alone is not sent again.
+        engine.alone.store(true, Ordering::Relaxed);
+        engine.leader.store(false, Ordering::Relaxed);
+        assert_eq!(
+            a.filter(vec![note(Kind::Down, "db", "DOWN", 3)], 3).len(),
+            1
+        );
+        engine.alone.store(false, Ordering::Relaxed);
+        engine.leader.store(true, Ordering::Relaxed);
+        assert!(a
+            .filter(vec![note(Kind::Down, "db", "DOWN", 3)], 4)
+            .is_empty());
     }
 }
