@@ -70,6 +70,12 @@ impl Subsystems {
         if let Err(e) = self.notify.reload(&new.notify) {
             problems.push(format!("notify: {e}"));
         }
+        match self.history.reload(&new.history) {
+            Ok(restart) => problems.extend(restart.into_iter().map(|p| format!("history: {p}"))),
+            Err(e) => problems.push(format!(
+                "history: {e}; the running history_url settings kept"
+            )),
+        }
         problems
     }
 

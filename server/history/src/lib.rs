@@ -23,8 +23,9 @@ pub mod series;
 pub mod wire;
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use hbd_core::event::{Event, EventKind};
@@ -51,13 +52,36 @@ struct Target {
     shown: String,
 }
 
+/// What chart queries use: `history_url` with its credentials and TLS settings.
+struct Reader {
+    url: Option<String>,
+    agent: ureq::Agent,
+    /// `Authorization` header (`history_user`/`history_password` or
+    /// `history_bearer_token`).
+    auth: Option<String>,
+}
+
+impl Reader {
+    fn new(c: &HistoryConfig) -> Result<Reader, StartError> {
+        Ok(Reader {
+            url: c.history_url.clone(),
+            agent: query::agent(
+                c.history_timeout,
+                tls_config(c.history_ca_file.as_deref(), "history_ca_file")?,
+            ),
+            auth: c.read_access().header(),
+        })
+    }
+}
+
 /// The running history subsystem.
 pub struct History {
     targets: Vec<Target>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    /// `history_url`, for the dashboard.
-    pub read_url: Option<String>,
-    read_agent: ureq::Agent,
+    /// Replaced whole on SIGHUP ([`History::reload`]).
+    reader: RwLock<Arc<Reader>>,
+    /// The settings hbd started with: the export's, which a reload does not change.
+    started: HistoryConfig,
 }
 
 /// The URL without user information, query or fragment (for logs, labels, status).
@@ -72,14 +96,19 @@ pub fn shown_url(url: &str) -> String {
     format!("{scheme}://{authority}{path}")
 }
 
-fn tls_config(rw: &RemoteWrite, key: &str) -> Result<Arc<rustls::ClientConfig>, StartError> {
+/// rustls' client settings: the roots from `ca_file` (an error names `ca_key`), else
+/// the web's usual roots.
+fn tls_config(
+    ca_file: Option<&Path>,
+    ca_key: &str,
+) -> Result<Arc<rustls::ClientConfig>, StartError> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
-    match &rw.ca_file {
+    match ca_file {
         Some(path) => {
             let err = |m: String| StartError {
-                key: format!("{key}.ca_file"),
+                key: ca_key.to_string(),
                 message: format!("{}: {m}", path.display()),
             };
             let certs = CertificateDer::pem_file_iter(path)
@@ -99,7 +128,7 @@ fn tls_config(rw: &RemoteWrite, key: &str) -> Result<Arc<rustls::ClientConfig>, 
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| StartError {
-            key: key.to_string(),
+            key: ca_key.to_string(),
             message: e.to_string(),
         })?
         .with_root_certificates(roots)
@@ -112,44 +141,17 @@ fn client(rw: &RemoteWrite, key: &str, c: &HistoryConfig) -> Result<sender::Clie
         .timeout_connect(c.history_timeout.min(std::time::Duration::from_secs(5)))
         .timeout(c.history_timeout)
         .user_agent(concat!("hbd/", env!("CARGO_PKG_VERSION")))
-        .tls_config(tls_config(rw, key)?)
+        .tls_config(tls_config(
+            rw.ca_file.as_deref(),
+            &format!("{key}.ca_file"),
+        )?)
         .build();
-    let auth = if let Some(t) = &rw.bearer_token {
-        Some(format!("Bearer {}", t.expose()))
-    } else {
-        rw.user.as_ref().map(|u| {
-            let pass = rw.password.as_ref().map(|p| p.expose()).unwrap_or("");
-            format!("Basic {}", base64(format!("{u}:{pass}").as_bytes()))
-        })
-    };
     Ok(sender::Client {
         agent,
         url: rw.url.clone(),
-        auth,
+        auth: rw.access().header(),
         shown: shown_url(&rw.url),
     })
-}
-
-/// Standard base64 with padding (for one Basic header; not worth a crate).
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Starts one sender thread per `remote_write` entry (none without any).
@@ -187,8 +189,8 @@ pub fn start(c: &HistoryConfig) -> Result<Arc<History>, StartError> {
     Ok(Arc::new(History {
         targets,
         threads: Mutex::new(threads),
-        read_url: c.history_url.clone(),
-        read_agent: query::agent(c.history_timeout),
+        reader: RwLock::new(Arc::new(Reader::new(c)?)),
+        started: c.clone(),
     }))
 }
 
@@ -222,6 +224,64 @@ impl History {
         }
     }
 
+    fn reader(&self) -> Arc<Reader> {
+        self.reader
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether `history_url` is set (the dashboard offers long-term charts).
+    pub fn reads(&self) -> bool {
+        self.reader().url.is_some()
+    }
+
+    /// SIGHUP: applies `history_url` and its credentials, CA (the file read again) and
+    /// timeout at once (chart queries hold no state); returns the changed keys that need
+    /// a restart: the export (`remote_write`, `history_buffer`, `history_batch`,
+    /// `history_flush`, and `history_timeout` for writes), whose running senders hold
+    /// buffered samples and counters. They are compared with what hbd started with, so
+    /// every reload repeats them until a restart. A `history_ca_file` that cannot be read
+    /// is an error and keeps the running reader.
+    pub fn reload(&self, new: &HistoryConfig) -> Result<Vec<String>, StartError> {
+        let reader = Reader::new(new)?;
+        let old = std::mem::replace(
+            &mut *self.reader.write().unwrap_or_else(|p| p.into_inner()),
+            Arc::new(reader),
+        );
+        if old.url != new.history_url {
+            tracing::info!(
+                history_url = %new.history_url.as_deref().map(shown_url).unwrap_or_default(),
+                "SIGHUP: history_url applied"
+            );
+        }
+        let s = &self.started;
+        let mut restart = Vec::new();
+        if s.remote_write != new.remote_write {
+            restart.push("remote_write");
+        }
+        if s.history_buffer != new.history_buffer {
+            restart.push("history_buffer");
+        }
+        if s.history_batch != new.history_batch {
+            restart.push("history_batch");
+        }
+        if s.history_flush != new.history_flush {
+            restart.push("history_flush");
+        }
+        if s.history_timeout != new.history_timeout && !s.remote_write.is_empty() {
+            restart.push("history_timeout (for remote_write; chart queries use the new one)");
+        }
+        Ok(restart
+            .into_iter()
+            .map(|k| {
+                format!(
+                    "{k} changed: the running export keeps the old setting until hbd is restarted"
+                )
+            })
+            .collect())
+    }
+
     /// Reads one reading of one host back from `history_url` (blocking).
     pub fn query(
         &self,
@@ -230,10 +290,12 @@ impl History {
         range: query::Range,
         now_ms: u64,
     ) -> Option<Result<Vec<query::Points>, query::QueryError>> {
-        let base = self.read_url.as_deref()?;
+        let reader = self.reader();
+        let base = reader.url.as_deref()?;
         Some(query::query_range(
-            &self.read_agent,
+            &reader.agent,
             base,
+            reader.auth.as_deref(),
             host,
             key,
             range,
@@ -357,7 +419,7 @@ impl Sink for History {
                 })
             })
             .collect();
-        serde_json::json!({ "remote_write": targets, "history_url": self.read_url.as_deref().map(shown_url) })
+        serde_json::json!({ "remote_write": targets, "history_url": self.reader().url.as_deref().map(shown_url) })
     }
 
     fn shutdown(&self) {
@@ -385,15 +447,32 @@ mod tests {
     }
 
     #[test]
-    fn base64_as_rfc4648() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
+    fn sighup_applies_history_url_and_names_export_keys_needing_a_restart() {
+        let h = start(&HistoryConfig::default()).expect("started");
+        assert!(!h.reads());
+        let mut c = HistoryConfig {
+            history_url: Some("http://127.0.0.1:9/".into()),
+            ..HistoryConfig::default()
+        };
+        assert_eq!(h.reload(&c).expect("applied"), Vec::<String>::new());
+        assert!(h.reads());
+        c.remote_write.push(RemoteWrite {
+            url: "http://127.0.0.1:9/api/v1/write".into(),
+            ..RemoteWrite::default()
+        });
+        c.history_batch = 100;
+        let p = h.reload(&c).expect("applied");
+        assert!(
+            p.len() == 2
+                && p[0].starts_with("remote_write changed")
+                && p[1].starts_with("history_batch changed"),
+            "{p:?}"
+        );
+        // Still not applied: said again on the next reload.
+        assert_eq!(h.reload(&c).expect("applied").len(), 2);
+        c.history_ca_file = Some("no-such-ca-file.pem".into());
+        let e = h.reload(&c).expect_err("unreadable CA");
+        assert_eq!(e.key, "history_ca_file");
+        assert!(h.reads(), "the running reader is kept");
     }
 }

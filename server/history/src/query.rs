@@ -161,10 +161,12 @@ pub fn parse_answer(text: &str) -> Result<Vec<Points>, QueryError> {
         .collect())
 }
 
-/// Reads one reading of one host over `range` ending at `end_s` (Unix seconds).
+/// Reads one reading of one host over `range` ending at `end_s` (Unix seconds), with
+/// `auth` as the `Authorization` header.
 pub fn query_range(
     agent: &ureq::Agent,
     base: &str,
+    auth: Option<&str>,
     host: &str,
     key: &str,
     range: Range,
@@ -173,13 +175,16 @@ pub fn query_range(
     let url = format!("{}/api/v1/query_range", base.trim_end_matches('/'));
     let step = range.step();
     let (start, end) = range.window(end_s);
-    let resp = agent
+    let mut req = agent
         .get(&url)
         .query("query", &range.promql(host, key))
         .query("start", &start.to_string())
         .query("end", &end.to_string())
-        .query("step", &step.to_string())
-        .call();
+        .query("step", &step.to_string());
+    if let Some(a) = auth {
+        req = req.set("Authorization", a);
+    }
+    let resp = req.call();
     let resp = match resp {
         Ok(r) => r,
         Err(ureq::Error::Status(code, r)) => {
@@ -187,7 +192,18 @@ pub fn query_range(
             let _ = r.into_reader().take(300).read_to_string(&mut t);
             return Err(QueryError::Status(code, t));
         }
-        Err(ureq::Error::Transport(t)) => return Err(QueryError::Unreachable(t.to_string())),
+        // Kind and message only: ureq's Display repeats the URL, which may hold user
+        // information.
+        Err(ureq::Error::Transport(t)) => {
+            let mut m = t.kind().to_string();
+            if let Some(x) = t.message() {
+                m = format!("{m}: {x}");
+            }
+            if let Some(src) = std::error::Error::source(&t) {
+                m = format!("{m}: {src}");
+            }
+            return Err(QueryError::Unreachable(m));
+        }
     };
     let mut text = String::new();
     resp.into_reader()
@@ -197,11 +213,14 @@ pub fn query_range(
     parse_answer(&text)
 }
 
-/// A blocking client for queries with the given timeout.
-pub fn agent(timeout: Duration) -> ureq::Agent {
+/// A blocking client for queries with the given timeout and TLS settings
+/// (`history_ca_file`).
+pub fn agent(timeout: Duration, tls: std::sync::Arc<rustls::ClientConfig>) -> ureq::Agent {
     ureq::AgentBuilder::new()
+        .timeout_connect(timeout.min(Duration::from_secs(5)))
         .timeout(timeout)
         .user_agent(concat!("hbd/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls)
         .build()
 }
 

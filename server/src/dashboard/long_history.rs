@@ -251,7 +251,7 @@ async fn page(
             Range::Hour,
             Err(format!("range: {range:?} is not one of 1h, 24h, 7d")),
         ),
-        Some(r) if history.read_url.is_none() => (
+        Some(r) if !history.reads() => (
             StatusCode::NOT_FOUND,
             r,
             Err(

@@ -2,6 +2,8 @@
 //! `--web.enable-remote-write-receiver` and VictoriaMetrics 1.79, each a child process on
 //! a free loopback port with its data in a temporary folder; stopped and restarted on
 //! the same port and data for the outage test. Queries through their HTTP APIs.
+//! Prometheus can also be started behind its own TLS and HTTP Basic authentication
+//! (`--web.config.file`, [`Db::start_secured`]).
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -21,6 +23,25 @@ pub struct Db {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Prometheus' `--web.config.file` (TLS and Basic authentication), if secured.
+    web_config: Option<std::path::PathBuf>,
+    /// The client the helpers query with (trusting the test CA when secured).
+    agent: ureq::Agent,
+    /// The helpers' `Authorization` header when secured.
+    auth: Option<String>,
+}
+
+/// What [`Db::start_secured`] puts in front of Prometheus.
+pub struct Secured {
+    /// PEM of the CA that signed the server certificate (for the helpers' client).
+    pub ca_pem: String,
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+    pub user: String,
+    /// The password in clear (the helpers' Basic header).
+    pub password: String,
+    /// Its bcrypt hash, as Prometheus' web config wants it.
+    pub bcrypt: String,
 }
 
 fn free_tcp_port() -> u16 {
@@ -46,9 +67,55 @@ impl Db {
             port: free_tcp_port(),
             dir: tempfile::tempdir().expect("tmp"),
             child: None,
+            web_config: None,
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(10))
+                .build(),
+            auth: None,
         };
         db.run();
         db
+    }
+
+    /// Prometheus serving HTTPS only with `s`'s certificate and refusing requests
+    /// without `s`'s user and password (its `--web.config.file`, Prometheus ≥ 2.24).
+    pub fn start_secured(s: &Secured) -> Db {
+        let dir = tempfile::tempdir().expect("tmp");
+        let web = dir.path().join("web.yml");
+        std::fs::write(
+            &web,
+            format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {}: {:?}\n",
+                s.cert_file.display(),
+                s.key_file.display(),
+                s.user,
+                s.bcrypt
+            ),
+        )
+        .expect("web config");
+        let tls = crate::security::client_tls(&s.ca_pem);
+        let mut db = Db {
+            kind: Kind::Prometheus,
+            port: free_tcp_port(),
+            dir,
+            child: None,
+            web_config: Some(web),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(10))
+                .tls_config(tls)
+                .build(),
+            auth: Some(crate::security::basic(&s.user, &s.password)),
+        };
+        db.run();
+        db
+    }
+
+    fn get(&self, url: &str) -> ureq::Request {
+        let r = self.agent.get(url);
+        match &self.auth {
+            Some(a) => r.set("Authorization", a),
+            None => r,
+        }
     }
 
     fn run(&mut self) {
@@ -68,6 +135,9 @@ impl Db {
                     .arg(format!("--web.listen-address={addr}"))
                     .arg(format!("--storage.tsdb.path={}", data.display()))
                     .arg(format!("--config.file={}", cfg.display()));
+                if let Some(w) = &self.web_config {
+                    c.arg(format!("--web.config.file={}", w.display()));
+                }
                 c
             }
             Kind::Victoria => {
@@ -93,7 +163,7 @@ impl Db {
         };
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
-            if ureq::get(&self.url(ready)).call().is_ok() {
+            if self.get(&self.url(ready)).call().is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -103,7 +173,12 @@ impl Db {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        let scheme = if self.web_config.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
     /// The remote_write URL.
@@ -130,7 +205,8 @@ impl Db {
 
     /// An instant PromQL query's `data.result`.
     pub fn query(&self, promql: &str) -> Vec<Value> {
-        let r: Value = ureq::get(&self.url("/api/v1/query"))
+        let r: Value = self
+            .get(&self.url("/api/v1/query"))
             .query("query", promql)
             .call()
             .expect("query")
@@ -171,7 +247,8 @@ impl Db {
 
     /// VictoriaMetrics' own raw export (JSON lines of `metric`, `values`, `timestamps`).
     fn export(&self, selector: &str) -> Vec<(Value, Vec<(i64, f64)>)> {
-        let text = ureq::get(&self.url("/api/v1/export"))
+        let text = self
+            .get(&self.url("/api/v1/export"))
             .query("match[]", selector)
             .call()
             .expect("export")

@@ -40,6 +40,10 @@ fn companions(key: &str) -> &'static str {
         "mattermost_channel_id" => "mattermost_api_url: https://chat.example.org\nmattermost_token: t\n",
         "smtpserver" => "mailfrom: hbd@example.org\nmailto: ops@example.org\n",
         "dyndnshosts" => "secret: s3cret-s3cret\ndns_server: 127.0.0.1:53\ndns_tsig_name: k\ndns_tsig_secret: c2VjcmV0\n",
+        "history_user" | "history_bearer_token" | "history_ca_file" => {
+            "history_url: http://127.0.0.1:9090\n"
+        }
+        "history_password" => "history_url: http://127.0.0.1:9090\nhistory_user: hbd\n",
         "tls_cert" => "tls_key: /etc/hbd/tls/privkey.pem\n",
         "tls_key" => "tls_cert: /etc/hbd/tls/fullchain.pem\n",
         _ => "",
