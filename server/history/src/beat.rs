@@ -84,6 +84,36 @@ impl Beat {
         }
     }
 
+    /// Part 0 of a heartbeat with these `(key, unit, value)` readings (tests elsewhere
+    /// in the crate).
+    #[cfg(test)]
+    pub(crate) fn of_readings(
+        host: &str,
+        now_ms: u64,
+        severity: u8,
+        readings: &[(String, String, f64)],
+    ) -> Beat {
+        let mut text = String::new();
+        let mut items = Vec::new();
+        for (k, u, value) in readings {
+            text.push_str(k);
+            let key_end = text.len() as u32;
+            text.push_str(u);
+            items.push(Item {
+                key_end,
+                unit_end: text.len() as u32,
+                value: *value,
+            });
+        }
+        Beat {
+            host: host.into(),
+            ts_ms: now_ms as i64,
+            state: Some(HostState::Up(severity)),
+            text,
+            items,
+        }
+    }
+
     /// A change of liveness only.
     pub fn state(host: &str, now_ms: u64, state: HostState) -> Beat {
         Beat {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::queue::{DropReason, Queue};
 use crate::series::{Builder, DOWN_REPEAT};
-use crate::wire::{self, WriteRequest};
+use crate::wire;
 
 /// First wait after a failed request; doubled each time up to [`BACKOFF_MAX`].
 pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
@@ -98,8 +98,8 @@ pub fn run(queue: Arc<Queue>, client: Client, mut builder: Builder, flush: Durat
     let mut failing = false;
     while let Some((batch, n)) = queue.take(flush) {
         if !batch.is_empty() {
-            let req = builder.request(&batch);
-            let ok = deliver(&queue, &client, &req, n, &mut failing);
+            let body = wire::compress(&builder.encode(&batch));
+            let ok = deliver(&queue, &client, &body, n, &mut failing);
             queue.done();
             if !ok && queue.stopping() {
                 // The database is away and hbd stops: the rest is not tried one by one.
@@ -110,7 +110,7 @@ pub fn run(queue: Arc<Queue>, client: Client, mut builder: Builder, flush: Durat
             last_down = Instant::now();
             if let Some(req) = builder.down_request(hbd_core::now_ms() as i64) {
                 let n = req.timeseries.len();
-                deliver(&queue, &client, &req, n, &mut failing);
+                deliver(&queue, &client, &wire::encode(&req), n, &mut failing);
             }
         }
     }
@@ -122,16 +122,15 @@ pub fn run(queue: Arc<Queue>, client: Client, mut builder: Builder, flush: Durat
 fn deliver(
     queue: &Queue,
     client: &Client,
-    req: &WriteRequest,
+    body: &[u8],
     samples: usize,
     failing: &mut bool,
 ) -> bool {
-    let body = wire::encode(req);
     let c = &queue.counters;
     let mut wait = None;
     loop {
         c.requests.fetch_add(1, Ordering::Relaxed);
-        match client.send(&body) {
+        match client.send(body) {
             Ok(()) => {
                 c.sent_samples.fetch_add(samples as u64, Ordering::Relaxed);
                 c.sent_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);

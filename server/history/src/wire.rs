@@ -49,11 +49,91 @@ pub const HEADERS: [(&str, &str); 3] = [
 
 /// The request body: the protobuf, snappy block-compressed.
 pub fn encode(req: &WriteRequest) -> Vec<u8> {
-    let raw = req.encode_to_vec();
+    compress(&req.encode_to_vec())
+}
+
+/// Appends a protobuf varint.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes of a length-delimited field of `n` bytes (tag included; tags here are 1 byte).
+fn field_len(n: usize) -> usize {
+    1 + varint_len(n as u64) + n
+}
+
+/// A `Label` message's length (proto3: an empty string is left out, as prost does).
+fn label_len(name: &str, value: &str) -> usize {
+    let s = |x: &str| if x.is_empty() { 0 } else { field_len(x.len()) };
+    s(name) + s(value)
+}
+
+/// A `Sample` message's length (proto3: 0.0 and 0 are left out, as prost does).
+fn sample_len(s: &Sample) -> usize {
+    (if s.value != 0.0 { 9 } else { 0 })
+        + (if s.timestamp != 0 {
+            1 + varint_len(s.timestamp as u64)
+        } else {
+            0
+        })
+}
+
+/// Appends one `TimeSeries` as field 1 of a `WriteRequest`, the same bytes prost writes
+/// for [`TimeSeries`] with these labels and samples.
+pub fn put_series<'s>(
+    out: &mut Vec<u8>,
+    labels: &[(&str, &str)],
+    samples: impl Iterator<Item = &'s Sample> + Clone,
+) {
+    let body: usize = labels
+        .iter()
+        .map(|(n, v)| field_len(label_len(n, v)))
+        .sum::<usize>()
+        + samples
+            .clone()
+            .map(|s| field_len(sample_len(s)))
+            .sum::<usize>();
+    out.push(0x0a);
+    put_varint(out, body as u64);
+    for (n, v) in labels {
+        out.push(0x0a);
+        put_varint(out, label_len(n, v) as u64);
+        for (tag, s) in [(0x0a, n), (0x12, v)] {
+            if !s.is_empty() {
+                out.push(tag);
+                put_varint(out, s.len() as u64);
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+    for s in samples {
+        out.push(0x12);
+        put_varint(out, sample_len(s) as u64);
+        if s.value != 0.0 {
+            out.push(0x09);
+            out.extend_from_slice(&s.value.to_le_bytes());
+        }
+        if s.timestamp != 0 {
+            out.push(0x10);
+            put_varint(out, s.timestamp as u64);
+        }
+    }
+}
+
+/// Snappy block compression of an encoded request (the remote_write body).
+pub fn compress(raw: &[u8]) -> Vec<u8> {
     // Compressing a Vec cannot fail except past snappy's 4 GiB input limit, which a batch
     // (history_batch samples) never reaches; an empty body is then sent and refused.
     snap::raw::Encoder::new()
-        .compress_vec(&raw)
+        .compress_vec(raw)
         .unwrap_or_default()
 }
 
