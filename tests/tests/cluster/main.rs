@@ -249,3 +249,53 @@ fn a_silence_made_on_a_follower_holds_back_the_leaders_notification() {
         .unwrap_or_default();
     assert!(m.contains("hbd_cluster_leader 1"), "{m}");
 }
+
+/// The whole engine dies for longer than `ALONE_AFTER` (30 s): every node mails a DOWN
+/// itself and says so. When the engine is back, the leader records what was sent alone,
+/// so the host's recovery is mailed once (it was dropped as a quiet UP before).
+#[test]
+fn with_the_whole_engine_down_every_node_mails_alone_and_the_recovery_follows_once() {
+    let mut c = Cluster::start();
+    c.beats.set("lonely1", true);
+    c.wait_status("lonely1", "UP");
+    for i in 0..3 {
+        c.nats.kill(i);
+    }
+    // No node leads once its lease cannot be renewed; after 30 s they notify alone.
+    std::thread::sleep(Duration::from_secs(32));
+    assert_eq!(c.leader(), None, "no leader without the engine");
+    c.beats.set("lonely1", false);
+    c.wait_status("lonely1", "DOWN");
+    eventually(
+        Duration::from_secs(15),
+        "one DOWN mail from every node",
+        || (c.mails().get("[hbd] lonely1 is DOWN") == Some(&3)).then_some(()),
+    );
+    let alone: Vec<String> = smtp::mails(&c.smtp.dir)
+        .iter()
+        .filter_map(|m| m.part("text/plain"))
+        .filter(|b| b.contains("alone: the cluster engine is unreachable"))
+        .collect();
+    assert_eq!(
+        alone.len(),
+        3,
+        "each copy says it was sent alone: {alone:?}"
+    );
+    for i in 0..3 {
+        c.nats.restart(i);
+    }
+    let leader = eventually(Duration::from_secs(45), "a leader again", || c.leader());
+    c.beats.set("lonely1", true);
+    c.wait_status("lonely1", "UP");
+    c.wait_mail("[hbd] lonely1 is UP again");
+    std::thread::sleep(Duration::from_secs(3));
+    let mails = c.mails();
+    assert_eq!(
+        mails.get("[hbd] lonely1 is UP again"),
+        Some(&1),
+        "{mails:?}"
+    );
+    assert_eq!(mails.get("[hbd] lonely1 is DOWN"), Some(&3), "{mails:?}");
+    let e = &c.nodes[leader].cluster().expect("status")["engine"];
+    eprintln!("engine after the outage: {e}");
+}

@@ -113,6 +113,13 @@ impl Nats {
             })
     }
 
+    /// Starts server `i` again (same ports, same store folder).
+    pub fn restart(&mut self, i: usize) {
+        if self.children[i].is_none() {
+            self.start_one(i);
+        }
+    }
+
     /// SIGKILLs server `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.children[i].take() {
