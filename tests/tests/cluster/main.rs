@@ -2,8 +2,9 @@
 //! cluster, three real hbd processes fed the same heartbeats, a real SMTP server
 //! (aiosmtpd). The leader hbd is SIGKILLed while hosts go DOWN and UP: every transition
 //! is mailed exactly once; a silence made on a follower holds back what the leader would
-//! send. `HBD_CLUSTER_KILLS` sets the number of leader kills (bench/cluster.sh asks for
-//! more and keeps the figures printed here).
+//! send; with the whole engine down every node mails on its own, and the recovery is
+//! mailed once when the engine is back. `HBD_CLUSTER_KILLS` sets the number of leader
+//! kills (bench/cluster.sh asks for more and keeps the figures printed here).
 
 mod nats;
 mod node;
