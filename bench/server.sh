@@ -11,8 +11,9 @@
 # HOSTS (fleet size, default 100000), KEEP_TMP=1 (keep hbd's data folders and logs),
 # HBD / LOADGEN (binaries to use instead of $CARGO_TARGET_DIR/release/{hbd,hb-loadgen}; e.g.
 # copies, so a concurrent build cannot replace them mid-run), SRC (the tree they were built
-# from, for the revision line; default this repository), FLEET_ARGS (more options for
-# `hb-loadgen fleet`, e.g. "--ws-observer false --metrics-per-host false" at 1,000,000 hosts).
+# from, for the revision line; default this repository; or REV, the revision itself, when
+# they were built from an export such as `git archive`), FLEET_ROUNDS (default ROUNDS),
+# FLEET_ARGS (more options for `hb-loadgen fleet`, e.g. "--ws-observer false --metrics-per-host false" at 1,000,000 hosts).
 #
 # Runs the real hbd binary in its own process against `hb-loadgen` (bench/loadgen), which
 # also provides the same-run baselines: a minimal recvmmsg receiver for ingest and CPU, a
@@ -47,9 +48,11 @@ out=${OUT:-$here/results/server.txt}
 
 {
     echo "# hbd server benchmarks ($(date -u '+%Y-%m-%d %H:%M UTC'))"
-    echo "machine: $(nproc) cores, CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r), glibc $(ldd --version | head -1 | awk '{print $NF}')"
-    rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    dirty=$(git -C "$src" status --porcelain -- server proto bench/loadgen 2>/dev/null | wc -l)
+    cpuinfo() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'; }
+    echo "machine: $(nproc) cores, CPU $(cpuinfo 'model name') (family $(cpuinfo 'cpu family') model $(cpuinfo model) stepping $(cpuinfo stepping), $(cpuinfo 'cpu MHz') MHz), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r), glibc $(ldd --version | head -1 | awk '{print $NF}')"
+    rev=${REV:-$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)}
+    dirty=0
+    [[ -n ${REV:-} ]] || dirty=$(git -C "$src" status --porcelain -- server proto bench/loadgen 2>/dev/null | wc -l)
     echo "revision: $rev$([[ $dirty != 0 ]] && echo " + $dirty uncommitted files in server/ proto/ bench/loadgen/") (git rev-parse --short HEAD of the tree built)"
     echo "binaries: $(basename "$hbd") (built $(date -u -r "$hbd" '+%Y-%m-%d %H:%M UTC')), $(basename "$gen")"
     echo "UDP: hbd runs with ingest_threads: 2 and udp_rcvbuf: 8388608 in its config (its defaults, written out); raw-recv opens as many SO_REUSEPORT sockets with hbd's buffer steps; net.core.rmem_max $(sysctl -n net.core.rmem_max) (each run prints ss -m's rb per socket)"
@@ -68,7 +71,7 @@ out=${OUT:-$here/results/server.txt}
     fi
     if want fleet; then
         # shellcheck disable=SC2086 # FLEET_ARGS is a list of options
-        "$gen" fleet --hbd "$hbd" --work "$work" --rounds "$ROUNDS" --hosts "$HOSTS" --max-busy "$MAX_BUSY" $FLEET_ARGS
+        "$gen" fleet --hbd "$hbd" --work "$work" --rounds "${FLEET_ROUNDS:-$ROUNDS}" --hosts "$HOSTS" --max-busy "$MAX_BUSY" $FLEET_ARGS
         echo
     fi
     if want ws; then

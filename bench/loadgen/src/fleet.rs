@@ -44,6 +44,9 @@ use crate::sys::{self, Proc};
 /// heartbeat, at least interval + 1 s. The bench config leaves it at the default.
 const GRACE: f64 = 2.5;
 
+/// hbd's `ws_client_buffer` in the fleet run when the WebSocket observer is on.
+const WS_CLIENT_BUFFER: usize = 65_536;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Opts {
     #[arg(long, default_value = "target/release/hbd")]
@@ -393,22 +396,32 @@ fn round(o: &Opts, tpl: &Template) -> Result<Round> {
     let rate = o.hosts as f64 / o.interval;
     let baseline_cores = baseline(o, tpl, rate)?;
     let max_hosts = (o.hosts + o.hosts / 10).max(200_000);
-    let extra = if o.metrics_per_host {
-        "metrics_per_host: true\n"
-    } else {
-        ""
-    };
+    let mut extra = String::new();
+    if o.metrics_per_host {
+        extra.push_str("metrics_per_host: true\n");
+    }
+    if o.ws_observer {
+        // With the default (1,024 messages) a client connecting to 100,000 hosts at
+        // 10,000 beats/s is closed as "client too slow" while its snapshot is built and
+        // sent (measured); 65,536 is 6.5 s of beats.
+        extra.push_str(&format!("ws_client_buffer: {WS_CLIENT_BUFFER}\n"));
+    }
     let p = sys::spawn_hbd_with(
         &o.hbd,
         &o.work,
         "hbd-fleet",
-        &sys::hbd_config(max_hosts, extra),
+        &sys::hbd_config(max_hosts, &extra),
     )?;
     println!(
-        "   hbd UDP port {}: {}; config max_hosts: {max_hosts}, metrics_per_host: {}, api_rate_limit default (50/s, burst 500)",
+        "   hbd UDP port {}: {}; config max_hosts: {max_hosts}, metrics_per_host: {}, ws_client_buffer: {}, api_rate_limit default (50/s, burst 500)",
         p.udp.port(),
         sys::udp_port_buffers(p.udp.port()),
-        o.metrics_per_host
+        o.metrics_per_host,
+        if o.ws_observer {
+            WS_CLIENT_BUFFER.to_string()
+        } else {
+            "default (1024)".into()
+        }
     );
     let pid = p.pid();
     std::thread::sleep(Duration::from_millis(500));

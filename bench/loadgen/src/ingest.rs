@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::payload::{now_ms, Template};
-use crate::send::{blast, Hosts, Sent};
+use crate::send::{blast_with, Hosts, Sender, Sent};
 use crate::stats::median;
 use crate::sys::{self, Proc};
 
@@ -122,11 +122,75 @@ fn start(t: Target, o: &Opts) -> Result<Proc> {
     }
 }
 
-/// The generator's state across steps: each host's seq keeps growing.
+/// The generator's state across steps: each host's seq keeps growing, each sender keeps
+/// its socket (its flow stays on one of the receiver's sockets).
 struct Gen<'a> {
     tpl: &'a Template,
+    senders: Vec<Sender>,
     hosts: Vec<Hosts>,
     instance: u64,
+}
+
+/// Opens one sender per generator thread so that their flows land on different sockets
+/// of the receiver (as many as it has: the kernel picks an `SO_REUSEPORT` socket by a
+/// hash of the source address and port, so two flows share one socket half the time and
+/// the receiver then works with one thread, which made the loss-free rate jump between
+/// rounds). Each candidate sends a short burst; the receiving thread whose CPU time grew
+/// (`<prefix>N`) is its socket; a candidate landing on a taken one is replaced (up to 30
+/// times). Returns the senders and one line describing the placement.
+fn place_senders(
+    p: &Proc,
+    prefix: &str,
+    tpl: &Template,
+    hosts: &mut [Hosts],
+    instance: u64,
+    batch: usize,
+) -> Result<(Vec<Sender>, String)> {
+    let receivers = sys::threads_cpu_each(p.pid())
+        .keys()
+        .filter(|k| k.starts_with(prefix))
+        .count()
+        .max(1);
+    let mut taken: Vec<String> = Vec::new();
+    let mut senders = Vec::new();
+    let mut tries = 0;
+    for h in hosts.iter_mut() {
+        loop {
+            tries += 1;
+            let mut s = Sender::new(p.udp, batch, tpl.len())?;
+            let a = sys::threads_cpu_each(p.pid());
+            s.paced(
+                tpl,
+                h,
+                instance,
+                20_000.0,
+                Duration::from_millis(150),
+                None,
+                |_| None,
+                |_| {},
+            );
+            std::thread::sleep(Duration::from_millis(150));
+            let b = sys::threads_cpu_each(p.pid());
+            let on = sys::cpu_delta(&a, &b)
+                .into_iter()
+                .find(|(k, _)| k.starts_with(prefix))
+                .map(|(k, _)| k)
+                .unwrap_or_default();
+            let free = taken.len() >= receivers || !taken.contains(&on);
+            if free || tries > 30 {
+                taken.push(on);
+                senders.push(s);
+                break;
+            }
+        }
+    }
+    Ok((
+        senders,
+        format!(
+            "sender flows on receiver threads {} ({tries} probes)",
+            taken.join(", ")
+        ),
+    ))
 }
 
 fn run_step(
@@ -141,14 +205,13 @@ fn run_step(
     let k0 = sys::rcvbuf_errors();
     let cpu0 = sys::threads_cpu(p.pid());
     let others = sys::Others::start(p.pid());
-    let sent = blast(
+    let sent = blast_with(
         g.tpl,
-        p.udp,
+        &mut g.senders,
         &mut g.hosts,
         g.instance,
         rate,
         Duration::from_secs_f64(o.step),
-        o.batch,
     )?;
     let cpu1 = sys::threads_cpu(p.pid());
     let others = others.cores();
@@ -267,21 +330,30 @@ fn search(t: Target, o: &Opts, tpl: &Template) -> Result<Search> {
         sys::udp_port_buffers(p.udp.port())
     );
     let agent = sys::agent();
+    let mut hosts = Hosts::split(o.hosts, o.threads.max(1));
+    let instance = now_ms();
+    let prefix = if t == Target::Hbd {
+        "udp-ingest-"
+    } else {
+        "raw-recv-"
+    };
+    let (senders, placed) = place_senders(&p, prefix, tpl, &mut hosts, instance, o.batch)?;
+    println!("   {placed}");
     let mut g = Gen {
         tpl,
-        hosts: Hosts::split(o.hosts, o.threads.max(1)),
-        instance: now_ms(),
+        senders,
+        hosts,
+        instance,
     };
     // Warm-up: one heartbeat per host (hbd creates them), then let it settle.
     let warm = 20_000.0;
-    blast(
+    blast_with(
         tpl,
-        p.udp,
+        &mut g.senders,
         &mut g.hosts,
         g.instance,
         warm,
         Duration::from_secs_f64(o.hosts as f64 / warm + 0.05),
-        o.batch,
     )?;
     std::thread::sleep(Duration::from_secs(2));
     let mut steps = Vec::new();

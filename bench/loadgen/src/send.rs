@@ -226,7 +226,40 @@ impl Sender {
     }
 }
 
-/// Sends with `threads` senders in parallel, each at `rate / threads`.
+/// Sends with one thread per sender in parallel (`senders[k]` sends for `hosts[k]`), each
+/// at `rate / senders`. The senders (and so their source ports) persist across calls: a
+/// receiver with `SO_REUSEPORT` sockets keeps each flow on one socket, chosen by a hash of
+/// the source port, so a new socket per call would move the flows at random.
+pub fn blast_with(
+    t: &Template,
+    senders: &mut [Sender],
+    hosts: &mut [Hosts],
+    instance: u64,
+    rate: f64,
+    duration: Duration,
+) -> Result<Sent> {
+    let per = rate / hosts.len() as f64;
+    let results: Vec<Sent> = std::thread::scope(|s| {
+        let handles: Vec<_> = senders
+            .iter_mut()
+            .zip(hosts.iter_mut())
+            .map(|(sender, h)| {
+                s.spawn(move || sender.paced(t, h, instance, per, duration, None, |_| None, |_| {}))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut total = Sent::default();
+    for r in results {
+        total.add(r);
+    }
+    Ok(total)
+}
+
+/// [`blast_with`] with fresh senders, one per `hosts` entry.
 pub fn blast(
     t: &Template,
     target: SocketAddr,
@@ -236,28 +269,9 @@ pub fn blast(
     duration: Duration,
     batch: usize,
 ) -> Result<Sent> {
-    let per = rate / hosts.len() as f64;
-    let results: Vec<Result<Sent>> = std::thread::scope(|s| {
-        let handles: Vec<_> = hosts
-            .iter_mut()
-            .map(|h| {
-                s.spawn(move || -> Result<Sent> {
-                    let mut sender = Sender::new(target, batch, t.len())?;
-                    Ok(sender.paced(t, h, instance, per, duration, None, |_| None, |_| {}))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("sender panicked")))
-            })
-            .collect()
-    });
-    let mut total = Sent::default();
-    for r in results {
-        total.add(r?);
-    }
-    Ok(total)
+    let mut senders = hosts
+        .iter()
+        .map(|_| Sender::new(target, batch, t.len()))
+        .collect::<Result<Vec<_>>>()?;
+    blast_with(t, &mut senders, hosts, instance, rate, duration)
 }

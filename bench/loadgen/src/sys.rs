@@ -276,8 +276,18 @@ pub fn spawn_self(sub: &'static str, work: &Path, extra: &[&str]) -> Result<Proc
     Ok(p)
 }
 
-/// On-CPU time of every thread of `pid`, summed by thread name (ns, from schedstat).
+/// On-CPU time of every thread of `pid`, summed by thread group (ns, from schedstat;
+/// [`thread_group`]).
 pub fn threads_cpu(pid: u32) -> BTreeMap<String, u64> {
+    threads_cpu_by(pid, thread_group)
+}
+
+/// On-CPU time of every thread of `pid` by its own name (`udp-ingest-0`, ...).
+pub fn threads_cpu_each(pid: u32) -> BTreeMap<String, u64> {
+    threads_cpu_by(pid, str::to_string)
+}
+
+fn threads_cpu_by(pid: u32, key: impl Fn(&str) -> String) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
     let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return m;
@@ -289,7 +299,7 @@ pub fn threads_cpu(pid: u32) -> BTreeMap<String, u64> {
             .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
             .unwrap_or(0);
         let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
-        *m.entry(thread_group(comm.trim())).or_insert(0) += ns;
+        *m.entry(key(comm.trim())).or_insert(0) += ns;
     }
     m
 }
