@@ -16,15 +16,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::CommandFactory;
 
-const PLUGINS: [&str; 7] = [
-    "cpu",
-    "memory",
-    "disk",
-    "network",
-    "filesystem",
-    "os",
-    "nagios",
-];
+/// The plugin libraries shipped: the six system monitors as one library (plugins/system,
+/// its own workspace) and nagios.
+const PLUGINS: [&str; 2] = ["system", "nagios"];
 
 fn commands() -> Vec<clap::Command> {
     vec![hbc::cli::Cli::command(), hbd::cli::Cli::command()]
@@ -94,7 +88,24 @@ fn dist(out: &Path) -> Result<()> {
     if !status.success() {
         bail!("cargo build --release failed");
     }
-    let rel = root.join("target/release");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .args([
+            "build",
+            "--release",
+            "--manifest-path",
+            "plugins/system/Cargo.toml",
+        ])
+        .status()
+        .context("run cargo build of plugins/system")?;
+    if !status.success() {
+        bail!("cargo build --release of plugins/system failed");
+    }
+    let rel = target.join("release");
     let _ = std::fs::remove_dir_all(out);
     for bin in ["hbc", "hbd"] {
         copy(&rel.join(bin), &out.join("bin").join(bin))?;
