@@ -149,31 +149,19 @@ async fn get_host(
 
 async fn forget_host(
     state: web::Data<Shared>,
+    cluster: web::Data<crate::cluster::Handle>,
     req: HttpRequest,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &req)?;
-    let mut events = vec![crate::event::Event {
-        id: 0,
-        ts_ms: crate::state::now_ms(),
-        host: name.to_string(),
-        kind: EventKind::HostForgotten,
-        key: None,
-        from: None,
-        to: None,
-        message: "forgotten through the API".into(),
-    }];
-    {
-        let mut reg = state.registry();
-        if !reg.forget(&name) {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no host named {:?}", name.as_str()),
-            ));
-        }
-        reg.stamp(&mut events);
+    if !state.forget_host(&name, "forgotten through the API") {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no host named {:?}", name.as_str()),
+        ));
     }
-    state.publish(&mut events);
+    // In cluster mode every node forgets it (docs/cluster.md).
+    crate::cluster::host_forgotten(&cluster, &name);
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,10 +1,11 @@
 //! Cluster mode's glue (docs/cluster.md): starts hbd-cluster when `cluster_nats` is set,
 //! lets notifications leave through the leader only (hbd-notify's `Announcer` over the
-//! engine), runs dynamic DNS on the leader only, shares silences with the other nodes,
+//! engine), runs dynamic DNS on the leader only, shares silences and forgotten hosts with
+//! the other nodes,
 //! and serves `GET /api/v1/cluster` (also in `/healthz` and `/metrics`, as a sink).
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -19,6 +20,7 @@ use hbd_notify::Notify;
 
 use crate::api::ApiError;
 use crate::sink::Sink;
+use crate::state::State;
 
 /// The cluster, when cluster mode is on (app data of the API).
 #[derive(Clone, Default)]
@@ -54,20 +56,47 @@ impl SharedSilence {
     }
 }
 
+/// Where another node's mutations reach this node's hosts: set once the server's state
+/// exists (mutations arriving before that find no host to forget yet).
+pub type FleetSlot = Arc<OnceLock<Weak<State>>>;
+
 /// Starts the cluster and wires notifications to it; `None` in single-server mode.
-pub fn start(config: &ClusterConfig, notify: &Notify) -> Result<Option<Arc<Cluster>>> {
+pub fn start(
+    config: &ClusterConfig,
+    notify: &Notify,
+    fleet: FleetSlot,
+) -> Result<Option<Arc<Cluster>>> {
     if !config.enabled() {
         return Ok(None);
     }
     let n = notify.clone();
-    let cluster = Cluster::start(config, Box::new(move |m: &Mutation| apply(&n, m)))?;
+    let cluster = Cluster::start(config, Box::new(move |m: &Mutation| apply(&n, &fleet, m)))?;
     notify.set_announcer(Arc::new(Engine(cluster.clone())));
     Ok(Some(cluster))
 }
 
+/// A host forgotten on another node.
+#[derive(Debug, Serialize, Deserialize)]
+struct Forgotten {
+    host: String,
+}
+
 /// Applies another node's mutation here.
-fn apply(notify: &Notify, m: &Mutation) {
+fn apply(notify: &Notify, fleet: &FleetSlot, m: &Mutation) {
     let now = crate::state::now_ms();
+    if m.kind == "host.forget" {
+        let Ok(f) = serde_json::from_value::<Forgotten>(m.body.clone()) else {
+            tracing::warn!(origin = %m.origin, "cluster: unreadable host.forget skipped");
+            return;
+        };
+        if let Some(state) = fleet.get().and_then(Weak::upgrade) {
+            let why = format!("forgotten through the API of hbd node {}", m.origin);
+            if state.forget_host(&f.host, &why) {
+                tracing::info!(host = %f.host, origin = %m.origin, "cluster: host forgotten on another node");
+            }
+        }
+        return;
+    }
     let Ok(s) = serde_json::from_value::<SharedSilence>(m.body.clone()) else {
         tracing::warn!(kind = %m.kind, origin = %m.origin, "cluster: unreadable mutation skipped");
         return;
@@ -98,6 +127,16 @@ fn apply(notify: &Notify, m: &Mutation) {
             }
         }
         other => tracing::warn!(kind = other, "cluster: unknown mutation skipped"),
+    }
+}
+
+/// A host forgotten through this node's API, for the other nodes.
+pub fn host_forgotten(handle: &Handle, host: &str) {
+    if let Some(c) = &handle.0 {
+        c.publish(
+            "host.forget",
+            serde_json::json!(Forgotten { host: host.into() }),
+        );
     }
 }
 

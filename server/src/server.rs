@@ -195,6 +195,7 @@ fn open_state(
         journal_dir,
         subsystems.sinks(),
     ));
+    let _ = subsystems.fleet.set(Arc::downgrade(&state));
     // Subsystems see the fleet through the narrow, read-only `FleetView`, held weakly.
     let fleet_arc: Arc<dyn hbd_core::fleet::FleetView> = state.clone();
     let fleet = Arc::downgrade(&fleet_arc);

@@ -23,6 +23,8 @@ pub struct Subsystems {
     pub history: Arc<hbd_history::History>,
     /// Cluster mode (docs/cluster.md); `None` on a single server.
     pub cluster: Option<Arc<hbd_cluster::Cluster>>,
+    /// Set to the server's state once it exists: other nodes' mutations reach it.
+    pub fleet: crate::cluster::FleetSlot,
 }
 
 impl Subsystems {
@@ -33,12 +35,14 @@ impl Subsystems {
         let dyndns = hbd_dyndns::start(&config.dyndns, data_dir, emitter.clone())?;
         let notify = hbd_notify::start(&config.notify, data_dir, emitter)?;
         let history = hbd_history::start(&config.history)?;
-        let cluster = crate::cluster::start(&config.cluster, &notify)?;
+        let fleet = crate::cluster::FleetSlot::default();
+        let cluster = crate::cluster::start(&config.cluster, &notify, fleet.clone())?;
         Ok(Subsystems {
             notify,
             dyndns,
             history,
             cluster,
+            fleet,
         })
     }
 

@@ -296,6 +296,30 @@ impl State {
 
     /// Publishes an event made outside the registry (a sink's, a system problem): gives
     /// it an id, records it in its host's recent events, journals and broadcasts it.
+    /// Forgets host `name` (its registry entry; the journal keeps its events) and
+    /// records a `host_forgotten` event saying `why`. False if there is no such host.
+    pub fn forget_host(&self, name: &str, why: &str) -> bool {
+        let mut events = vec![Event {
+            id: 0,
+            ts_ms: now_ms(),
+            host: name.to_string(),
+            kind: crate::event::EventKind::HostForgotten,
+            key: None,
+            from: None,
+            to: None,
+            message: why.to_string(),
+        }];
+        {
+            let mut reg = self.registry();
+            if !reg.forget(name) {
+                return false;
+            }
+            reg.stamp(&mut events);
+        }
+        self.publish(&mut events);
+        true
+    }
+
     pub fn publish_external(&self, event: Event) {
         let mut e = vec![event];
         {

@@ -2,7 +2,7 @@
 //! cluster, three real hbd processes fed the same heartbeats, a real SMTP server
 //! (aiosmtpd). The leader hbd is SIGKILLed while hosts go DOWN and UP: every transition
 //! is mailed exactly once; a silence made on a follower holds back what the leader would
-//! send; with the whole engine down every node mails on its own, and the recovery is
+//! send, and a host forgotten there is forgotten everywhere; with the whole engine down every node mails on its own, and the recovery is
 //! mailed once when the engine is back. `HBD_CLUSTER_KILLS` sets the number of leader
 //! kills (bench/cluster.sh asks for more and keeps the figures printed here).
 
@@ -249,6 +249,21 @@ fn a_silence_made_on_a_follower_holds_back_the_leaders_notification() {
         .and_then(|r| r.into_string().ok())
         .unwrap_or_default();
     assert!(m.contains("hbd_cluster_leader 1"), "{m}");
+    // A host forgotten through a follower's API is forgotten on every node.
+    let follower = (leader + 1) % 3;
+    assert_eq!(c.nodes[follower].delete("/api/v1/hosts/other1"), 204);
+    for n in &c.nodes {
+        eventually(
+            Duration::from_secs(30),
+            "other1 forgotten on every node",
+            || (n.status("/api/v1/hosts/other1") == Some(404)).then_some(()),
+        );
+        assert_eq!(
+            n.status("/api/v1/hosts/maint1"),
+            Some(200),
+            "only other1 goes"
+        );
+    }
 }
 
 /// The whole engine dies for longer than `ALONE_AFTER` (30 s): every node mails a DOWN

@@ -127,6 +127,18 @@ impl Node {
             .ok()
     }
 
+    /// The HTTP status of a GET (`None` when the node does not answer at all).
+    pub fn status(&self, path: &str) -> Option<u16> {
+        match ureq::get(&self.url(path))
+            .timeout(Duration::from_secs(5))
+            .call()
+        {
+            Ok(r) => Some(r.status()),
+            Err(ureq::Error::Status(c, _)) => Some(c),
+            Err(_) => None,
+        }
+    }
+
     /// `/api/v1/cluster`, if it answers.
     pub fn cluster(&self) -> Option<serde_json::Value> {
         if !self.running() {
@@ -148,6 +160,18 @@ impl Node {
             Ok(r) => r.status(),
             Err(ureq::Error::Status(c, _)) => c,
             Err(e) => panic!("POST {path}: {e}"),
+        }
+    }
+
+    pub fn delete(&self, path: &str) -> u16 {
+        match ureq::delete(&self.url(path))
+            .set("Authorization", &format!("Bearer {TOKEN}"))
+            .timeout(Duration::from_secs(5))
+            .call()
+        {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(c, _)) => c,
+            Err(e) => panic!("DELETE {path}: {e}"),
         }
     }
 }
