@@ -2,7 +2,8 @@
 //! cluster, three real hbd processes fed the same heartbeats, a real SMTP server
 //! (aiosmtpd). The leader hbd is SIGKILLed while hosts go DOWN and UP: every transition
 //! is mailed exactly once; a silence made on a follower holds back what the leader would
-//! send, and a host forgotten there is forgotten everywhere; with the whole engine down every node mails on its own, and the recovery is
+//! send, and a host forgotten there is forgotten everywhere; a rolling restart mails
+//! every transition once; with the whole engine down every node mails on its own, and the recovery is
 //! mailed once when the engine is back. `HBD_CLUSTER_KILLS` sets the number of leader
 //! kills (bench/cluster.sh asks for more and keeps the figures printed here).
 
@@ -314,4 +315,52 @@ fn with_the_whole_engine_down_every_node_mails_alone_and_the_recovery_follows_on
     assert_eq!(mails.get("[hbd] lonely1 is DOWN"), Some(&3), "{mails:?}");
     let e = &c.nodes[leader].cluster().expect("status")["engine"];
     eprintln!("engine after the outage: {e}");
+}
+
+/// A rolling restart, as an upgrade does it: each node in turn is stopped with SIGTERM
+/// (a leader hands its lease over at once) and started again, while a host goes DOWN
+/// and comes back during each node's absence. Every transition is mailed exactly once.
+#[test]
+fn a_rolling_restart_mails_every_transition_once() {
+    let mut c = Cluster::start();
+    let hosts = ["roll0", "roll1", "roll2"];
+    for h in hosts {
+        c.beats.set(h, true);
+    }
+    for h in hosts {
+        c.wait_status(h, "UP");
+    }
+    // The followers first, then the leader.
+    let leader = eventually(Duration::from_secs(10), "a leader", || c.leader());
+    let order = [(leader + 1) % 3, (leader + 2) % 3, leader];
+    for (i, node) in order.into_iter().enumerate() {
+        let status = c.nodes[node].stop().expect("was running");
+        assert!(
+            status.success(),
+            "{} exits cleanly on SIGTERM: {status}",
+            c.nodes[node].name
+        );
+        eventually(Duration::from_secs(10), "a leader among the others", || {
+            c.leader().filter(|l| *l != node)
+        });
+        let host = hosts[i];
+        c.beats.set(host, false);
+        c.wait_mail(&format!("[hbd] {host} is DOWN"));
+        c.nodes[node].start();
+        eventually(Duration::from_secs(20), "three members again", || {
+            c.nodes[node]
+                .cluster()
+                .and_then(|v| v["members"].as_array().map(Vec::len))
+                .filter(|n| *n == 3)
+        });
+        c.beats.set(host, true);
+        c.wait_mail(&format!("[hbd] {host} is UP again"));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let mut expected = BTreeMap::new();
+    for h in hosts {
+        expected.insert(format!("[hbd] {h} is DOWN"), 1);
+        expected.insert(format!("[hbd] {h} is UP again"), 1);
+    }
+    assert_eq!(c.mails(), expected, "every transition exactly once");
 }
