@@ -3,9 +3,10 @@
 //! (aiosmtpd). The leader hbd is SIGKILLed while hosts go DOWN and UP: every transition
 //! is mailed exactly once; a silence made on a follower holds back what the leader would
 //! send, and a host forgotten there is forgotten everywhere; a rolling restart mails
-//! every transition once; with the whole engine down every node mails on its own, and the recovery is
-//! mailed once when the engine is back. `HBD_CLUSTER_KILLS` sets the number of leader
-//! kills (bench/cluster.sh asks for more and keeps the figures printed here).
+//! every transition once; with the whole engine down every node mails on its own, and
+//! the recovery is mailed once when the engine is back. `HBD_CLUSTER_KILLS` sets the
+//! number of leader kills (bench/cluster.sh asks for more and keeps the figures printed
+//! here).
 
 mod nats;
 mod node;
