@@ -251,6 +251,19 @@ fn a_silence_made_on_a_follower_holds_back_the_leaders_notification() {
         .and_then(|r| r.into_string().ok())
         .unwrap_or_default();
     assert!(m.contains("hbd_cluster_leader 1"), "{m}");
+    // And in every dashboard page's footer: the leader and the members, on a follower too.
+    let page = ureq::get(&c.nodes[(leader + 2) % 3].url("/"))
+        .call()
+        .ok()
+        .and_then(|r| r.into_string().ok())
+        .unwrap_or_default();
+    let leader_name = &c.nodes[leader].name;
+    assert!(
+        page.contains("<summary>cluster</summary>")
+            && page.contains(&format!("<dt>leader</dt><dd>{leader_name}</dd>"))
+            && page.contains("<dt>members</dt><dd>n1, n2, n3</dd>"),
+        "the dashboard shows the cluster: {page}"
+    );
     // A host forgotten through a follower's API is forgotten on every node.
     let follower = (leader + 1) % 3;
     assert_eq!(c.nodes[follower].delete("/api/v1/hosts/other1"), 204);
