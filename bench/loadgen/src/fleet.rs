@@ -643,7 +643,10 @@ fn round(o: &Opts, tpl: &Template) -> Result<Round> {
         // hbd's own clock: event ts_ms against the deadline from the host's JSON.
         let mut hbd_deadline = HashMap::new();
         for &i in stopped.iter().take(o.deadline_reads) {
-            let h = pacer.json(&p, &agent, &format!("/api/v1/hosts/{}", host_name(i)))?;
+            // A host whose every datagram was lost is unknown to hbd (404): skipped.
+            let Ok(h) = pacer.json(&p, &agent, &format!("/api/v1/hosts/{}", host_name(i))) else {
+                continue;
+            };
             let last = h["last_seen_ms"].as_u64().unwrap_or(0);
             let iv = h["interval_ms"].as_u64().unwrap_or(0);
             let span = ((iv.max(100) as f64 * GRACE) as u64).max(iv + 1000);
