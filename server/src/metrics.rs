@@ -170,6 +170,20 @@ fn counters(state: &State, out: &mut String) {
         "Clients disconnected for falling behind.",
         load(&c.ws_dropped_slow),
     );
+    single(
+        out,
+        "hbd_websocket_resyncs_total",
+        "counter",
+        "Fresh snapshots sent to clients that fell behind, instead of closing them.",
+        load(&c.ws_resyncs),
+    );
+    single(
+        out,
+        "hbd_http_rate_limited_total",
+        "counter",
+        "HTTP requests answered 429 Too Many Requests (api_rate_limit).",
+        load(&c.http_limited),
+    );
 }
 
 /// The per-host families: name, type, help.
@@ -512,6 +526,12 @@ mod tests {
             # HELP hbd_websocket_slow_clients_dropped_total Clients disconnected for falling behind.
             # TYPE hbd_websocket_slow_clients_dropped_total counter
             hbd_websocket_slow_clients_dropped_total 0
+            # HELP hbd_websocket_resyncs_total Fresh snapshots sent to clients that fell behind, instead of closing them.
+            # TYPE hbd_websocket_resyncs_total counter
+            hbd_websocket_resyncs_total 0
+            # HELP hbd_http_rate_limited_total HTTP requests answered 429 Too Many Requests (api_rate_limit).
+            # TYPE hbd_http_rate_limited_total counter
+            hbd_http_rate_limited_total 0
             # HELP hbd_hosts Hosts by liveness status.
             # TYPE hbd_hosts gauge
             hbd_hosts{status="up"} 1

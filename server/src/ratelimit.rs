@@ -188,6 +188,12 @@ pub async fn guard(
         if req.path() != "/healthz" {
             if let Err(wait) = l.take(src) {
                 let n = l.limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if let Some(state) = req.app_data::<web::Data<crate::state::Shared>>() {
+                    state
+                        .counters
+                        .http_limited
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 if n.is_power_of_two() {
                     tracing::warn!(client = %src, limited = n, "HTTP rate limit reached (api_rate_limit)");
                 }

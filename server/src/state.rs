@@ -32,6 +32,10 @@ pub struct Counters {
     pub ws_clients: AtomicU64,
     pub ws_messages: AtomicU64,
     pub ws_dropped_slow: AtomicU64,
+    /// Fresh snapshots sent to clients that fell behind (docs in ws.rs).
+    pub ws_resyncs: AtomicU64,
+    /// HTTP requests answered 429 (`api_rate_limit`).
+    pub http_limited: AtomicU64,
     pub journal_dropped: AtomicU64,
 }
 

@@ -2,8 +2,11 @@
 //! then every change as JSON: `{"type": "beat"|"event"|"host", "data": ...}`.
 //!
 //! Each client reads from a bounded broadcast channel. Ingest never waits for a client:
-//! one that falls more than `ws_client_buffer` messages behind, or whose socket does not
-//! take a message within 5 s, is closed with the reason "client too slow".
+//! one that falls more than `ws_client_buffer` messages behind gets a fresh snapshot
+//! instead of what it missed (at a large fleet's heartbeat rate, a client falls behind
+//! while its first snapshot is built and sent), at most [`MAX_RESYNCS`] times a minute;
+//! beyond that, or when its socket does not take a message within 5 s, it is closed with
+//! the reason "client too slow". Resyncs are counted in `hbd_websocket_resyncs_total`.
 //!
 //! What a handshake may cost: both listeners are behind the HTTP rate limit
 //! (`api_rate_limit`, one bucket per client address for both), at most `ws_max_clients`
@@ -32,6 +35,11 @@ use crate::config::Config;
 use crate::state::{Shared, State, Summary};
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// A client that falls more than `ws_client_buffer` messages behind gets a fresh
+/// snapshot instead of the messages it missed, at most this many times per window;
+/// once more and it is closed as too slow.
+const MAX_RESYNCS: usize = 3;
+const RESYNC_WINDOW: Duration = Duration::from_secs(60);
 
 /// Default of `ws_max_clients`: clients of both WebSocket listeners together.
 pub const DEFAULT_MAX_CLIENTS: usize = 1000;
@@ -309,6 +317,7 @@ pub async fn connect(
                 false
             }
         };
+        let mut resyncs: Vec<tokio::time::Instant> = Vec::with_capacity(MAX_RESYNCS);
         if sent {
             loop {
                 tokio::select! {
@@ -323,10 +332,35 @@ pub async fn connect(
                             }
                         },
                         Err(RecvError::Lagged(n)) => {
-                            tracing::info!("WebSocket client fell {n} messages behind; closing it");
-                            state.counters.ws_dropped_slow.fetch_add(1, Ordering::Relaxed);
-                            close = Some(slow());
-                            break;
+                            // Behind, typically while its snapshot of a large fleet was
+                            // built and sent: a fresh snapshot brings it up to date (the
+                            // page replaces what it had), a few times a minute at most.
+                            let now = tokio::time::Instant::now();
+                            resyncs.retain(|t| now.duration_since(*t) < RESYNC_WINDOW);
+                            if resyncs.len() >= MAX_RESYNCS {
+                                tracing::info!("WebSocket client fell {n} messages behind again; closing it");
+                                state.counters.ws_dropped_slow.fetch_add(1, Ordering::Relaxed);
+                                close = Some(slow());
+                                break;
+                            }
+                            resyncs.push(now);
+                            state.counters.ws_resyncs.fetch_add(1, Ordering::Relaxed);
+                            live = state.live.subscribe();
+                            let sent = match clients.snapshots.get(&state).await {
+                                Ok(snapshot) => matches!(
+                                    tokio::time::timeout(SEND_TIMEOUT, session.text(snapshot)).await,
+                                    Ok(Ok(()))
+                                ),
+                                Err(e) => {
+                                    tracing::warn!("cannot build the WebSocket snapshot: {e}");
+                                    false
+                                }
+                            };
+                            if !sent {
+                                state.counters.ws_dropped_slow.fetch_add(1, Ordering::Relaxed);
+                                close = Some(slow());
+                                break;
+                            }
                         }
                         Err(RecvError::Closed) => break,
                     },

@@ -58,6 +58,13 @@ fn http_clients_over_their_rate_get_429_with_retry_after() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(hbd.get("/api/v1/hosts").0, 200);
     assert_eq!(hbd.get("/api/v1/hosts").0, 429);
+    // Every 429 is counted for /metrics (hbd_http_rate_limited_total): three above.
+    assert_eq!(hbd.state.counters.http_limited.load(Ordering::Relaxed), 3);
+    let metrics = hbd::metrics::render(&hbd.state, false);
+    assert!(
+        metrics.contains("hbd_http_rate_limited_total 3"),
+        "{metrics}"
+    );
 }
 
 #[test]

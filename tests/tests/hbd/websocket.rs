@@ -1,5 +1,6 @@
-//! WebSocket: a snapshot on connect, then live updates; a client that never reads does
-//! not slow ingest and is dropped as too slow.
+//! WebSocket: a snapshot on connect, then live updates; a client that falls behind gets
+//! a fresh snapshot; a client that never reads does not slow ingest and is dropped as
+//! too slow.
 
 use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -122,4 +123,85 @@ fn a_client_that_never_reads_does_not_slow_ingest() {
     // A fresh client still works.
     let mut ws = connect(&hbd);
     assert_eq!(next_json(&mut ws)["type"], "snapshot");
+}
+
+/// A client that falls behind (a buffer of 16 messages while 400 new hosts arrive) gets a
+/// fresh snapshot instead of being closed at once. Either it catches up, and what it then
+/// knows (the newest snapshot plus the updates after it) holds every host, or it falls
+/// behind again and again and is closed after 3 resyncs (what this machine shows: the
+/// burst outruns a 16-message buffer each time). Counted in `hbd_websocket_resyncs_total`.
+#[test]
+fn a_client_that_fell_behind_gets_a_fresh_snapshot_and_misses_nothing() {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().expect("tmp");
+    let hbd = Hbd::start(
+        config("ws_client_buffer: 16\nudp_rate_limit: 0\nhost_reading_rate: 0\n"),
+        dir.path(),
+        0,
+    );
+    let mut ws = connect(&hbd);
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+    }
+    assert_eq!(next_json(&mut ws)["type"], "snapshot");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for i in 0..400u64 {
+        sock.send_to(&datagram(&format!("burst{i:03}"), 1, 1, None, 2), hbd.udp)
+            .expect("send");
+    }
+    hbd.wait_for(Duration::from_secs(10), "the burst applied", |h| {
+        h.state.counters.accepted.load(Relaxed) >= 400
+    });
+    sock.send_to(&datagram("after", 1, 1, None, 2), hbd.udp)
+        .expect("send");
+    // What the client knows: the newest snapshot's hosts and every beat since.
+    let mut known = BTreeSet::new();
+    let mut snapshots = 0;
+    let closed = loop {
+        let m = match ws.read().expect("read") {
+            tungstenite::Message::Text(t) => {
+                serde_json::from_str::<serde_json::Value>(&t).expect("json")
+            }
+            tungstenite::Message::Close(_) => break true,
+            _ => continue,
+        };
+        if m["type"] == "snapshot" {
+            snapshots += 1;
+            known = m["data"]["hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|h| h["name"].as_str().map(str::to_string))
+                .collect();
+        } else if m["type"] == "beat" {
+            let name = m["data"]["name"].as_str().unwrap_or("").to_string();
+            if name == "after" {
+                break false;
+            }
+            known.insert(name);
+        }
+    };
+    let resyncs = hbd.state.counters.ws_resyncs.load(Relaxed);
+    eprintln!(
+        "resyncs {resyncs}, snapshots read {snapshots}, closed {closed}, hosts known {}",
+        known.len()
+    );
+    assert!(
+        resyncs >= 1 && snapshots >= 1,
+        "resynced: {resyncs}, snapshots read {snapshots}"
+    );
+    if closed {
+        // Behind again and again: closed only after the allowed resyncs.
+        assert_eq!(resyncs, 3);
+        assert_eq!(hbd.state.counters.ws_dropped_slow.load(Relaxed), 1);
+    } else {
+        let missing: Vec<String> = (0..400u64)
+            .map(|i| format!("burst{i:03}"))
+            .filter(|h| !known.contains(h))
+            .collect();
+        assert!(missing.is_empty(), "the client never learnt of {missing:?}");
+        assert_eq!(hbd.state.counters.ws_dropped_slow.load(Relaxed), 0);
+    }
 }
