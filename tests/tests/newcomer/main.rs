@@ -88,9 +88,20 @@ fn readme_run_command_starts_hbd_and_hbc_and_stops_cleanly() {
         .find(|l| l.starts_with("scripts/run"))
         .expect("README names scripts/run");
     assert!(run_line.contains("Ctrl-C"), "{run_line}");
+    // The fixed ports lie in the kernel's ephemeral range: a socket of a test that just
+    // ended may still hold one for a moment.
+    let free = |p: u16| {
+        std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+    };
+    let waited = Instant::now();
+    while ![50003, 50004, 50005].into_iter().all(free) && waited.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(
-        std::net::TcpListener::bind("127.0.0.1:50004").is_ok(),
-        "port 50004 is taken: stop whatever hbd is running before this test"
+        [50003, 50004, 50005].into_iter().all(free),
+        "ports 50003-50005 are taken: stop whatever hbd is running before this test"
     );
 
     let (_tmp, clone) = clean_clone();
