@@ -91,9 +91,12 @@ fn dist(out: &Path) -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
+    // plugins/system is built in its own folder of this checkout: a target folder shared
+    // with another checkout would mix their path crates.
+    let system = root.join("plugins/system/target");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_TARGET_DIR", &system)
         .args([
             "build",
             "--release",
@@ -112,7 +115,12 @@ fn dist(out: &Path) -> Result<()> {
     }
     for p in PLUGINS {
         let f = format!("libhbc_{p}.so");
-        copy(&rel.join(&f), &out.join("lib/hbc/plugins").join(&f))?;
+        let from = if p == "system" {
+            system.join("release").join(&f)
+        } else {
+            rel.join(&f)
+        };
+        copy(&from, &out.join("lib/hbc/plugins").join(&f))?;
     }
     for f in ["hbc.yaml", "hbd.yaml"] {
         copy(&root.join("packaging").join(f), &out.join("etc").join(f))?;

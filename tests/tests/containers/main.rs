@@ -187,9 +187,10 @@ fn hbc_in_a_container_reports_the_host_and_hbd_shows_it() {
     // The host as hbc outside any container sees it, with the same binary and plugins.
     let plugins = tempfile::tempdir().expect("plugin dir");
     // The six system monitors as the image has them: one library (plugins/system).
+    // scripts/images built it in this checkout's plugins/system/target.
     let name = "libhbc_system.so";
-    std::fs::copy(target.join("release").join(name), plugins.path().join(name))
-        .expect("copy plugin");
+    let built = repo().join("plugins/system/target/release").join(name);
+    std::fs::copy(&built, plugins.path().join(name)).expect("copy plugin");
     let out = Command::new(target.join("release/hbc"))
         .args(["-c", "/dev/null", "--once", "--json", "--plugin-dir"])
         .arg(plugins.path())
