@@ -310,13 +310,7 @@ pub async fn connect(
         let _slot = slot;
         state.counters.ws_clients.fetch_add(1, Ordering::Relaxed);
         let mut close: Option<CloseReason> = None;
-        let sent = match clients.snapshots.get(&state).await {
-            Ok(snapshot) => session.text(snapshot).await.is_ok(),
-            Err(e) => {
-                tracing::warn!("cannot build the WebSocket snapshot: {e}");
-                false
-            }
-        };
+        let sent = send_snapshot(&clients, &state, &mut session, None).await;
         let mut resyncs: Vec<tokio::time::Instant> = Vec::with_capacity(MAX_RESYNCS);
         if sent {
             loop {
@@ -346,17 +340,7 @@ pub async fn connect(
                             resyncs.push(now);
                             state.counters.ws_resyncs.fetch_add(1, Ordering::Relaxed);
                             live = state.live.subscribe();
-                            let sent = match clients.snapshots.get(&state).await {
-                                Ok(snapshot) => matches!(
-                                    tokio::time::timeout(SEND_TIMEOUT, session.text(snapshot)).await,
-                                    Ok(Ok(()))
-                                ),
-                                Err(e) => {
-                                    tracing::warn!("cannot build the WebSocket snapshot: {e}");
-                                    false
-                                }
-                            };
-                            if !sent {
+                            if !send_snapshot(&clients, &state, &mut session, Some(SEND_TIMEOUT)).await {
                                 state.counters.ws_dropped_slow.fetch_add(1, Ordering::Relaxed);
                                 close = Some(slow());
                                 break;
@@ -380,6 +364,30 @@ pub async fn connect(
         let _ = tokio::time::timeout(SEND_TIMEOUT, session.close(close)).await;
     });
     Ok(response)
+}
+
+/// Sends the current snapshot (see [`Snapshots`]); false when it could not be built or
+/// sent (within `limit`, when given).
+async fn send_snapshot(
+    clients: &Clients,
+    state: &Shared,
+    session: &mut actix_ws::Session,
+    limit: Option<Duration>,
+) -> bool {
+    let snapshot = match clients.snapshots.get(state).await {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            tracing::warn!("cannot build the WebSocket snapshot: {e}");
+            return false;
+        }
+    };
+    match limit {
+        Some(limit) => matches!(
+            tokio::time::timeout(limit, session.text(snapshot)).await,
+            Ok(Ok(()))
+        ),
+        None => session.text(snapshot).await.is_ok(),
+    }
 }
 
 fn slow() -> CloseReason {
