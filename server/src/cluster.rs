@@ -81,9 +81,30 @@ struct Forgotten {
     host: String,
 }
 
+/// A test notification asked on another node.
+#[derive(Debug, Serialize, Deserialize)]
+struct TestAsked {
+    channel: Option<String>,
+}
+
 /// Applies another node's mutation here.
 fn apply(notify: &Notify, fleet: &FleetSlot, m: &Mutation) {
     let now = crate::state::now_ms();
+    if m.kind == "notify.test" {
+        let Ok(t) = serde_json::from_value::<TestAsked>(m.body.clone()) else {
+            tracing::warn!(origin = %m.origin, "cluster: unreadable notify.test skipped");
+            return;
+        };
+        match notify.test(t.channel, Some(&m.origin), now) {
+            Ok(channels) => {
+                tracing::info!(origin = %m.origin, ?channels, "cluster: test notification asked on another node")
+            }
+            Err(e) => {
+                tracing::warn!(origin = %m.origin, "cluster: test notification asked on another node not sent: {e}")
+            }
+        }
+        return;
+    }
     if m.kind == "host.forget" {
         let Ok(f) = serde_json::from_value::<Forgotten>(m.body.clone()) else {
             tracing::warn!(origin = %m.origin, "cluster: unreadable host.forget skipped");
@@ -137,6 +158,18 @@ pub fn host_forgotten(handle: &Handle, host: &str) {
             "host.forget",
             serde_json::json!(Forgotten { host: host.into() }),
         );
+    }
+}
+
+/// A test notification asked through this node's API: every other node sends one too.
+/// Whether it was published (cluster mode).
+pub fn test_asked(handle: &Handle, channel: Option<String>) -> bool {
+    match &handle.0 {
+        Some(c) => {
+            c.publish("notify.test", serde_json::json!(TestAsked { channel }));
+            true
+        }
+        None => false,
     }
 }
 

@@ -3,7 +3,7 @@
 //! - `GET /api/v1/notify`: channels, silences, flapping hosts, counters (the status).
 //! - `GET /api/v1/notify/channels`: each channel's queue, last success and last error.
 //! - `POST /api/v1/notify/test` (token): a test notification to every channel, or to
-//!   `{"channel": "email"}`.
+//!   `{"channel": "email"}`; in cluster mode every node sends one (`every_node`).
 //! - `GET /api/v1/silences`: active and planned silences.
 //! - `POST /api/v1/silences` (token): `{"hosts": "web*", "duration": "2h" | "until_ms":
 //!   ..., "from_ms": ... (optional), "reason": "...", "by": "..." (optional)}`.
@@ -85,17 +85,21 @@ async fn remove_silence(
 async fn test(
     state: web::Data<Shared>,
     notify: web::Data<Notify>,
+    cluster: web::Data<crate::cluster::Handle>,
     req: HttpRequest,
     body: Option<web::Json<TestRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &req)?;
     let channel = body.and_then(|b| b.into_inner().channel);
     let n = notify.into_inner();
-    let queued = web::block(move || n.test(channel, now_ms()))
+    let c = channel.clone();
+    let queued = web::block(move || n.test(c, None, now_ms()))
         .await
         .map_err(internal)?
         .map_err(bad)?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "queued": queued })))
+    let every_node = crate::cluster::test_asked(&cluster, channel);
+    Ok(HttpResponse::Accepted()
+        .json(serde_json::json!({ "queued": queued, "every_node": every_node })))
 }
 
 /// A body that is not the JSON expected (400), or larger than the limit (413).

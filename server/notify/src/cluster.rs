@@ -102,6 +102,11 @@ impl Gate {
         self.announcer = Some(a);
     }
 
+    /// This node's name in cluster mode.
+    pub fn node(&self) -> Option<String> {
+        self.announcer.as_ref().map(|a| a.node())
+    }
+
     /// What of `ns` this node sends now.
     pub fn filter(&mut self, ns: Vec<Notification>, now: u64) -> Vec<Notification> {
         let Some(a) = self.announcer.clone() else {

@@ -146,7 +146,15 @@ impl Notify {
     }
 
     /// Queues a test notification to `channel`, or to every channel; the names queued.
-    pub fn test(&self, channel: Option<String>, now_ms: u64) -> Result<Vec<String>, String> {
+    /// In cluster mode the message names this node, and `asked_on` the node whose API was
+    /// asked (every node sends one: each node's channels are tested, as a takeover would
+    /// use them).
+    pub fn test(
+        &self,
+        channel: Option<String>,
+        asked_on: Option<&str>,
+        now_ms: u64,
+    ) -> Result<Vec<String>, String> {
         let mut e = lock(&self.inner.engine);
         if let Some(c) = &channel {
             if !e.channel_names().contains(c) {
@@ -156,13 +164,14 @@ impl Notify {
                 ));
             }
         }
-        let mut n = e.policy.make(
-            Kind::Test,
-            "hbd",
-            "OK",
-            "If you read this, hbd's notifications reach you.".into(),
-            now_ms,
-        );
+        let message = match e.gate.node() {
+            Some(node) => format!(
+                "If you read this, the notifications of hbd node {node} reach you (asked on node {}).",
+                asked_on.unwrap_or(&node)
+            ),
+            None => "If you read this, hbd's notifications reach you.".into(),
+        };
+        let mut n = e.policy.make(Kind::Test, "hbd", "OK", message, now_ms);
         n.key = channel.clone();
         e.deliver(vec![n], now_ms);
         Ok(match channel {

@@ -279,6 +279,31 @@ fn a_silence_made_on_a_follower_holds_back_the_leaders_notification() {
             "only other1 goes"
         );
     }
+    // A test notification asked on a follower is sent by every node, each naming itself.
+    let asked = &c.nodes[follower].name;
+    assert_eq!(
+        c.nodes[follower].post("/api/v1/notify/test", serde_json::json!({})),
+        202
+    );
+    let tests = eventually(
+        Duration::from_secs(30),
+        "a test mail from every node",
+        || {
+            let mut from: Vec<String> = smtp::mails(&c.smtp.dir)
+                .iter()
+                .filter_map(|m| m.part("text/plain"))
+                .filter(|b| b.contains(&format!("reach you (asked on node {asked})")))
+                .filter_map(|b| {
+                    let i = b.find("the notifications of hbd node ")?;
+                    let rest = &b[i + "the notifications of hbd node ".len()..];
+                    Some(rest.split_whitespace().next()?.to_string())
+                })
+                .collect();
+            from.sort();
+            (from.len() >= 3).then_some(from)
+        },
+    );
+    assert_eq!(tests, ["n1", "n2", "n3"], "one test mail per node");
 }
 
 /// The whole engine dies for longer than `ALONE_AFTER` (30 s): every node mails a DOWN
