@@ -49,6 +49,10 @@ pub struct Candidate {
 pub struct Rejection {
     pub reason: String,
     pub remedy: &'static str,
+    /// The file may well be good: this process could not check it now (no process or
+    /// thread could be started). It is tried again at the next rescan, not remembered
+    /// as rejected until it changes.
+    pub retry: bool,
 }
 
 impl std::fmt::Display for Rejection {
@@ -61,6 +65,15 @@ fn reject(reason: impl Into<String>, remedy: &'static str) -> Rejection {
     Rejection {
         reason: reason.into(),
         remedy,
+        retry: false,
+    }
+}
+
+/// A rejection for now only ([`Rejection::retry`]).
+pub(crate) fn retry_later(reason: impl Into<String>, remedy: &'static str) -> Rejection {
+    Rejection {
+        retry: true,
+        ..reject(reason, remedy)
     }
 }
 
@@ -415,7 +428,7 @@ pub fn probe_in_child(path: &Path) -> Result<Vec<Info>, Rejection> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| {
-            reject(
+            retry_later(
                 format!("cannot start a probe process: {e}"),
                 "check that hbc can fork",
             )
@@ -423,7 +436,10 @@ pub fn probe_in_child(path: &Path) -> Result<Vec<Info>, Rejection> {
     let Some(stdout) = child.stdout.take() else {
         let _ = child.kill();
         let _ = child.wait();
-        return Err(reject("the probe process has no output pipe", "retry"));
+        return Err(retry_later(
+            "the probe process has no output pipe",
+            "check hbc's open-file limit",
+        ));
     };
     // Output is read while the child runs (a chatty library cannot fill the pipe and
     // stall), at most PROBE_OUTPUT bytes kept, on a thread, so the wait below is a plain
@@ -438,7 +454,12 @@ pub fn probe_in_child(path: &Path) -> Result<Vec<Info>, Rejection> {
         .spawn(move || {
             let _ = tx.send(read_probe(stdout, &waiter));
         })
-        .map_err(|e| reject(format!("cannot start a probe thread: {e}"), "retry"))?;
+        .map_err(|e| {
+            retry_later(
+                format!("cannot start a probe thread: {e}"),
+                "check the process limits of hbc's user",
+            )
+        })?;
     let (stdout, status) = match rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
@@ -462,6 +483,7 @@ pub fn probe_in_child(path: &Path) -> Result<Vec<Info>, Rejection> {
         Ok(ProbeAnswer::Rejected { reason, remedy }) => Err(Rejection {
             reason,
             remedy: static_remedy(&remedy),
+            retry: false,
         }),
         Err(_) => Err(reject(
             format!(

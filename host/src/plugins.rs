@@ -178,12 +178,14 @@ fn launch(
             return Err(Rejection {
                 reason: "it was never opened in this process".into(),
                 remedy: "restart hbc",
+                retry: false,
             })
         }
     };
     runner::spawn(name, collector, interval, timeout).map_err(|e| Rejection {
         reason: format!("cannot start a thread for it: {e}"),
         remedy: "check the process limits of hbc's user",
+        retry: false,
     })
 }
 
@@ -201,7 +203,9 @@ pub struct PluginSet {
     private: PrivateDir,
     dirs: Vec<PathBuf>,
     pub running: BTreeMap<String, Running>,
-    rejected: HashMap<PathBuf, (u64, SystemTime, Entry)>,
+    /// Files rejected, with the stamp they had then: not tried again until it changes.
+    /// No stamp: rejected for now only ([`Rejection::retry`]), tried at the next scan.
+    rejected: HashMap<PathBuf, (Option<(u64, SystemTime)>, Entry)>,
     /// Files refused by `plugin_strict_modes`, with the reason last logged. Checked on
     /// every scan (a chmod or chown does not change the file's stamp).
     untrusted: HashMap<PathBuf, String>,
@@ -300,8 +304,8 @@ impl PluginSet {
                     continue;
                 }
             }
-            if let Some((s, m, _)) = self.rejected.get(&cand.path) {
-                if (*s, *m) == stamp {
+            if let Some((Some(s), _)) = self.rejected.get(&cand.path) {
+                if *s == stamp {
                     continue;
                 }
             }
@@ -337,6 +341,7 @@ impl PluginSet {
                         Err(Rejection {
                             reason: "checking the file failed unexpectedly".into(),
                             remedy: "run `hbc check-plugin` on it",
+                            retry: false,
                         })
                     })
                 })
@@ -431,9 +436,10 @@ impl PluginSet {
     fn reject(&mut self, cand: &Candidate, name: Option<String>, why: Rejection) {
         tracing::warn!(
             file = %cand.path.display(),
-            "plugin file skipped: {}; {}",
+            "plugin file skipped: {}; {}{}",
             why.reason,
-            why.remedy
+            why.remedy,
+            if why.retry { " (tried again at the next rescan)" } else { "" }
         );
         let entry = Entry {
             file: cand.path.clone(),
@@ -441,8 +447,8 @@ impl PluginSet {
             version: None,
             status: format!("rejected: {}", why.reason),
         };
-        self.rejected
-            .insert(cand.path.clone(), (cand.size, cand.modified, entry));
+        let stamp = (!why.retry).then_some((cand.size, cand.modified));
+        self.rejected.insert(cand.path.clone(), (stamp, entry));
     }
 
     fn start_one(
@@ -478,6 +484,7 @@ impl PluginSet {
                         other.display()
                     ),
                     remedy: "remove one of the two files (plugin names must be unique)",
+                    retry: false,
                 };
                 return self.reject(cand, Some(info.name), why);
             }
@@ -632,6 +639,7 @@ impl PluginSet {
                     lib.plugin(&name).ok_or(Rejection {
                         reason: "its library no longer exports it".into(),
                         remedy: "restart hbc",
+                        retry: false,
                     })
                 }) {
                     Ok(m) => {
@@ -702,7 +710,7 @@ impl PluginSet {
             })
             .collect();
         v.extend(self.disabled.values().cloned());
-        v.extend(self.rejected.values().map(|(_, _, e)| e.clone()));
+        v.extend(self.rejected.values().map(|(_, e)| e.clone()));
         v.sort_by(|a, b| a.file.cmp(&b.file));
         v
     }

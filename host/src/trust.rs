@@ -36,6 +36,7 @@ pub fn check_as(path: &Path, uid: u32) -> Result<(), Rejection> {
     let untrusted = |reason: String| Rejection {
         reason: format!("refused (plugin_strict_modes): {reason}"),
         remedy: REMEDY,
+        retry: false,
     };
     let named = absolute(path).map_err(|e| untrusted(format!("cannot resolve the path: {e}")))?;
     let real = std::fs::canonicalize(path)

@@ -39,6 +39,7 @@ pub fn check(path: &Path) -> Result<(), Rejection> {
     let untrusted = |reason: String| Rejection {
         reason: format!("refused (plugin_strict_modes): {reason}"),
         remedy: REMEDY,
+        retry: false,
     };
     let me =
         current_user().map_err(|e| untrusted(format!("cannot read hbc's own account: {e}")))?;

@@ -63,6 +63,57 @@ fn new_and_changed_plugins_are_picked_up_without_restart() {
         .all(|(_, b)| b.get("memory.total_bytes").is_none()));
 }
 
+/// A file hbc could not check for a passing reason (no probe process could be started)
+/// is tried again at the next rescan, not remembered as rejected until it changes (seen
+/// under wine: one failed process start lost a plugin for good).
+#[test]
+fn a_file_that_could_not_be_checked_is_tried_again() {
+    let dir = PluginDir::with(&["cpu"]);
+    let bin_dir = tempfile::tempdir().expect("tempdir");
+    let bin = bin_dir.path().join("hbc");
+    std::fs::copy(hbc_bin(), &bin).expect("copy hbc");
+    let rx = Receiver::new();
+    let hbc = Hbc::start_with(
+        &bin,
+        "interval: 300ms\nplugin_rescan: 300ms\n",
+        &[
+            "--plugin-dir",
+            dir.path().to_str().expect("utf8"),
+            &rx.addr(),
+        ],
+    );
+    let _ = collect_heartbeats(&rx, Duration::from_secs(1), None);
+    // hbc's executable is gone: the probe process of a new library cannot start (Linux
+    // names the running executable `<path> (deleted)` then).
+    std::fs::remove_file(&bin).expect("remove hbc's copy");
+    dir.add("memory");
+    let lib = dir.path().join("libhbc_memory.so");
+    wait_for_log(
+        &hbc,
+        "cannot start a probe process",
+        &lib,
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|| panic!("no failed probe:\n{}", hbc.log_text()));
+    // The reason passes (the path the kernel names exists again): the next rescan loads it.
+    let mut deleted = bin.clone().into_os_string();
+    deleted.push(" (deleted)");
+    std::fs::copy(hbc_bin(), &deleted).expect("copy hbc");
+    let after = collect_heartbeats(&rx, Duration::from_secs(4), None);
+    assert!(
+        after
+            .last()
+            .is_some_and(|(_, b)| b.get("memory.total_bytes").is_some()),
+        "memory plugin not picked up after the probe could start again:\n{}",
+        hbc.log_text()
+    );
+    assert!(
+        hbc.log_text().contains("(tried again at the next rescan)"),
+        "{}",
+        hbc.log_text()
+    );
+}
+
 /// Waits until hbc's log has a line saying `what` about `file`; how long that took.
 fn wait_for_log(hbc: &Hbc, what: &str, file: &Path, limit: Duration) -> Option<Duration> {
     let started = Instant::now();

@@ -104,11 +104,16 @@ pub struct Hbc {
 
 impl Hbc {
     pub fn start(config: &str, args: &[&str]) -> Hbc {
+        Hbc::start_with(&hbc_bin(), config, args)
+    }
+
+    /// [`Hbc::start`] with another executable (a copy of hbc).
+    pub fn start_with(bin: &Path, config: &str, args: &[&str]) -> Hbc {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cfg = tmp.path().join("hbc.yaml");
         std::fs::write(&cfg, with_state_dir(config, tmp.path())).expect("write config");
         let log = tmp.path().join("stderr.log");
-        let child = Command::new(hbc_bin())
+        let child = Command::new(bin)
             .arg("-c")
             .arg(&cfg)
             .args(args)
