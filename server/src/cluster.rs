@@ -70,7 +70,17 @@ pub fn start(
         return Ok(None);
     }
     let n = notify.clone();
-    let cluster = Cluster::start(config, Box::new(move |m: &Mutation| apply(&n, &fleet, m)))?;
+    let cluster = Cluster::start(
+        config,
+        Box::new(move |m: &Mutation| apply(&n, &fleet, m)),
+        Box::new(Outbox(notify.clone())),
+    )?;
+    let weak = Arc::downgrade(&cluster);
+    notify.set_queue_ack(Box::new(move |token| {
+        if let Some(c) = weak.upgrade() {
+            c.queue_ack(token);
+        }
+    }));
     notify.set_announcer(Arc::new(Engine(cluster.clone())));
     Ok(Some(cluster))
 }
@@ -187,6 +197,19 @@ pub fn silence_ended(handle: &Handle, s: &Silence) {
     }
 }
 
+/// The leader's side of the cluster's notification queue: what it gives goes to the
+/// channels' outboxes, acknowledged once sent.
+struct Outbox(Notify);
+
+impl hbd_cluster::QueueHandler for Outbox {
+    fn deliver(&self, body: &[u8], token: u64) -> Result<(), String> {
+        self.0.deliver_queued(body, token)
+    }
+    fn release(&self) -> usize {
+        self.0.drop_queued()
+    }
+}
+
 /// hbd-notify's view of the engine.
 struct Engine(Arc<Cluster>);
 
@@ -207,6 +230,9 @@ impl Announcer for Engine {
     }
     fn node(&self) -> String {
         self.0.node().to_string()
+    }
+    fn enqueue(&self, id: &str, body: Vec<u8>) -> bool {
+        self.0.enqueue(id, body)
     }
 }
 

@@ -138,6 +138,10 @@ pub struct Names {
     pub mutations: String,
     /// Subject of mutations.
     pub mutation_subject: String,
+    /// Work-queue stream of claimed notifications the leader sends.
+    pub outbox: String,
+    /// Subject of claimed notifications.
+    pub outbox_subject: String,
 }
 
 impl Names {
@@ -148,6 +152,8 @@ impl Names {
             announced: format!("{prefix}_announced"),
             mutations: format!("{prefix}_mutations"),
             mutation_subject: format!("{prefix}.mutation"),
+            outbox: format!("{prefix}_outbox"),
+            outbox_subject: format!("{prefix}.outbox"),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! hbd's cluster mode (docs/cluster.md): several hbd watch the same fleet, each with its
 //! own registry fed directly by hbc, and agree through NATS JetStream on what must happen
 //! once. This crate holds the engine side: the leader lease and its fencing
-//! ([`lease`]), the announced states notifications claim ([`Cluster::claim`]), the shared
-//! mutations every node applies ([`Mutation`]), and the members and connection state
-//! ([`Status`]).
+//! ([`lease`]), the announced states notifications claim ([`Cluster::claim`]), the
+//! replicated queue of claimed notifications the leader sends ([`Cluster::enqueue`],
+//! [`QueueHandler`]), the shared mutations every node applies ([`Mutation`]), and the
+//! members and connection state ([`Status`]).
 //!
 //! It runs its own single-threaded tokio runtime on one thread (`hbd-cluster`); callers
 //! on other threads use blocking methods with a bounded wait. **Invariants:** heartbeats
@@ -31,6 +32,28 @@ pub const CALL_TIMEOUT: Duration = Duration::from_millis(2_000);
 /// After this long without the engine, notifications are sent by every node on its own
 /// (docs/cluster.md: "the whole engine is unreachable").
 pub const ALONE_AFTER: Duration = Duration::from_secs(30);
+
+/// Claimed notifications the leader has taken from the queue and not yet acknowledged
+/// (sent): beyond this the engine gives it no more until some are sent.
+pub const QUEUE_ACK_PENDING: usize = 1_000;
+/// A message the leader took and neither acknowledged nor reported in progress for this
+/// long is given again (to the next leader, when this one died).
+pub const QUEUE_ACK_WAIT: Duration = Duration::from_secs(5);
+/// Messages the queue holds at most (claimed and not sent: a fleet-wide outage with
+/// every channel down); beyond it a claimed notification is sent from the leader's own
+/// outbox, counted in `queue_refused`.
+pub const QUEUE_MAX: i64 = 100_000;
+
+/// What the leader does with the queue of claimed notifications (hbd's notifications).
+pub trait QueueHandler: Send + Sync {
+    /// A queued notification for this node, the leader, to send: once its channel
+    /// accepted it, the handler calls [`Cluster::queue_ack`] with `token`. An error says
+    /// why it cannot be sent here (it is then ended in the queue and counted).
+    fn deliver(&self, body: &[u8], token: u64) -> Result<(), String>;
+    /// This node stopped leading: it drops what it took and has not sent (the queue
+    /// gives it to the next leader). Returns how many.
+    fn release(&self) -> usize;
+}
 
 /// Errors of starting the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +122,17 @@ pub struct EngineStatus {
     pub mutations_published: u64,
     pub mutations_applied: u64,
     pub mutations_dropped: u64,
+    /// Claimed notifications put in the queue, taken from it by this node as leader,
+    /// acknowledged (sent), refused by the engine (sent from the outbox instead), ended
+    /// (unreadable or for an unknown channel), released when leadership was lost.
+    pub queue_enqueued: u64,
+    pub queue_taken: u64,
+    pub queue_acked: u64,
+    pub queue_refused: u64,
+    pub queue_ended: u64,
+    pub queue_released: u64,
+    /// Taken and not yet sent.
+    pub queue_held: u64,
     pub messages_out: u64,
     pub messages_in: u64,
 }
@@ -129,6 +163,13 @@ struct Counters {
     mutations_published: AtomicU64,
     mutations_applied: AtomicU64,
     mutations_dropped: AtomicU64,
+    queue_enqueued: AtomicU64,
+    queue_taken: AtomicU64,
+    queue_acked: AtomicU64,
+    queue_refused: AtomicU64,
+    queue_ended: AtomicU64,
+    queue_released: AtomicU64,
+    queue_held: AtomicU64,
 }
 
 /// What the views of the runtime hold (small, copied out under the lock).
@@ -154,6 +195,8 @@ struct Shared {
     view: Mutex<View>,
     /// Applies a mutation made on another node (called on the cluster thread).
     apply: Box<dyn Fn(&Mutation) + Send + Sync>,
+    /// Sends what the notification queue gives the leader.
+    queue: Box<dyn QueueHandler>,
 }
 
 impl Shared {
@@ -175,6 +218,8 @@ pub struct Cluster {
     shared: Arc<Shared>,
     handle: tokio::runtime::Handle,
     mutations: tokio::sync::mpsc::Sender<Mutation>,
+    /// Tokens of queued notifications sent (acknowledged by the queue task).
+    acks: tokio::sync::mpsc::Sender<u64>,
     claims: Arc<tokio::sync::OnceCell<runtime::Stores>>,
     stop: tokio::sync::watch::Sender<bool>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -189,6 +234,7 @@ impl Cluster {
     pub fn start(
         config: &ClusterConfig,
         apply: Box<dyn Fn(&Mutation) + Send + Sync>,
+        queue: Box<dyn QueueHandler>,
     ) -> Result<Arc<Cluster>, Error> {
         config::validate(config).map_err(Error::Config)?;
         let shared = Arc::new(Shared {
@@ -202,6 +248,7 @@ impl Cluster {
                 ..View::default()
             }),
             apply,
+            queue,
         });
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -209,9 +256,21 @@ impl Cluster {
             .map_err(Error::Thread)?;
         let handle = rt.handle().clone();
         let (mtx, mrx) = tokio::sync::mpsc::channel(MUTATION_QUEUE);
+        // Never more tokens outstanding than messages held (QUEUE_ACK_PENDING), twice
+        // that across a change of leadership.
+        let (atx, arx) = tokio::sync::mpsc::channel(2 * QUEUE_ACK_PENDING);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let stores = Arc::new(tokio::sync::OnceCell::new());
-        let task = runtime::main(shared.clone(), config.clone(), stores.clone(), mrx, stop_rx);
+        let task = runtime::main(
+            shared.clone(),
+            config.clone(),
+            stores.clone(),
+            runtime::Channels {
+                mutations: mrx,
+                acks: arx,
+                stop: stop_rx,
+            },
+        );
         let thread = std::thread::Builder::new()
             .name("hbd-cluster".into())
             .spawn(move || rt.block_on(task))
@@ -221,6 +280,7 @@ impl Cluster {
             shared,
             handle,
             mutations: mtx,
+            acks: atx,
             claims: stores,
             stop,
             thread: Mutex::new(Some(thread)),
@@ -287,6 +347,13 @@ impl Cluster {
                 mutations_published: n(&c.mutations_published),
                 mutations_applied: n(&c.mutations_applied),
                 mutations_dropped: n(&c.mutations_dropped),
+                queue_enqueued: n(&c.queue_enqueued),
+                queue_taken: n(&c.queue_taken),
+                queue_acked: n(&c.queue_acked),
+                queue_refused: n(&c.queue_refused),
+                queue_ended: n(&c.queue_ended),
+                queue_released: n(&c.queue_released),
+                queue_held: n(&c.queue_held),
                 messages_out: v.messages.0,
                 messages_in: v.messages.1,
             },
@@ -329,6 +396,49 @@ impl Cluster {
             Claim::NotLeader => 0,
         };
         r
+    }
+
+    /// Puts a claimed notification in the replicated queue (de-duplicated by `id`), from
+    /// which the leader sends it. Blocks at most [`CALL_TIMEOUT`]; false when the engine
+    /// did not take it (the caller sends it from its own outbox).
+    pub fn enqueue(&self, id: &str, body: Vec<u8>) -> bool {
+        let Some(stores) = self.claims.get().cloned() else {
+            return false;
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let id = id.to_string();
+        self.handle.spawn(async move {
+            let r = tokio::time::timeout(CALL_TIMEOUT, runtime::enqueue(&stores, &id, body))
+                .await
+                .unwrap_or_else(|_| Err("timed out".into()));
+            let _ = tx.send(r);
+        });
+        let r = rx
+            .recv_timeout(CALL_TIMEOUT + Duration::from_millis(200))
+            .unwrap_or_else(|_| Err("timed out".into()));
+        let c = &self.shared.counters;
+        match r {
+            Ok(()) => {
+                c.queue_enqueued.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                c.queue_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("cluster: cannot queue a claimed notification: {e}");
+                false
+            }
+        }
+    }
+
+    /// A queued notification given by [`QueueHandler::deliver`] was sent: acknowledge
+    /// it in the queue (never blocks; the queue task does it).
+    pub fn queue_ack(&self, token: u64) {
+        if self.acks.try_send(token).is_err() {
+            tracing::warn!(
+                token,
+                "cluster: acknowledgement queue full or stopped; the notification may be sent again"
+            );
+        }
     }
 
     /// Publishes a mutation for the other nodes (queued, bounded; never blocks).
@@ -397,6 +507,16 @@ impl Cluster {
                 "mutations_dropped",
                 "Mutations not published (queue full).",
                 s.engine.mutations_dropped,
+            ),
+            (
+                "queue_refused",
+                "Claimed notifications the engine's queue did not take (sent from the local outbox).",
+                s.engine.queue_refused,
+            ),
+            (
+                "queue_acked",
+                "Notifications this node, as leader, sent from the engine's queue.",
+                s.engine.queue_acked,
             ),
         ] {
             let _ = writeln!(

@@ -1,7 +1,9 @@
 //! The cluster thread's work, on its own tokio runtime: connect (and reconnect), create
 //! the buckets and the mutation stream, hold or contend for the lease, refresh this
-//! node's membership, publish and apply mutations, answer claims.
+//! node's membership, publish and apply mutations, answer claims, and (on the leader)
+//! send what the notification queue holds.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,21 @@ use tokio::sync::{mpsc, watch, OnceCell};
 
 use super::config::{ClusterConfig, Names};
 use super::lease::{LEASE_TTL_MS, RENEW_EVERY_MS, REQUEST_TIMEOUT_MS};
-use super::{Claim, Mutation, Shared};
+use super::{Claim, Mutation, Shared, QUEUE_ACK_PENDING, QUEUE_ACK_WAIT, QUEUE_MAX};
+
+/// What the handle sends the cluster thread.
+pub struct Channels {
+    pub mutations: mpsc::Receiver<Mutation>,
+    /// Tokens of queued notifications that were sent.
+    pub acks: mpsc::Receiver<u64>,
+    pub stop: watch::Receiver<bool>,
+}
+
+/// The durable consumer every leader takes claimed notifications through.
+const QUEUE_CONSUMER: &str = "leader";
+/// How often the queue task checks leadership and reports work in progress.
+const QUEUE_CHECK: Duration = Duration::from_millis(200);
+const QUEUE_PROGRESS: Duration = Duration::from_millis(1_500);
 
 /// The lease's one key.
 const LEASE_KEY: &str = "leader";
@@ -38,6 +54,22 @@ pub struct Stores {
     pub members: kv::Store,
     pub announced: kv::Store,
     js: jetstream::Context,
+    outbox_subject: String,
+}
+
+/// Puts a claimed notification in the queue (see [`super::Cluster::enqueue`]).
+pub async fn enqueue(stores: &Stores, id: &str, body: Vec<u8>) -> Result<(), String> {
+    let msg = jetstream::message::PublishMessage::build()
+        .payload(Bytes::from(body))
+        .message_id(id);
+    stores
+        .js
+        .send_publish(stores.outbox_subject.clone(), msg)
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The KV key of an announced state: the class, then the subject in hex (host names
@@ -126,9 +158,13 @@ pub async fn main(
     shared: Arc<Shared>,
     config: ClusterConfig,
     cell: Arc<OnceCell<Stores>>,
-    mut mutations: mpsc::Receiver<Mutation>,
-    mut stop: watch::Receiver<bool>,
+    channels: Channels,
 ) {
+    let Channels {
+        mut mutations,
+        acks,
+        mut stop,
+    } = channels;
     let names = Names::new(&config.name());
     let client = tokio::select! {
         c = connect(&shared, &config) => match c {
@@ -148,6 +184,13 @@ pub async fn main(
         shared.clone(),
         stores.js.clone(),
         names.clone(),
+    ));
+    let queue = tokio::spawn(serve_queue(
+        shared.clone(),
+        stores.js.clone(),
+        names.clone(),
+        acks,
+        stop.clone(),
     ));
     // Publishing waits out an engine election (seconds) on its own task, so the lease is
     // renewed meanwhile; the bounded channel is the queue.
@@ -183,6 +226,13 @@ pub async fn main(
     }
     consume.abort();
     publisher.abort();
+    // The queue task acknowledges what was sent and gives back the rest.
+    if tokio::time::timeout(request_timeout(), queue)
+        .await
+        .is_err()
+    {
+        tracing::warn!(node = %shared.node, "cluster: the notification queue did not stop in time");
+    }
     // Hand over: a deleted lease is free at once, not after its TTL.
     if shared.is_leader() {
         shared.fence.step_down();
@@ -351,11 +401,24 @@ async fn try_setup(
     })
     .await
     .map_err(|e| format!("stream {}: {e}", names.mutations))?;
+    js.get_or_create_stream(stream::Config {
+        name: names.outbox.clone(),
+        subjects: vec![names.outbox_subject.clone()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        max_messages: QUEUE_MAX,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: replicas,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("stream {}: {e}", names.outbox))?;
     Ok(Stores {
         lease,
         members,
         announced,
         js: js.clone(),
+        outbox_subject: names.outbox_subject.clone(),
     })
 }
 
@@ -575,4 +638,197 @@ async fn consume_once(
         msg.ack().await.map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// The messages a leader took from the queue and has not acknowledged yet.
+#[derive(Default)]
+struct Held {
+    by_token: HashMap<u64, jetstream::Message>,
+    /// Stream sequence to token: a message given again while held is not sent twice.
+    by_seq: HashMap<u64, u64>,
+    next_token: u64,
+}
+
+impl Held {
+    fn count(&self, shared: &Shared) {
+        shared
+            .counters
+            .queue_held
+            .store(self.by_token.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// While this node leads: takes claimed notifications from the queue, hands them to the
+/// [`super::QueueHandler`], acknowledges each once sent, and reports the others in
+/// progress so the engine does not give them to anyone else. On losing the lead it
+/// releases them (the engine gives them to the next leader after [`QUEUE_ACK_WAIT`]);
+/// at stop it acknowledges what was sent and gives back the rest at once.
+async fn serve_queue(
+    shared: Arc<Shared>,
+    js: jetstream::Context,
+    names: Names,
+    mut acks: mpsc::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut held = Held::default();
+    let mut check = tokio::time::interval(QUEUE_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut delay = Duration::from_millis(200);
+    loop {
+        // Followers wait; acknowledgements of a former lead are still made.
+        while !shared.is_leader() {
+            tokio::select! {
+                _ = check.tick() => {}
+                Some(t) = acks.recv() => ack(&shared, &mut held, t).await,
+                _ = stop.changed() => return finish(&shared, &mut held, &mut acks).await,
+            }
+        }
+        let messages = async {
+            let stream = js
+                .get_stream(&names.outbox)
+                .await
+                .map_err(|e| e.to_string())?;
+            let consumer = stream
+                .get_or_create_consumer(
+                    QUEUE_CONSUMER,
+                    jetstream::consumer::pull::Config {
+                        durable_name: Some(QUEUE_CONSUMER.into()),
+                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                        ack_wait: QUEUE_ACK_WAIT,
+                        max_ack_pending: QUEUE_ACK_PENDING as i64,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            consumer
+                .stream()
+                .max_messages_per_batch(20)
+                .expires(Duration::from_secs(1))
+                .messages()
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let mut messages = match tokio::time::timeout(request_timeout(), messages).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                tracing::warn!(node = %shared.node, "cluster: cannot read the notification queue yet: {e}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        delay = Duration::from_millis(200);
+        let mut progress = tokio::time::interval(QUEUE_PROGRESS);
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                m = messages.next() => match m {
+                    Some(Ok(m)) => take(&shared, &mut held, m).await,
+                    Some(Err(e)) => {
+                        tracing::debug!(node = %shared.node, "cluster: notification queue: {e}");
+                    }
+                    None => break,
+                },
+                Some(t) = acks.recv() => ack(&shared, &mut held, t).await,
+                _ = progress.tick() => {
+                    for m in held.by_token.values() {
+                        let _ = m.ack_with(jetstream::AckKind::Progress).await;
+                    }
+                }
+                _ = check.tick() => {
+                    if !shared.is_leader() {
+                        break;
+                    }
+                }
+                _ = stop.changed() => return finish(&shared, &mut held, &mut acks).await,
+            }
+        }
+        drop(messages);
+        if !shared.is_leader() {
+            let released = shared.queue.release();
+            let n = held.by_token.len();
+            held.by_token.clear();
+            held.by_seq.clear();
+            held.count(&shared);
+            shared
+                .counters
+                .queue_released
+                .fetch_add(n as u64, Ordering::Relaxed);
+            if n > 0 || released > 0 {
+                tracing::warn!(node = %shared.node, held = n, dropped = released, "cluster: no longer leader: notifications taken from the queue and not sent are left to the next leader");
+            }
+        }
+    }
+}
+
+/// A message from the queue: handed over unless it is one already held.
+async fn take(shared: &Shared, held: &mut Held, m: jetstream::Message) {
+    let seq = match m.info() {
+        Ok(i) => i.stream_sequence,
+        Err(e) => {
+            tracing::warn!("cluster: a queue message without its metadata: {e}");
+            return;
+        }
+    };
+    if let Some(t) = held.by_seq.get(&seq) {
+        // Given again (an acknowledgement or a progress report was lost): keep the
+        // newer handle, do not send it twice.
+        held.by_token.insert(*t, m);
+        return;
+    }
+    held.next_token += 1;
+    let token = held.next_token;
+    match shared.queue.deliver(&m.payload, token) {
+        Ok(()) => {
+            shared.counters.queue_taken.fetch_add(1, Ordering::Relaxed);
+            held.by_seq.insert(seq, token);
+            held.by_token.insert(token, m);
+            held.count(shared);
+        }
+        Err(e) => {
+            shared.counters.queue_ended.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(node = %shared.node, "cluster: a queued notification cannot be sent by this node and is ended: {e}");
+            let _ = m.ack_with(jetstream::AckKind::Term).await;
+        }
+    }
+}
+
+async fn ack(shared: &Shared, held: &mut Held, token: u64) {
+    let Some(m) = held.by_token.remove(&token) else {
+        return;
+    };
+    held.by_seq.retain(|_, t| *t != token);
+    held.count(shared);
+    match m.ack().await {
+        Ok(()) => {
+            shared.counters.queue_acked.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            tracing::warn!(node = %shared.node, "cluster: cannot acknowledge a sent notification (it may be sent again): {e}")
+        }
+    }
+}
+
+/// At stop: acknowledges what was sent, gives back what was not (at once, not after
+/// the acknowledgement wait).
+async fn finish(shared: &Shared, held: &mut Held, acks: &mut mpsc::Receiver<u64>) {
+    while let Ok(t) = acks.try_recv() {
+        ack(shared, held, t).await;
+    }
+    if held.by_token.is_empty() {
+        return;
+    }
+    shared.queue.release();
+    for m in held.by_token.values() {
+        let _ = m.ack_with(jetstream::AckKind::Nak(None)).await;
+    }
+    tracing::info!(node = %shared.node, count = held.by_token.len(), "cluster: notifications taken from the queue and not sent are given back for the next leader");
+    held.by_token.clear();
+    held.count(shared);
 }

@@ -305,6 +305,13 @@ impl Inner {
                     for p in &report.problems {
                         tracing::warn!("{p}");
                     }
+                    if report.left_to_cluster > 0 {
+                        tracing::info!(
+                            channel = name,
+                            count = report.left_to_cluster,
+                            "notifications this node took from the cluster queue and had not sent: left to the queue, which gives them to the leader"
+                        );
+                    }
                     Prepared::New(run)
                 }),
             };
@@ -359,7 +366,7 @@ impl Inner {
                 path.display()
             )
         })?;
-        let queue = Arc::new(Queue::new(name, c.target(), outbox));
+        let queue = Arc::new(Queue::new(name, c.target(), outbox, self.queue_ack.clone()));
         let control = Arc::new(Control::new(dispatch_settings(s, c, templates)));
         control.set_paused(true);
         let thread = Dispatcher {

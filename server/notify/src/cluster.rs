@@ -5,13 +5,30 @@
 //! holds it) nor skips what it did not say (followers keep their latest undelivered
 //! notification per subject, [`Gate`], and a new leader claims those).
 //!
+//! A notification the leader claimed does not wait in the leader's own outbox: it is put
+//! in the engine's replicated queue ([`Announcer::enqueue`], one message per channel,
+//! a [`Queued`]), and the leader sends what that queue gives it, acknowledging each
+//! message once its channel accepted it. So a notification claimed by a leader that dies
+//! (or whose channel fails) before sending it is sent by the next leader. When the
+//! engine does not take it, it goes to the local outbox as in single-server mode.
+//!
 //! What the engine is, is the caller's business: this crate knows the [`Announcer`]
 //! trait only (hbd implements it over hbd-cluster).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::notification::{Kind, Notification};
+
+/// A message of the cluster's notification queue: a claimed notification routed to one
+/// channel (channels are named alike on every node; docs/cluster.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Queued {
+    pub channel: String,
+    pub n: Notification,
+}
 
 /// What a claim found (see hbd-cluster's `Claim`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +54,12 @@ pub trait Announcer: Send + Sync {
     fn claim(&self, class: &str, subject: &str, state: &str, quiet: bool) -> Claim;
     /// This node's name (shown in notifications sent alone).
     fn node(&self) -> String;
+    /// Puts a claimed notification (a [`Queued`] as JSON, de-duplicated by `id`) in the
+    /// engine's replicated queue, from which the leader sends it. False when the engine
+    /// did not take it: the caller queues it locally instead.
+    fn enqueue(&self, _id: &str, _body: Vec<u8>) -> bool {
+        false
+    }
 }
 
 /// Undelivered notifications a follower keeps, one per subject: beyond this the oldest
@@ -95,6 +118,12 @@ pub struct Gate {
     alone_sent: HashMap<(&'static str, String), (String, bool)>,
     /// States sent alone that the leader recorded in the engine afterwards.
     pub recorded_alone: u64,
+    /// Ids of what [`Gate::filter`] or [`Gate::tick`] let through because this node
+    /// claimed it (taken by [`Gate::take_claimed`]): those go through the engine's queue.
+    claimed: HashSet<String>,
+    /// Claimed notifications put in the engine's queue, and those it did not take.
+    pub enqueued: u64,
+    pub enqueue_failed: u64,
 }
 
 impl Gate {
@@ -123,6 +152,14 @@ impl Gate {
                 let items = std::mem::take(&mut n.items);
                 n.items = self.filter(items, now);
                 if !n.items.is_empty() {
+                    // Every item's mark is taken (no short cut), then the storm is marked.
+                    let mut all = true;
+                    for i in &n.items {
+                        all &= self.claimed.remove(&i.id);
+                    }
+                    if all {
+                        self.claimed.insert(n.id.clone());
+                    }
                     out.push(n);
                 }
                 continue;
@@ -160,7 +197,10 @@ impl Gate {
                 }
             }
             return match a.claim(class, &subject, &n.state, quiet) {
-                Claim::Send => Some(n),
+                Claim::Send => {
+                    self.claimed.insert(n.id.clone());
+                    Some(n)
+                }
                 Claim::Announced => {
                     self.announced += 1;
                     None
@@ -261,6 +301,45 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Whether `n` (let through by the last [`Gate::filter`] or [`Gate::tick`]) was
+    /// claimed by this node; forgets it.
+    pub fn take_claimed(&mut self, n: &Notification) -> bool {
+        self.claimed.remove(&n.id)
+    }
+
+    /// Forgets what was not taken (every call of filter or tick is followed by routing).
+    pub fn clear_claimed(&mut self) {
+        self.claimed.clear();
+    }
+
+    /// Puts `n`, routed to `channel`, in the engine's queue; false if it is not there
+    /// (no cluster, or the engine did not take it).
+    pub fn enqueue(&mut self, channel: &str, n: &Notification) -> bool {
+        let Some(a) = self.announcer.clone() else {
+            return false;
+        };
+        let q = Queued {
+            channel: channel.to_string(),
+            n: n.clone(),
+        };
+        let Ok(body) = serde_json::to_vec(&q) else {
+            return false;
+        };
+        // The id names the notification and the channel: a retried publication that did
+        // land is not queued twice.
+        let id = format!("{}/{channel}", n.id);
+        if a.enqueue(&id, body) {
+            self.enqueued += 1;
+            true
+        } else {
+            self.enqueue_failed += 1;
+            tracing::warn!(channel, host = %n.host, "cluster: the engine did not take a claimed notification; it is sent from this node's outbox");
+            false
+        }
+    }
+}
+
 fn id_of(class: &'static str, subject: String) -> (&'static str, String) {
     (class, subject)
 }
@@ -277,6 +356,9 @@ mod tests {
         leader: AtomicBool,
         alone: AtomicBool,
         states: Mutex<HashMap<String, String>>,
+        /// What the engine's queue took (id, body); refuses while `refuse` is set.
+        queued: Mutex<Vec<(String, Vec<u8>)>>,
+        refuse: AtomicBool,
     }
 
     impl Announcer for Fake {
@@ -303,6 +385,13 @@ mod tests {
         }
         fn node(&self) -> String {
             "n".into()
+        }
+        fn enqueue(&self, id: &str, body: Vec<u8>) -> bool {
+            if self.refuse.load(Ordering::Relaxed) {
+                return false;
+            }
+            self.queued.lock().expect("lock").push((id.into(), body));
+            true
         }
     }
 
@@ -453,5 +542,60 @@ mod tests {
         assert!(a
             .filter(vec![note(Kind::Down, "db", "DOWN", 3)], 4)
             .is_empty());
+    }
+
+    #[test]
+    fn what_the_leader_claims_goes_through_the_engines_queue_and_nothing_else_does() {
+        let engine = Arc::new(Fake::default());
+        let mut g = Gate::default();
+        g.set(engine.clone());
+        engine.leader.store(true, Ordering::Relaxed);
+        let sent = g.filter(
+            vec![
+                note(Kind::Down, "web1", "DOWN", 1),
+                note(Kind::System, "hbd", "WARNING", 2),
+            ],
+            3,
+        );
+        assert_eq!(sent.len(), 2);
+        assert!(g.take_claimed(&sent[0]), "the claimed DOWN");
+        assert!(!g.take_claimed(&sent[1]), "hbd's own problem is local");
+        assert!(g.enqueue("email", &sent[0]));
+        let q = engine.queued.lock().expect("lock").clone();
+        assert_eq!(q.len(), 1);
+        assert_eq!(
+            q[0].0, "1/email",
+            "de-duplicated by notification and channel"
+        );
+        let back: Queued = serde_json::from_slice(&q[0].1).expect("a Queued");
+        assert_eq!(
+            (back.channel.as_str(), back.n.host.as_str()),
+            ("email", "web1")
+        );
+        // The engine does not take it: the caller keeps it (and it is counted).
+        engine.refuse.store(true, Ordering::Relaxed);
+        assert!(!g.enqueue("email", &sent[0]));
+        assert_eq!((g.enqueued, g.enqueue_failed), (1, 1));
+        // A storm is claimed when every item it holds was; sent alone it is local.
+        engine.refuse.store(false, Ordering::Relaxed);
+        let mut storm = note(Kind::Storm, "", "", 4);
+        storm.id = "storm".into();
+        storm.items = vec![
+            note(Kind::Down, "a", "DOWN", 5),
+            note(Kind::Down, "b", "DOWN", 6),
+        ];
+        let sent = g.filter(vec![storm.clone()], 7);
+        assert_eq!(sent.len(), 1);
+        assert!(g.take_claimed(&sent[0]));
+        g.clear_claimed();
+        engine.leader.store(false, Ordering::Relaxed);
+        engine.alone.store(true, Ordering::Relaxed);
+        storm.items = vec![note(Kind::Down, "c", "DOWN", 8)];
+        let sent = g.filter(vec![storm], 9);
+        assert_eq!(sent.len(), 1);
+        assert!(
+            !g.take_claimed(&sent[0]),
+            "sent alone: not through the engine"
+        );
     }
 }

@@ -11,7 +11,7 @@
 //! and a channel removed from the config is paused with its outbox kept.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -51,14 +51,25 @@ pub struct ChannelStatus {
     pub outbox_error: Option<String>,
 }
 
+/// Cluster mode: where a dispatcher reports that its channel accepted a notification
+/// the cluster queue gave (by its token), so the leader acknowledges it there. Set once
+/// for every channel, present and future.
+pub type QueueAck = Arc<OnceLock<Box<dyn Fn(u64) + Send + Sync>>>;
+
 /// A channel's outbox, status and wake-up signal, shared by the engine (which queues)
 /// and the dispatcher (which sends).
-#[derive(Debug)]
 pub struct Queue {
     pub name: String,
     outbox: Mutex<Outbox>,
     status: Mutex<ChannelStatus>,
     wake: Condvar,
+    queue_ack: QueueAck,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("name", &self.name).finish()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -68,7 +79,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Queue {
-    pub fn new(name: &str, target: String, outbox: Outbox) -> Queue {
+    pub fn new(name: &str, target: String, outbox: Outbox, queue_ack: QueueAck) -> Queue {
         let queued = outbox.len();
         Queue {
             name: name.to_string(),
@@ -80,28 +91,65 @@ impl Queue {
                 ..ChannelStatus::default()
             }),
             wake: Condvar::new(),
+            queue_ack,
         }
     }
 
     /// Queues durably and wakes the dispatcher.
     pub fn push(&self, ns: Vec<super::notification::Notification>, now_ms: u64) {
+        self.push_tagged(ns.into_iter().map(|n| (n, None)).collect(), now_ms);
+    }
+
+    /// Queues a notification the cluster queue gave (with its token); false if the
+    /// outbox is full (the cluster queue keeps it).
+    pub fn push_queued(
+        &self,
+        n: super::notification::Notification,
+        token: u64,
+        now_ms: u64,
+    ) -> bool {
+        self.push_tagged(vec![(n, Some(token))], now_ms) == 1
+    }
+
+    /// Leadership lost: drops what the cluster queue gave and was not sent (the next
+    /// leader gets it again). Returns how many.
+    pub fn drop_queued(&self) -> usize {
+        let mut o = lock(&self.outbox);
+        let n = o.drop_tagged().len();
+        let queued = o.len();
+        drop(o);
+        lock(&self.status).queued = queued;
+        n
+    }
+
+    fn push_tagged(
+        &self,
+        ns: Vec<(super::notification::Notification, Option<u64>)>,
+        now_ms: u64,
+    ) -> usize {
         let count = ns.len();
         let mut o = lock(&self.outbox);
-        let result = o.push(ns, now_ms);
+        let result = o.push_tagged(ns, now_ms);
         let (queued, overflowed, err) = (o.len(), o.overflowed, o.write_error.clone());
         drop(o);
-        match result {
-            Ok(n) if n < count => tracing::error!(
-                channel = %self.name,
-                "outbox full: {} notifications dropped (raise notify_outbox_max or fix the channel)",
-                count - n
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::error!(
-                channel = %self.name,
-                "cannot write the notification outbox: {e}; kept in memory until it can be written"
-            ),
-        }
+        let added = match result {
+            Ok(n) if n < count => {
+                tracing::error!(
+                    channel = %self.name,
+                    "outbox full: {} notifications dropped (raise notify_outbox_max or fix the channel)",
+                    count - n
+                );
+                n
+            }
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(
+                    channel = %self.name,
+                    "cannot write the notification outbox: {e}; kept in memory until it can be written"
+                );
+                count
+            }
+        };
         {
             let mut s = lock(&self.status);
             s.queued = queued;
@@ -109,6 +157,7 @@ impl Queue {
             s.outbox_error = err;
         }
         self.wake.notify_all();
+        added
     }
 
     pub fn status(&self) -> ChannelStatus {
@@ -304,6 +353,9 @@ impl Dispatcher {
             (o.len(), over, o.write_error.clone())
         };
         tracing::debug!(channel = %name, id = %entry.n.id, kind = entry.n.kind.as_str(), host = %entry.n.host, "notification delivered");
+        if let (Some(token), Some(ack)) = (entry.token, self.queue.queue_ack.get()) {
+            ack(token);
+        }
         let was_alarmed = {
             let mut s = lock(&self.queue.status);
             let alarmed = s.alarmed;

@@ -168,6 +168,7 @@ impl Engine {
         }
         let mut per: Vec<Vec<Notification>> = vec![Vec::new(); self.queues.len()];
         for mut n in ns {
+            let claimed = self.gate.take_claimed(&n);
             self.enrich(&mut n);
             let routed: Vec<(usize, Notification)> = if n.kind == Kind::Storm {
                 self.router.route_group(&n)
@@ -183,10 +184,16 @@ impl Engine {
                 tracing::debug!(kind = n.kind.as_str(), host = %n.host, "notification matches no route");
             }
             for (c, x) in routed {
+                // Claimed by this node, the cluster's leader: through the engine's queue.
+                if claimed && self.gate.enqueue(&self.queues[c].name, &x) {
+                    tracing::info!(channel = %self.queues[c].name, kind = x.kind.as_str(), host = %x.host, state = %x.state, "notification queued in the cluster");
+                    continue;
+                }
                 tracing::info!(channel = %self.queues[c].name, kind = x.kind.as_str(), host = %x.host, state = %x.state, "notification queued");
                 per[c].push(x);
             }
         }
+        self.gate.clear_claimed();
         for (c, v) in per.into_iter().enumerate() {
             if !v.is_empty() {
                 self.queues[c].push(v, now);

@@ -85,6 +85,8 @@ pub struct Inner {
     /// `<data_dir>/notify`: the outboxes and the policy state.
     dir: std::path::PathBuf,
     stopped: AtomicBool,
+    /// Cluster mode: acknowledges what the cluster queue gave once it was sent.
+    queue_ack: dispatch::QueueAck,
 }
 
 /// The status JSON (`/api/v1/notify`, `/healthz` under `subsystems.notify`).
@@ -204,6 +206,7 @@ pub fn start(config: &NotifyConfig, data_dir: &Path, emitter: Emitter) -> Result
         current: Mutex::new(Current::default()),
         dir,
         stopped: AtomicBool::new(false),
+        queue_ack: Default::default(),
     });
     inner.apply(settings).map_err(anyhow::Error::msg)?;
     let started = engine::spawn(engine, rx, stop_engine, processed)
@@ -238,6 +241,43 @@ impl Notify {
     /// (docs/cluster.md). Set once, before heartbeats arrive.
     pub fn set_announcer(&self, a: Arc<dyn cluster::Announcer>) {
         lock(&self.inner.engine).gate.set(a);
+    }
+
+    /// Cluster mode: `ack(token)` is called once a channel accepted a notification the
+    /// cluster queue gave ([`Notify::deliver_queued`]). Set once.
+    pub fn set_queue_ack(&self, ack: Box<dyn Fn(u64) + Send + Sync>) {
+        if self.inner.queue_ack.set(ack).is_err() {
+            tracing::warn!(
+                "notify: the cluster queue's acknowledgement was set twice; the first stays"
+            );
+        }
+    }
+
+    /// Cluster mode, on the leader: a notification the cluster queue gave (a
+    /// [`cluster::Queued`] as JSON) goes to its channel's outbox with `token`. An error
+    /// says why it cannot be sent here (the queue then keeps or ends it).
+    pub fn deliver_queued(&self, body: &[u8], token: u64) -> Result<(), String> {
+        let q: cluster::Queued =
+            serde_json::from_slice(body).map_err(|e| format!("not a queued notification: {e}"))?;
+        let queue = lock(&self.inner.current)
+            .active()
+            .iter()
+            .find(|c| c.name == q.channel)
+            .cloned()
+            .ok_or_else(|| format!("channel {} is not configured on this node", q.channel))?;
+        tracing::info!(channel = %q.channel, kind = q.n.kind.as_str(), host = %q.n.host, state = %q.n.state, "notification taken from the cluster queue");
+        if queue.push_queued(q.n, token, now_ms()) {
+            Ok(())
+        } else {
+            Err(format!("the outbox of {} is full", q.channel))
+        }
+    }
+
+    /// Cluster mode: this node stopped leading; what the cluster queue gave and was not
+    /// sent leaves the outboxes (the queue gives it to the next leader). Returns how many.
+    pub fn drop_queued(&self) -> usize {
+        let queues: Vec<_> = lock(&self.inner.current).active().to_vec();
+        queues.iter().map(|q| q.drop_queued()).sum()
     }
 
     /// Applies new channels, credentials, routes, policy knobs, retry timings, templates

@@ -31,6 +31,12 @@ pub struct Entry {
     pub seq: u64,
     pub queued_ms: u64,
     pub n: Notification,
+    /// Cluster mode: the token of the cluster queue's message this entry came from (the
+    /// leader acknowledges it there once the channel accepted it). Such entries are the
+    /// cluster queue's to keep: opening the outbox skips them (the queue gives them to
+    /// the next leader), so a node that returns never repeats them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -44,6 +50,8 @@ enum Record {
 #[derive(Debug, Default)]
 pub struct OpenReport {
     pub pending: usize,
+    /// Entries left to the cluster queue (see [`Entry::token`]).
+    pub left_to_cluster: usize,
     pub problems: Vec<String>,
 }
 
@@ -129,6 +137,9 @@ impl Outbox {
             Err(e) => return Err(e),
         }
         pending.retain(|e| !acked.contains(&e.seq));
+        let before = pending.len();
+        pending.retain(|e| e.token.is_none());
+        report.left_to_cluster = before - pending.len();
         pending.sort_by_key(|e| e.seq);
         pending.dedup_by_key(|e| e.seq);
         report.pending = pending.len();
@@ -188,9 +199,18 @@ impl Outbox {
     /// the rest did not fit (`max`) and are counted in `overflowed`. A write error keeps
     /// them in memory and is returned after queuing.
     pub fn push(&mut self, ns: Vec<Notification>, now_ms: u64) -> Result<usize, std::io::Error> {
+        self.push_tagged(ns.into_iter().map(|n| (n, None)), now_ms)
+    }
+
+    /// [`Outbox::push`] with each notification's cluster queue token.
+    pub fn push_tagged(
+        &mut self,
+        ns: impl IntoIterator<Item = (Notification, Option<u64>)>,
+        now_ms: u64,
+    ) -> Result<usize, std::io::Error> {
         let mut text = String::new();
         let mut added = 0;
-        for n in ns {
+        for (n, token) in ns {
             if self.pending.len() >= self.max {
                 self.overflowed += 1;
                 continue;
@@ -200,6 +220,7 @@ impl Outbox {
                 seq: self.next_seq,
                 queued_ms: now_ms,
                 n,
+                token,
             };
             text.push_str(&line(&Record::Add(Box::new(e.clone())))?);
             self.pending.push_back(e);
@@ -259,6 +280,27 @@ impl Outbox {
     fn pending_bytes_estimate(&self) -> u64 {
         // About 1 KB per notification on disk.
         self.pending.len() as u64 * 1024
+    }
+
+    /// Drops the pending entries the cluster queue gave (this node stopped leading: the
+    /// queue gives them to the next leader), the head too: a send in flight is not
+    /// recorded when it ends (at least once: it may then be sent by both). Returns their
+    /// tokens.
+    pub fn drop_tagged(&mut self) -> Vec<u64> {
+        let mut dropped = Vec::new();
+        self.pending.retain(|e| match e.token {
+            Some(t) => {
+                dropped.push(t);
+                false
+            }
+            None => true,
+        });
+        if !dropped.is_empty() {
+            if let Err(e) = self.rewrite() {
+                self.write_error = Some(format!("cannot write {}: {e}", self.path.display()));
+            }
+        }
+        dropped
     }
 
     /// Makes sure everything written is on disk.
@@ -362,5 +404,27 @@ mod tests {
         let size = std::fs::metadata(&path).expect("meta").len();
         assert!(size < 128 << 10, "{size}");
         o.ack(12345).expect("not the head: ignored");
+    }
+
+    #[test]
+    fn entries_from_the_cluster_queue_are_left_to_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("email.outbox");
+        let (mut o, _) = Outbox::open(&path, 10).expect("open");
+        o.push(vec![n("local1")], 1).expect("push");
+        o.push_tagged(vec![(n("queued1"), Some(7)), (n("queued2"), Some(8))], 2)
+            .expect("push");
+        o.push(vec![n("local2")], 3).expect("push");
+        assert_eq!(ids(&o), ["local1", "queued1", "queued2", "local2"]);
+        // Leadership lost: the queue's entries go, local ones stay in order.
+        assert_eq!(o.drop_tagged(), vec![7, 8]);
+        assert_eq!(ids(&o), ["local1", "local2"]);
+        o.push_tagged(vec![(n("queued3"), Some(9))], 4)
+            .expect("push");
+        drop(o);
+        // A restart (a kill) leaves them to the queue too.
+        let (o, report) = Outbox::open(&path, 10).expect("reopen");
+        assert_eq!(ids(&o), ["local1", "local2"]);
+        assert_eq!((report.pending, report.left_to_cluster), (2, 1));
     }
 }

@@ -40,6 +40,7 @@ struct Cluster {
     _dir: Option<tempfile::TempDir>,
     nats: Nats,
     smtp: smtp::Smtp,
+    smtp_port: u16,
     nodes: Vec<Node>,
     beats: Beats,
 }
@@ -78,6 +79,7 @@ impl Cluster {
             _dir: dir,
             nats,
             smtp,
+            smtp_port: port,
             nodes,
             beats,
         };
@@ -199,6 +201,64 @@ fn every_transition_is_mailed_once_across_leader_kills() {
         takeovers.iter().all(|t| *t <= 5.0),
         "takeover within 5 s: {takeovers:?}"
     );
+}
+
+/// A DOWN the leader claimed and took from the engine's queue, but could not send (its
+/// mail relay unreachable), when it is SIGKILLed: the next leader sends it, once, and
+/// the killed node, back with a working relay, does not send it again.
+#[test]
+fn a_notification_the_dead_leader_could_not_send_is_sent_by_the_next_one() {
+    let mut c = Cluster::start();
+    c.beats.set("db1", true);
+    c.wait_status("db1", "UP");
+    let old = c.leader().expect("a leader");
+    let good = c.nodes[old].config_text();
+    // Only the leader's relay fails: a port nobody listens on.
+    let dead = node::free_port();
+    c.nodes[old].write_config(&good.replace(
+        &format!("smtpport: {}", c.smtp_port),
+        &format!("smtpport: {dead}"),
+    ));
+    c.nodes[old].reload();
+    eventually(
+        Duration::from_secs(15),
+        "the leader's relay changed",
+        || {
+            let n = c.nodes[old].get("/api/v1/notify")?;
+            let target = n["channels"][0]["target"].as_str()?.to_string();
+            target.ends_with(&format!(":{dead}")).then_some(())
+        },
+    );
+    c.beats.set("db1", false);
+    eventually(
+        Duration::from_secs(15),
+        "the leader holding the DOWN and failing to send it",
+        || {
+            let n = c.nodes[old].get("/api/v1/notify")?;
+            let e = c.nodes[old].cluster()?;
+            (n["channels"][0]["failed_attempts"].as_u64()? >= 1
+                && e["engine"]["queue_held"].as_u64()? == 1)
+                .then_some(())
+        },
+    );
+    assert!(c.mails().is_empty(), "nothing mailed yet: {:?}", c.mails());
+    c.nodes[old].kill();
+    let new = eventually(Duration::from_secs(15), "a new leader", || c.leader());
+    assert_ne!(new, old);
+    c.wait_mail("[hbd] db1 is DOWN");
+    let e = c.nodes[new].cluster().expect("status");
+    assert!(
+        e["engine"]["queue_acked"].as_u64() >= Some(1),
+        "sent from the queue by the new leader: {e}"
+    );
+    // The killed node returns with a working relay: its outbox leaves the DOWN to the
+    // queue, which no longer holds it.
+    c.nodes[old].write_config(&good);
+    c.nodes[old].start();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut expected = BTreeMap::new();
+    expected.insert("[hbd] db1 is DOWN".to_string(), 1);
+    assert_eq!(c.mails(), expected, "mailed once, by the next leader");
 }
 
 /// With one NATS server dead, a silence made on a follower reaches the leader: the

@@ -130,6 +130,25 @@ impl Node {
         }
     }
 
+    /// Replaces the config file (read at the next start or reload).
+    pub fn write_config(&self, yaml: &str) {
+        std::fs::write(&self.config, yaml).expect("config");
+    }
+
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(&self.config).expect("config")
+    }
+
+    /// SIGHUP: hbd reloads its config.
+    pub fn reload(&self) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, libc::SIGHUP);
+            }
+        }
+    }
+
     pub fn running(&self) -> bool {
         self.child.is_some()
     }
