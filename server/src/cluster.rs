@@ -65,15 +65,34 @@ pub fn start(
     config: &ClusterConfig,
     notify: &Notify,
     fleet: FleetSlot,
+    journal_dir: &std::path::Path,
 ) -> Result<Option<Arc<Cluster>>> {
     if !config.enabled() {
         return Ok(None);
     }
     let n = notify.clone();
+    // The newest event this node recorded before this start: what the leader recorded
+    // after it, until now, this node missed.
+    let newest = hbd_journal::query(
+        journal_dir,
+        &hbd_journal::Query {
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .ok()
+    .and_then(|v| v.first().map(|e| e.ts_ms))
+    .unwrap_or(0);
+    let events = Journal {
+        fleet: fleet.clone(),
+        since_ms: newest,
+        until_ms: crate::state::now_ms(),
+    };
     let cluster = Cluster::start(
         config,
         Box::new(move |m: &Mutation| apply(&n, &fleet, m)),
         Box::new(Outbox(notify.clone())),
+        Box::new(events),
     )?;
     let weak = Arc::downgrade(&cluster);
     notify.set_queue_ack(Box::new(move |token| {
@@ -207,6 +226,63 @@ impl hbd_cluster::QueueHandler for Outbox {
     }
     fn release(&self) -> usize {
         self.0.drop_queued()
+    }
+}
+
+/// The journal's side of shared events: what this node missed while away is imported
+/// into its journal and recent events (not notified: the leader did that).
+struct Journal {
+    fleet: FleetSlot,
+    since_ms: u64,
+    until_ms: u64,
+}
+
+impl hbd_cluster::Events for Journal {
+    fn ready(&self) -> bool {
+        self.fleet.get().is_some()
+    }
+    fn since_ms(&self) -> u64 {
+        self.since_ms
+    }
+    fn until_ms(&self) -> u64 {
+        self.until_ms
+    }
+    fn import(&self, origin: &str, events: Vec<Vec<u8>>) {
+        let Some(state) = self.fleet.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let events: Vec<hbd_core::event::Event> = events
+            .iter()
+            .filter_map(|b| serde_json::from_slice::<hbd_core::event::Event>(b).ok())
+            .map(|mut e| {
+                e.message = format!(
+                    "{} (recorded by hbd node {origin} while this node was away)",
+                    e.message
+                )
+                .trim_start()
+                .to_string();
+                e
+            })
+            .collect();
+        state.import_events(events);
+    }
+}
+
+/// Shares the events this node records while it leads (not hbd's own `system` events,
+/// which are each node's), for nodes that were away.
+pub struct EventShare(pub Arc<Cluster>);
+
+impl Sink for EventShare {
+    fn name(&self) -> &'static str {
+        "cluster-events"
+    }
+    fn event(&self, event: &hbd_core::event::Event) {
+        if event.kind == hbd_core::event::EventKind::System || !self.0.is_leader() {
+            return;
+        }
+        if let Ok(v) = serde_json::to_value(event) {
+            self.0.share_event(event.id, v);
+        }
     }
 }
 

@@ -187,7 +187,8 @@ fn open_state(
     let writer =
         journal::Writer::spawn(journal, 65_536).context("cannot start the journal writer")?;
     let (emitter, emitted) = crate::sink::Emitter::channel(4096);
-    let subsystems = crate::sinks::Subsystems::start(config, data_dir, emitter.clone())?;
+    let subsystems =
+        crate::sinks::Subsystems::start(config, data_dir, &journal_dir, emitter.clone())?;
     let state: Shared = Arc::new(State::new(
         config.clone(),
         registry,

@@ -31,12 +31,17 @@ impl Subsystems {
     /// Starts every subsystem. Both always run: dynamic DNS idles without
     /// `dyndnshosts` (so a reload can add names), notifications without channels (the
     /// silences and the status work).
-    pub fn start(config: &Config, data_dir: &Path, emitter: Emitter) -> Result<Subsystems> {
+    pub fn start(
+        config: &Config,
+        data_dir: &Path,
+        journal_dir: &Path,
+        emitter: Emitter,
+    ) -> Result<Subsystems> {
         let dyndns = hbd_dyndns::start(&config.dyndns, data_dir, emitter.clone())?;
         let notify = hbd_notify::start(&config.notify, data_dir, emitter)?;
         let history = hbd_history::start(&config.history)?;
         let fleet = crate::cluster::FleetSlot::default();
-        let cluster = crate::cluster::start(&config.cluster, &notify, fleet.clone())?;
+        let cluster = crate::cluster::start(&config.cluster, &notify, fleet.clone(), journal_dir)?;
         Ok(Subsystems {
             notify,
             dyndns,
@@ -60,6 +65,7 @@ impl Subsystems {
             vec![dyndns, Arc::new(self.notify.clone()), self.history.clone()];
         // Last: shut down after notifications, which claim through it until they stop.
         if let Some(c) = &self.cluster {
+            sinks.push(Arc::new(crate::cluster::EventShare(c.clone())));
             sinks.push(Arc::new(crate::cluster::ClusterSink(c.clone())));
         }
         sinks

@@ -324,6 +324,27 @@ impl State {
         true
     }
 
+    /// Records events another cluster node recorded while this one was away (journal,
+    /// recent events, live clients), without notifying anyone: the leader did.
+    pub fn import_events(&self, mut events: Vec<Event>) {
+        {
+            let mut reg = self.registry();
+            reg.stamp(&mut events);
+            reg.note_recent(&events);
+        }
+        for e in events {
+            self.counters.events.fetch_add(1, Ordering::Relaxed);
+            if self.live.receiver_count() > 0 {
+                self.send_live("event", &e);
+            }
+            if !self.journal.submit(e) {
+                self.counters
+                    .journal_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     pub fn publish_external(&self, event: Event) {
         let mut e = vec![event];
         {

@@ -142,6 +142,9 @@ pub struct Names {
     pub outbox: String,
     /// Subject of claimed notifications.
     pub outbox_subject: String,
+    /// Stream of the events the leader records (a node that was away catches up on it).
+    pub events: String,
+    pub event_subject: String,
 }
 
 impl Names {
@@ -154,6 +157,8 @@ impl Names {
             mutation_subject: format!("{prefix}.mutation"),
             outbox: format!("{prefix}_outbox"),
             outbox_subject: format!("{prefix}.outbox"),
+            events: format!("{prefix}_events"),
+            event_subject: format!("{prefix}.event"),
         }
     }
 }

@@ -33,6 +33,9 @@ pub const CALL_TIMEOUT: Duration = Duration::from_millis(2_000);
 /// (docs/cluster.md: "the whole engine is unreachable").
 pub const ALONE_AFTER: Duration = Duration::from_secs(30);
 
+/// The engine counts as reachable while a lease request was answered this recently.
+const REACHABLE_WITHIN_MS: u64 = 2_000;
+
 /// Claimed notifications the leader has taken from the queue and not yet acknowledged
 /// (sent): beyond this the engine gives it no more until some are sent.
 pub const QUEUE_ACK_PENDING: usize = 1_000;
@@ -53,6 +56,35 @@ pub trait QueueHandler: Send + Sync {
     /// This node stopped leading: it drops what it took and has not sent (the queue
     /// gives it to the next leader). Returns how many.
     fn release(&self) -> usize;
+}
+
+/// Events waiting to be shared (the leader's journal events): past it they are not
+/// shared, counted in `events_dropped`.
+pub const EVENT_QUEUE: usize = 4_096;
+/// Most events a node imports when it catches up (newest of its absence are not
+/// preferred: the stream is read oldest first; the rest are counted as dropped).
+pub const CATCH_UP_MAX: u64 = 100_000;
+
+/// What the cluster asks of hbd's journal: a node that was away catches up on the
+/// events the leader recorded meanwhile.
+pub trait Events: Send + Sync {
+    /// Whether events can be imported yet (hbd's state exists).
+    fn ready(&self) -> bool;
+    /// Unix ms of the newest event this node recorded before it started (0: none):
+    /// events after it, and before this start, are imported.
+    fn since_ms(&self) -> u64;
+    /// Unix ms when this node started.
+    fn until_ms(&self) -> u64;
+    /// Records events (JSON, as shared) another node recorded while this one was away,
+    /// oldest first, naming that node. Must not block for long.
+    fn import(&self, origin: &str, events: Vec<Vec<u8>>);
+}
+
+/// An event as it travels: its JSON and the node that recorded it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SharedEvent {
+    pub origin: String,
+    pub event: serde_json::Value,
 }
 
 /// Errors of starting the cluster.
@@ -106,8 +138,10 @@ pub struct EngineStatus {
     pub server: Option<String>,
     /// Buckets and the mutation stream exist.
     pub ready: bool,
-    /// Milliseconds since the engine was last reachable (0 while it is).
+    /// Milliseconds since the engine last answered (0 while it does).
     pub unreachable_ms: u64,
+    /// Whether this node notifies on its own (the engine unreachable for 30 s or more).
+    pub alone: bool,
     /// Connections made (1 + reconnections).
     pub connects: u64,
     pub disconnects: u64,
@@ -133,6 +167,11 @@ pub struct EngineStatus {
     pub queue_released: u64,
     /// Taken and not yet sent.
     pub queue_held: u64,
+    /// Events this node shared as leader, could not share (queue full, too large),
+    /// and imported when it caught up after an absence.
+    pub events_shared: u64,
+    pub events_dropped: u64,
+    pub events_imported: u64,
     pub messages_out: u64,
     pub messages_in: u64,
 }
@@ -170,6 +209,9 @@ struct Counters {
     queue_ended: AtomicU64,
     queue_released: AtomicU64,
     queue_held: AtomicU64,
+    events_shared: AtomicU64,
+    events_dropped: AtomicU64,
+    events_imported: AtomicU64,
 }
 
 /// What the views of the runtime hold (small, copied out under the lock).
@@ -190,6 +232,8 @@ struct Shared {
     node: String,
     servers: Vec<String>,
     started: Instant,
+    /// Unix ms of the start (event ids are unique per node and start).
+    started_wall_ms: u64,
     fence: Fence,
     counters: Counters,
     view: Mutex<View>,
@@ -197,6 +241,8 @@ struct Shared {
     apply: Box<dyn Fn(&Mutation) + Send + Sync>,
     /// Sends what the notification queue gives the leader.
     queue: Box<dyn QueueHandler>,
+    /// The journal's side of shared events.
+    events: Box<dyn Events>,
 }
 
 impl Shared {
@@ -220,6 +266,8 @@ pub struct Cluster {
     mutations: tokio::sync::mpsc::Sender<Mutation>,
     /// Tokens of queued notifications sent (acknowledged by the queue task).
     acks: tokio::sync::mpsc::Sender<u64>,
+    /// Events to share (message id, JSON).
+    events: tokio::sync::mpsc::Sender<(String, Vec<u8>)>,
     claims: Arc<tokio::sync::OnceCell<runtime::Stores>>,
     stop: tokio::sync::watch::Sender<bool>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -235,12 +283,17 @@ impl Cluster {
         config: &ClusterConfig,
         apply: Box<dyn Fn(&Mutation) + Send + Sync>,
         queue: Box<dyn QueueHandler>,
+        events: Box<dyn Events>,
     ) -> Result<Arc<Cluster>, Error> {
         config::validate(config).map_err(Error::Config)?;
         let shared = Arc::new(Shared {
             node: config.node(),
             servers: config.cluster_nats.clone(),
             started: Instant::now(),
+            started_wall_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
             fence: Fence::default(),
             counters: Counters::default(),
             view: Mutex::new(View {
@@ -249,6 +302,7 @@ impl Cluster {
             }),
             apply,
             queue,
+            events,
         });
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -259,6 +313,7 @@ impl Cluster {
         // Never more tokens outstanding than messages held (QUEUE_ACK_PENDING), twice
         // that across a change of leadership.
         let (atx, arx) = tokio::sync::mpsc::channel(2 * QUEUE_ACK_PENDING);
+        let (etx, erx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let stores = Arc::new(tokio::sync::OnceCell::new());
         let task = runtime::main(
@@ -268,6 +323,7 @@ impl Cluster {
             runtime::Channels {
                 mutations: mrx,
                 acks: arx,
+                events: erx,
                 stop: stop_rx,
             },
         );
@@ -281,6 +337,7 @@ impl Cluster {
             handle,
             mutations: mtx,
             acks: atx,
+            events: etx,
             claims: stores,
             stop,
             thread: Mutex::new(Some(thread)),
@@ -309,11 +366,22 @@ impl Cluster {
     }
 
     pub fn status(&self) -> Status {
+        let alone = self.alone();
         let v = self.shared.view();
         let c = &self.shared.counters;
         let is_leader = self.shared.is_leader();
+        // Reachable means answering: connected, set up, and a lease request (renewal or
+        // attempt) answered within the last 2 s (they run every 0.4 s). A connection
+        // whose JetStream requests fail (streams still electing after a restart of the
+        // whole engine) counts as unreachable, as it does for `alone`.
         let unreachable_ms = match v.last_ok {
-            Some(_) if v.state == "connected" && v.ready => 0,
+            Some(t)
+                if v.state == "connected"
+                    && v.ready
+                    && t.elapsed() < Duration::from_millis(REACHABLE_WITHIN_MS) =>
+            {
+                0
+            }
             Some(t) => t.elapsed().as_millis() as u64,
             None => self.shared.started.elapsed().as_millis() as u64,
         };
@@ -336,6 +404,7 @@ impl Cluster {
                 server: v.server.clone(),
                 ready: v.ready,
                 unreachable_ms,
+                alone,
                 connects: n(&c.connects),
                 disconnects: n(&c.disconnects),
                 takeovers: n(&c.takeovers),
@@ -354,6 +423,9 @@ impl Cluster {
                 queue_ended: n(&c.queue_ended),
                 queue_released: n(&c.queue_released),
                 queue_held: n(&c.queue_held),
+                events_shared: n(&c.events_shared),
+                events_dropped: n(&c.events_dropped),
+                events_imported: n(&c.events_imported),
                 messages_out: v.messages.0,
                 messages_in: v.messages.1,
             },
@@ -441,6 +513,29 @@ impl Cluster {
         }
     }
 
+    /// The leader shares an event it recorded (`id` unique per node and event; `event`
+    /// its JSON), so a node that was away catches up (queued, bounded; never blocks).
+    /// Does nothing on a follower.
+    pub fn share_event(&self, id: u64, event: serde_json::Value) {
+        if !self.is_leader() {
+            return;
+        }
+        let e = SharedEvent {
+            origin: self.shared.node.clone(),
+            event,
+        };
+        let Ok(body) = serde_json::to_vec(&e) else {
+            return;
+        };
+        let id = format!("{}-{}-{id}", self.shared.node, self.shared.started_wall_ms);
+        if self.events.try_send((id, body)).is_err() {
+            self.shared
+                .counters
+                .events_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Publishes a mutation for the other nodes (queued, bounded; never blocks).
     pub fn publish(&self, kind: &str, body: serde_json::Value) {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -512,6 +607,11 @@ impl Cluster {
                 "queue_refused",
                 "Claimed notifications the engine's queue did not take (sent from the local outbox).",
                 s.engine.queue_refused,
+            ),
+            (
+                "events_dropped",
+                "Events not shared (queue full, engine away) or not imported (beyond the catch-up bound).",
+                s.engine.events_dropped,
             ),
             (
                 "queue_acked",

@@ -22,8 +22,19 @@ pub struct Channels {
     pub mutations: mpsc::Receiver<Mutation>,
     /// Tokens of queued notifications that were sent.
     pub acks: mpsc::Receiver<u64>,
+    /// Events the leader shares (message id, JSON).
+    pub events: mpsc::Receiver<(String, Vec<u8>)>,
     pub stop: watch::Receiver<bool>,
 }
+
+/// Shared events are kept this long and at most this many (a node away longer misses
+/// older ones).
+const EVENT_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+const EVENT_MAX: i64 = 1_000_000;
+/// Largest shared event (a text is at most 1,024 bytes; docs/protocol.md).
+const EVENT_MAX_BYTES: usize = 16 * 1024;
+/// Events imported in one call of [`super::Events::import`].
+const IMPORT_BATCH: usize = 1_000;
 
 /// The durable consumer every leader takes claimed notifications through.
 const QUEUE_CONSUMER: &str = "leader";
@@ -163,6 +174,7 @@ pub async fn main(
     let Channels {
         mut mutations,
         acks,
+        mut events,
         mut stop,
     } = channels;
     let names = Names::new(&config.name());
@@ -185,6 +197,15 @@ pub async fn main(
         stores.js.clone(),
         names.clone(),
     ));
+    let sharer = {
+        let (shared, js, names) = (shared.clone(), stores.js.clone(), names.clone());
+        tokio::spawn(async move {
+            while let Some((id, body)) = events.recv().await {
+                share(&shared, &js, &names, &id, body).await;
+            }
+        })
+    };
+    let catch_up = tokio::spawn(catch_up(shared.clone(), stores.js.clone(), names.clone()));
     let queue = tokio::spawn(serve_queue(
         shared.clone(),
         stores.js.clone(),
@@ -226,6 +247,8 @@ pub async fn main(
     }
     consume.abort();
     publisher.abort();
+    sharer.abort();
+    catch_up.abort();
     // The queue task acknowledges what was sent and gives back the rest.
     if tokio::time::timeout(request_timeout(), queue)
         .await
@@ -413,6 +436,18 @@ async fn try_setup(
     })
     .await
     .map_err(|e| format!("stream {}: {e}", names.outbox))?;
+    js.get_or_create_stream(stream::Config {
+        name: names.events.clone(),
+        subjects: vec![names.event_subject.clone()],
+        max_age: EVENT_AGE,
+        max_messages: EVENT_MAX,
+        discard: stream::DiscardPolicy::Old,
+        num_replicas: replicas,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("stream {}: {e}", names.events))?;
     Ok(Stores {
         lease,
         members,
@@ -831,4 +866,145 @@ async fn finish(shared: &Shared, held: &mut Held, acks: &mut mpsc::Receiver<u64>
     tracing::info!(node = %shared.node, count = held.by_token.len(), "cluster: notifications taken from the queue and not sent are given back for the next leader");
     held.by_token.clear();
     held.count(shared);
+}
+
+/// Publishes one shared event; a few tries, then it is counted as dropped (events are
+/// a record for nodes that were away, not worth holding the queue for).
+async fn share(shared: &Shared, js: &jetstream::Context, names: &Names, id: &str, body: Vec<u8>) {
+    if body.len() > EVENT_MAX_BYTES {
+        shared
+            .counters
+            .events_dropped
+            .fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let body = Bytes::from(body);
+    for attempt in 0..3u32 {
+        let msg = jetstream::message::PublishMessage::build()
+            .payload(body.clone())
+            .message_id(id);
+        let sent = async {
+            js.send_publish(names.event_subject.clone(), msg)
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())
+        };
+        if let Ok(Ok(_)) = tokio::time::timeout(request_timeout(), sent).await {
+            shared
+                .counters
+                .events_shared
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+    }
+    shared
+        .counters
+        .events_dropped
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(node = %shared.node, "cluster: an event could not be shared");
+}
+
+/// Once per start: imports the events other nodes shared between this node's newest
+/// journal event and its start (what it missed while away), oldest first, at most
+/// [`super::CATCH_UP_MAX`]. Retried until it completes once.
+async fn catch_up(shared: Arc<Shared>, js: jetstream::Context, names: Names) {
+    let (since, until) = (shared.events.since_ms(), shared.events.until_ms());
+    if since == 0 || since >= until {
+        return;
+    }
+    while !shared.events.ready() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match catch_up_once(&shared, &js, &names, since, until).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(node = %shared.node, events = n, "cluster: caught up on the events recorded while this node was away");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(node = %shared.node, "cluster: cannot catch up on events yet: {e}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn catch_up_once(
+    shared: &Shared,
+    js: &jetstream::Context,
+    names: &Names,
+    since: u64,
+    until: u64,
+) -> Result<u64, String> {
+    let start = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(since) * 1_000_000)
+        .map_err(|e| e.to_string())?;
+    let stream = js
+        .get_stream(&names.events)
+        .await
+        .map_err(|e| e.to_string())?;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartTime { start_time: start },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut origin = String::new();
+    let mut imported = 0u64;
+    let flush = |origin: &str, batch: &mut Vec<Vec<u8>>, imported: &mut u64| {
+        if !batch.is_empty() {
+            *imported += batch.len() as u64;
+            shared
+                .counters
+                .events_imported
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            shared.events.import(origin, std::mem::take(batch));
+        }
+    };
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(2), messages.next()).await;
+        let m = match next {
+            // Nothing more for 2 s: caught up.
+            Err(_) | Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(Some(Ok(m))) => m,
+        };
+        let pending = m.info().map(|i| i.pending).unwrap_or(0);
+        if let Ok(e) = serde_json::from_slice::<super::SharedEvent>(&m.payload) {
+            let ts = e.event.get("ts_ms").and_then(|t| t.as_u64()).unwrap_or(0);
+            if ts >= until {
+                break;
+            }
+            if ts > since && e.origin != shared.node {
+                if e.origin != origin || batch.len() >= IMPORT_BATCH {
+                    flush(&origin, &mut batch, &mut imported);
+                    origin = e.origin.clone();
+                }
+                if let Ok(body) = serde_json::to_vec(&e.event) {
+                    batch.push(body);
+                }
+            }
+        }
+        if imported + batch.len() as u64 >= super::CATCH_UP_MAX {
+            shared
+                .counters
+                .events_dropped
+                .fetch_add(pending, Ordering::Relaxed);
+            tracing::warn!(node = %shared.node, skipped = pending, "cluster: too many events to catch up on; the newer ones are not imported");
+            break;
+        }
+        if pending == 0 {
+            break;
+        }
+    }
+    flush(&origin, &mut batch, &mut imported);
+    Ok(imported)
 }
