@@ -327,7 +327,7 @@ fn a_node_that_was_away_catches_up_on_the_events_it_missed() {
 }
 
 /// NATS messages per state change, from the clients' side (every node's `messages_out`
-/// + `messages_in`): a window with 20 DOWN transitions against an idle window of the
+/// plus `messages_in`): a window with 20 DOWN transitions against an idle window of the
 /// same length just before it. Prints the figure (bench/results/cluster.txt) and fails
 /// if the engine's traffic grows far beyond what the design needs (a loop).
 #[test]
