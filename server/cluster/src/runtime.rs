@@ -70,12 +70,20 @@ pub struct Stores {
 
 /// Puts a claimed notification in the queue (see [`super::Cluster::enqueue`]).
 pub async fn enqueue(stores: &Stores, id: &str, body: Vec<u8>) -> Result<(), String> {
+    publish_once(&stores.js, &stores.outbox_subject, id, Bytes::from(body)).await
+}
+
+/// One publication to a stream, de-duplicated by `id`, until JetStream acknowledges it.
+async fn publish_once(
+    js: &jetstream::Context,
+    subject: &str,
+    id: &str,
+    body: Bytes,
+) -> Result<(), String> {
     let msg = jetstream::message::PublishMessage::build()
-        .payload(Bytes::from(body))
+        .payload(body)
         .message_id(id);
-    stores
-        .js
-        .send_publish(stores.outbox_subject.clone(), msg)
+    js.send_publish(subject.to_string(), msg)
         .await
         .map_err(|e| e.to_string())?
         .await
@@ -412,42 +420,51 @@ async fn try_setup(
         replicas,
     )
     .await?;
-    js.get_or_create_stream(stream::Config {
-        name: names.mutations.clone(),
-        subjects: vec![names.mutation_subject.clone()],
-        max_age: MUTATION_AGE,
-        max_messages: MUTATION_MAX,
-        discard: stream::DiscardPolicy::Old,
+    let replicated = |name: &str, subject: &str, config: stream::Config| stream::Config {
+        name: name.to_string(),
+        subjects: vec![subject.to_string()],
         num_replicas: replicas,
         duplicate_window: DUPLICATE_WINDOW,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| format!("stream {}: {e}", names.mutations))?;
-    js.get_or_create_stream(stream::Config {
-        name: names.outbox.clone(),
-        subjects: vec![names.outbox_subject.clone()],
-        retention: stream::RetentionPolicy::WorkQueue,
-        max_messages: QUEUE_MAX,
-        discard: stream::DiscardPolicy::New,
-        num_replicas: replicas,
-        duplicate_window: DUPLICATE_WINDOW,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| format!("stream {}: {e}", names.outbox))?;
-    js.get_or_create_stream(stream::Config {
-        name: names.events.clone(),
-        subjects: vec![names.event_subject.clone()],
-        max_age: EVENT_AGE,
-        max_messages: EVENT_MAX,
-        discard: stream::DiscardPolicy::Old,
-        num_replicas: replicas,
-        duplicate_window: DUPLICATE_WINDOW,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| format!("stream {}: {e}", names.events))?;
+        ..config
+    };
+    let streams = [
+        replicated(
+            &names.mutations,
+            &names.mutation_subject,
+            stream::Config {
+                max_age: MUTATION_AGE,
+                max_messages: MUTATION_MAX,
+                discard: stream::DiscardPolicy::Old,
+                ..Default::default()
+            },
+        ),
+        replicated(
+            &names.outbox,
+            &names.outbox_subject,
+            stream::Config {
+                retention: stream::RetentionPolicy::WorkQueue,
+                max_messages: QUEUE_MAX,
+                discard: stream::DiscardPolicy::New,
+                ..Default::default()
+            },
+        ),
+        replicated(
+            &names.events,
+            &names.event_subject,
+            stream::Config {
+                max_age: EVENT_AGE,
+                max_messages: EVENT_MAX,
+                discard: stream::DiscardPolicy::Old,
+                ..Default::default()
+            },
+        ),
+    ];
+    for config in streams {
+        let name = config.name.clone();
+        js.get_or_create_stream(config)
+            .await
+            .map_err(|e| format!("stream {name}: {e}"))?;
+    }
     Ok(Stores {
         lease,
         members,
@@ -589,16 +606,12 @@ async fn publish(shared: &Shared, js: &jetstream::Context, names: &Names, m: Mut
     let mut attempt = 0u32;
     loop {
         attempt = attempt.saturating_add(1);
-        let msg = jetstream::message::PublishMessage::build()
-            .payload(Bytes::from(body.clone()))
-            .message_id(&m.id);
-        let sent = async {
-            js.send_publish(names.mutation_subject.clone(), msg)
-                .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())
-        };
+        let sent = publish_once(
+            js,
+            &names.mutation_subject,
+            &m.id,
+            Bytes::from(body.clone()),
+        );
         match tokio::time::timeout(request_timeout(), sent).await {
             Ok(Ok(_)) => {
                 shared
@@ -880,16 +893,7 @@ async fn share(shared: &Shared, js: &jetstream::Context, names: &Names, id: &str
     }
     let body = Bytes::from(body);
     for attempt in 0..3u32 {
-        let msg = jetstream::message::PublishMessage::build()
-            .payload(body.clone())
-            .message_id(id);
-        let sent = async {
-            js.send_publish(names.event_subject.clone(), msg)
-                .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())
-        };
+        let sent = publish_once(js, &names.event_subject, id, body.clone());
         if let Ok(Ok(_)) = tokio::time::timeout(request_timeout(), sent).await {
             shared
                 .counters
