@@ -33,6 +33,8 @@ const EVENT_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 const EVENT_MAX: i64 = 1_000_000;
 /// Largest shared event (a text is at most 1,024 bytes; docs/protocol.md).
 const EVENT_MAX_BYTES: usize = 16 * 1024;
+/// Shared events published at once (each waits for its acknowledgement).
+const SHARE_IN_FLIGHT: usize = 64;
 /// Events imported in one call of [`super::Events::import`].
 const IMPORT_BATCH: usize = 1_000;
 
@@ -182,7 +184,7 @@ pub async fn main(
     let Channels {
         mut mutations,
         acks,
-        mut events,
+        events,
         mut stop,
     } = channels;
     let names = Names::new(&config.name());
@@ -207,11 +209,18 @@ pub async fn main(
     ));
     let sharer = {
         let (shared, js, names) = (shared.clone(), stores.js.clone(), names.clone());
-        tokio::spawn(async move {
-            while let Some((id, body)) = events.recv().await {
-                share(&shared, &js, &names, &id, body).await;
-            }
-        })
+        // Several publications in flight, so a burst (a fleet's first heartbeats: one
+        // `host_new` each) drains at the engine's pace, not one round trip at a time; a
+        // node catching up sorts what it imports by the events' ids.
+        let queued = futures_util::stream::unfold(events, |mut rx| async move {
+            rx.recv().await.map(|e| (e, rx))
+        });
+        tokio::spawn(
+            queued.for_each_concurrent(SHARE_IN_FLIGHT, move |(id, body)| {
+                let (shared, js, names) = (shared.clone(), js.clone(), names.clone());
+                async move { share(&shared, &js, &names, &id, body).await }
+            }),
+        )
     };
     let catch_up = tokio::spawn(catch_up(shared.clone(), stores.js.clone(), names.clone()));
     let queue = tokio::spawn(serve_queue(
@@ -939,6 +948,13 @@ async fn catch_up(shared: Arc<Shared>, js: jetstream::Context, names: Names) {
     }
 }
 
+/// The id of a shared event (ids grow on the node that recorded it).
+#[derive(serde::Deserialize)]
+struct EventId {
+    #[serde(default)]
+    id: u64,
+}
+
 async fn catch_up_once(
     shared: &Shared,
     js: &jetstream::Context,
@@ -965,6 +981,8 @@ async fn catch_up_once(
     let mut imported = 0u64;
     let flush = |origin: &str, batch: &mut Vec<Vec<u8>>, imported: &mut u64| {
         if !batch.is_empty() {
+            // Publications run concurrently: restore the recording node's order.
+            batch.sort_by_key(|b| serde_json::from_slice::<EventId>(b).map_or(0, |e| e.id));
             *imported += batch.len() as u64;
             shared
                 .counters
