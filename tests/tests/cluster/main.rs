@@ -3,7 +3,8 @@
 //! (aiosmtpd). The leader hbd is SIGKILLed while hosts go DOWN and UP: every transition
 //! is mailed exactly once; a silence made on a follower holds back what the leader would
 //! send, and a host forgotten there is forgotten everywhere; a rolling restart mails
-//! every transition once; with the whole engine down every node mails on its own, and
+//! every transition once; a real hbc sending to all three nodes is mailed once across a
+//! leader kill; with the whole engine down every node mails on its own, and
 //! the recovery is mailed once when the engine is back. `HBD_CLUSTER_KILLS` sets the
 //! number of leader kills (bench/cluster.sh asks for more and keeps the figures printed
 //! here).
@@ -375,6 +376,75 @@ fn nats_messages_per_state_change() {
         per_change < 40.0,
         "{per_change:.1} messages per state change (idle {idle}, busy {busy})"
     );
+}
+
+/// A real hbc (with the memory plugin) sends to all three nodes. It is paused (SIGSTOP)
+/// so its host goes DOWN, the leader is SIGKILLed before the DOWN is due, and hbc is
+/// resumed (SIGCONT) once the next leader mailed the DOWN: the DOWN and the UP are each
+/// mailed once.
+#[test]
+fn a_real_hbc_sending_to_every_node_is_mailed_once_across_a_leader_kill() {
+    let mut c = Cluster::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = node::hbd_bin();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugin dir");
+    std::fs::copy(
+        bin.with_file_name("libhbc_memory.so"),
+        plugins.join("libhbc_memory.so"),
+    )
+    .expect("the memory plugin (cargo build --workspace)");
+    let cfg = dir.path().join("hbc.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "hostname: real1\ninterval: 300ms\nstate_dir: {}\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .expect("hbc config");
+    let servers: Vec<String> = c
+        .nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.udp))
+        .collect();
+    let mut hbc = std::process::Command::new(bin.with_file_name("hbc"))
+        .arg("-c")
+        .arg(&cfg)
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .args(&servers)
+        .env_remove("HBC_PLUGIN_PATH")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("hbc.log")).expect("log"))
+        .spawn()
+        .expect("start hbc");
+    let signal = |sig: i32| {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(hbc.id() as libc::pid_t, sig);
+        }
+    };
+    c.wait_status("real1", "UP");
+    signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(400));
+    let old = c.leader().expect("a leader");
+    c.nodes[old].kill();
+    let new = eventually(Duration::from_secs(15), "a new leader", || c.leader());
+    assert_ne!(new, old);
+    c.wait_mail("[hbd] real1 is DOWN");
+    c.nodes[old].start();
+    signal(libc::SIGCONT);
+    c.wait_mail("[hbd] real1 is UP again");
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = hbc.kill();
+    let _ = hbc.wait();
+    let mails = c.mails();
+    // hbc's memory readings may also raise a level notification on a busy machine: only
+    // the liveness transitions are counted.
+    assert_eq!(mails.get("[hbd] real1 is DOWN"), Some(&1), "{mails:?}");
+    assert_eq!(mails.get("[hbd] real1 is UP again"), Some(&1), "{mails:?}");
 }
 
 /// With one NATS server dead, a silence made on a follower reaches the leader: the

@@ -27,7 +27,7 @@ fn free_udp_port() -> u16 {
         .expect("port")
 }
 
-fn hbd_bin() -> PathBuf {
+pub fn hbd_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("exe");
     let p = exe
         .parent()
