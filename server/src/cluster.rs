@@ -65,27 +65,16 @@ pub fn start(
     config: &ClusterConfig,
     notify: &Notify,
     fleet: FleetSlot,
-    journal_dir: &std::path::Path,
+    newest_event_ms: u64,
 ) -> Result<Option<Arc<Cluster>>> {
     if !config.enabled() {
         return Ok(None);
     }
     let n = notify.clone();
-    // The newest event this node recorded before this start: what the leader recorded
-    // after it, until now, this node missed.
-    let newest = hbd_journal::query(
-        journal_dir,
-        &hbd_journal::Query {
-            limit: 1,
-            ..Default::default()
-        },
-    )
-    .ok()
-    .and_then(|v| v.first().map(|e| e.ts_ms))
-    .unwrap_or(0);
+    // What the leader recorded after this node's newest event, until now, it missed.
     let events = Journal {
         fleet: fleet.clone(),
-        since_ms: newest,
+        since_ms: newest_event_ms,
         until_ms: crate::state::now_ms(),
     };
     let cluster = Cluster::start(

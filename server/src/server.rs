@@ -60,7 +60,8 @@ pub fn settings(config: &Config) -> Settings {
 }
 
 /// Restores the registry from the snapshot and the journal, and opens the journal.
-fn restore(config: &Config, data_dir: &Path) -> Result<(Registry, journal::Journal)> {
+/// Returns the registry, the journal, and the time of the journal's newest event (0: none).
+fn restore(config: &Config, data_dir: &Path) -> Result<(Registry, journal::Journal, u64)> {
     let now = now_ms();
     let mut registry = Registry::new(settings(config));
     let loaded = snapshot::load(data_dir, &mut registry, now);
@@ -97,7 +98,7 @@ fn restore(config: &Config, data_dir: &Path) -> Result<(Registry, journal::Journ
     for (name, w) in &config.watchhosts.0 {
         registry.watch(name, w.grace, now);
     }
-    Ok((registry, journal))
+    Ok((registry, journal, report.last_ts_ms))
 }
 
 /// Starts everything. Must run inside an actix/tokio runtime.
@@ -182,13 +183,13 @@ fn open_state(
     config: &Config,
     data_dir: &Path,
 ) -> Result<(Shared, crate::sinks::Subsystems, Emitter, Emitted)> {
-    let (registry, journal) = restore(config, data_dir)?;
+    let (registry, journal, newest_event_ms) = restore(config, data_dir)?;
     let journal_dir = journal.dir().to_path_buf();
     let writer =
         journal::Writer::spawn(journal, 65_536).context("cannot start the journal writer")?;
     let (emitter, emitted) = crate::sink::Emitter::channel(4096);
     let subsystems =
-        crate::sinks::Subsystems::start(config, data_dir, &journal_dir, emitter.clone())?;
+        crate::sinks::Subsystems::start(config, data_dir, newest_event_ms, emitter.clone())?;
     let state: Shared = Arc::new(State::new(
         config.clone(),
         registry,

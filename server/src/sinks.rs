@@ -31,17 +31,20 @@ impl Subsystems {
     /// Starts every subsystem. Both always run: dynamic DNS idles without
     /// `dyndnshosts` (so a reload can add names), notifications without channels (the
     /// silences and the status work).
+    /// `newest_event_ms`: the time of the journal's newest event before this start (what
+    /// a cluster node missed while away came after it).
     pub fn start(
         config: &Config,
         data_dir: &Path,
-        journal_dir: &Path,
+        newest_event_ms: u64,
         emitter: Emitter,
     ) -> Result<Subsystems> {
         let dyndns = hbd_dyndns::start(&config.dyndns, data_dir, emitter.clone())?;
         let notify = hbd_notify::start(&config.notify, data_dir, emitter)?;
         let history = hbd_history::start(&config.history)?;
         let fleet = crate::cluster::FleetSlot::default();
-        let cluster = crate::cluster::start(&config.cluster, &notify, fleet.clone(), journal_dir)?;
+        let cluster =
+            crate::cluster::start(&config.cluster, &notify, fleet.clone(), newest_event_ms)?;
         Ok(Subsystems {
             notify,
             dyndns,

@@ -244,12 +244,17 @@ impl State {
         Ok(())
     }
 
-    /// Journals events and pushes them to live clients; clears `events`.
+    /// Journals events and pushes them to live clients and the sinks; clears `events`.
     pub fn publish(&self, events: &mut Vec<Event>) {
+        self.record(events, true);
+    }
+
+    /// [`State::publish`]; `to_sinks`: false for events another node already acted on.
+    fn record(&self, events: &mut Vec<Event>, to_sinks: bool) {
         for e in events.drain(..) {
             self.counters.events.fetch_add(1, Ordering::Relaxed);
             match e.kind {
-                crate::event::EventKind::HostDown | crate::event::EventKind::HostUp => {
+                crate::event::EventKind::HostDown | crate::event::EventKind::HostUp if to_sinks => {
                     tracing::info!(host = %e.host, "{} → {}: {}", e.from.as_deref().unwrap_or("?"), e.to.as_deref().unwrap_or("?"), e.message)
                 }
                 _ => tracing::debug!(host = %e.host, kind = e.kind.as_str(), "event"),
@@ -257,8 +262,10 @@ impl State {
             if self.live.receiver_count() > 0 {
                 self.send_live("event", &e);
             }
-            for sink in &self.sinks {
-                sink.event(&e);
+            if to_sinks {
+                for sink in &self.sinks {
+                    sink.event(&e);
+                }
             }
             if !self.journal.submit(e) {
                 self.counters
@@ -332,17 +339,7 @@ impl State {
             reg.stamp(&mut events);
             reg.note_recent(&events);
         }
-        for e in events {
-            self.counters.events.fetch_add(1, Ordering::Relaxed);
-            if self.live.receiver_count() > 0 {
-                self.send_live("event", &e);
-            }
-            if !self.journal.submit(e) {
-                self.counters
-                    .journal_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.record(&mut events, false);
     }
 
     pub fn publish_external(&self, event: Event) {

@@ -713,6 +713,16 @@ impl Held {
             .queue_held
             .store(self.by_token.len() as u64, Ordering::Relaxed);
     }
+
+    /// Forgets every held message (not acknowledged: the engine gives them again);
+    /// returns how many there were.
+    fn clear(&mut self, shared: &Shared) -> usize {
+        let n = self.by_token.len();
+        self.by_token.clear();
+        self.by_seq.clear();
+        self.count(shared);
+        n
+    }
 }
 
 /// While this node leads: takes claimed notifications from the queue, hands them to the
@@ -809,10 +819,7 @@ async fn serve_queue(
         drop(messages);
         if !shared.is_leader() {
             let released = shared.queue.release();
-            let n = held.by_token.len();
-            held.by_token.clear();
-            held.by_seq.clear();
-            held.count(&shared);
+            let n = held.clear(&shared);
             shared
                 .counters
                 .queue_released
@@ -860,7 +867,9 @@ async fn ack(shared: &Shared, held: &mut Held, token: u64) {
     let Some(m) = held.by_token.remove(&token) else {
         return;
     };
-    held.by_seq.retain(|_, t| *t != token);
+    if let Ok(i) = m.info() {
+        held.by_seq.remove(&i.stream_sequence);
+    }
     held.count(shared);
     match m.ack().await {
         Ok(()) => {
@@ -885,9 +894,8 @@ async fn finish(shared: &Shared, held: &mut Held, acks: &mut mpsc::Receiver<u64>
     for m in held.by_token.values() {
         let _ = m.ack_with(jetstream::AckKind::Nak(None)).await;
     }
-    tracing::info!(node = %shared.node, count = held.by_token.len(), "cluster: notifications taken from the queue and not sent are given back for the next leader");
-    held.by_token.clear();
-    held.count(shared);
+    let n = held.clear(shared);
+    tracing::info!(node = %shared.node, count = n, "cluster: notifications taken from the queue and not sent are given back for the next leader");
 }
 
 /// Publishes one shared event; a few tries, then it is counted as dropped (events are

@@ -165,6 +165,8 @@ pub struct ReplayReport {
     pub events: u64,
     /// The highest event id replayed (0 if none).
     pub last_id: u64,
+    /// The time of that event (Unix ms; 0 if none).
+    pub last_ts_ms: u64,
     /// One sentence per problem found (bad records, files that could not be read, cut or
     /// deleted), naming the file; for the caller to log.
     pub problems: Vec<String>,
@@ -282,7 +284,10 @@ impl Journal {
             };
             let scan = format::scan(&data, |ev| {
                 report.events += 1;
-                report.last_id = report.last_id.max(ev.id);
+                if ev.id >= report.last_id {
+                    report.last_id = ev.id;
+                    report.last_ts_ms = ev.ts_ms;
+                }
                 f(ev);
             });
             let rest = data.len() as u64 - scan.good_len;
@@ -651,6 +656,7 @@ mod tests {
             assert_eq!(seen, evs, "{policy:?}");
             assert_eq!(report.events, 100);
             assert_eq!(report.last_id, 100);
+            assert_eq!(report.last_ts_ms, evs[99].ts_ms, "the newest event's time");
             assert!(report.problems.is_empty(), "{:?}", report.problems);
             // Appending continues the same segment.
             j.append(&ev(101, "h")).expect("append");
