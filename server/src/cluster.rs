@@ -243,36 +243,30 @@ impl hbd_cluster::Events for Journal {
         let events: Vec<hbd_core::event::Event> = events
             .iter()
             .filter_map(|b| serde_json::from_slice::<hbd_core::event::Event>(b).ok())
-            .map(|mut e| {
-                e.message = format!(
-                    "{} (recorded by hbd node {origin} while this node was away)",
-                    e.message
-                )
-                .trim_start()
-                .to_string();
-                e
-            })
+            .map(|e| imported(e, origin))
             .collect();
         state.import_events(events);
     }
 }
 
-/// Shares the events this node records while it leads (not hbd's own `system` events,
-/// which are each node's), for nodes that were away.
-pub struct EventShare(pub Arc<Cluster>);
-
-impl Sink for EventShare {
-    fn name(&self) -> &'static str {
-        "cluster-events"
-    }
-    fn event(&self, event: &hbd_core::event::Event) {
-        if event.kind == hbd_core::event::EventKind::System || !self.0.is_leader() {
-            return;
-        }
-        if let Ok(v) = serde_json::to_value(event) {
-            self.0.share_event(event.id, v);
-        }
-    }
+/// An event another node shared, as this node records it: its texts cleaned as hbd
+/// cleans what a heartbeat carries (the stream is another program's input), the message
+/// naming the node that recorded it.
+fn imported(mut e: hbd_core::event::Event, origin: &str) -> hbd_core::event::Event {
+    use hbd_core::text::{clean, clean_line};
+    let line = |t: &str| clean_line(t).into_owned();
+    e.host = line(&e.host);
+    e.key = e.key.as_deref().map(line);
+    e.from = e.from.as_deref().map(line);
+    e.to = e.to.as_deref().map(line);
+    let origin = line(origin);
+    e.message = format!(
+        "{} (recorded by hbd node {origin} while this node was away)",
+        clean(&e.message)
+    )
+    .trim_start()
+    .to_string();
+    e
 }
 
 /// hbd-notify's view of the engine.
@@ -367,4 +361,67 @@ async fn cluster_status(handle: web::Data<Handle>) -> Result<HttpResponse, ApiEr
 pub fn configure(cfg: &mut web::ServiceConfig, handle: Handle) {
     cfg.app_data(web::Data::new(handle))
         .route("/api/v1/cluster", web::get().to(cluster_status));
+}
+
+/// Shares the events this node records while it leads (not hbd's own `system` events,
+/// which are each node's), for nodes that were away.
+pub struct EventShare(pub Arc<Cluster>);
+
+impl Sink for EventShare {
+    fn name(&self) -> &'static str {
+        "cluster-events"
+    }
+    fn event(&self, event: &hbd_core::event::Event) {
+        if event.kind == hbd_core::event::EventKind::System || !self.0.is_leader() {
+            return;
+        }
+        if let Ok(v) = serde_json::to_value(event) {
+            self.0.share_event(event.id, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hbd_core::event::{Event, EventKind};
+
+    #[test]
+    fn an_imported_event_is_cleaned_and_names_its_node() {
+        let e = Event {
+            id: 7,
+            ts_ms: 1,
+            host: "web\u{1b}[31m1".into(),
+            kind: EventKind::HostDown,
+            key: Some("cpu\u{202e}exe".into()),
+            from: Some("UP\0".into()),
+            to: Some("DOWN\r".into()),
+            message: format!("bell\u{7}{}", "x".repeat(30_000)),
+        };
+        let got = imported(e, "n1\u{1b}");
+        for t in [
+            &got.host,
+            got.key.as_deref().unwrap_or(""),
+            got.from.as_deref().unwrap_or(""),
+            got.to.as_deref().unwrap_or(""),
+            &got.message,
+        ] {
+            assert!(
+                !t.chars().any(|c| c.is_control() && c != '\n' && c != '\t'
+                    || ('\u{202a}'..='\u{202e}').contains(&c)),
+                "{t:?}"
+            );
+        }
+        assert!(
+            got.message.len() < hbd_core::text::MAX_TEXT + 100,
+            "{}",
+            got.message.len()
+        );
+        assert!(
+            got.message
+                .ends_with("(recorded by hbd node n1\u{fffd} while this node was away)"),
+            "{}",
+            &got.message[got.message.len() - 80..]
+        );
+    }
 }

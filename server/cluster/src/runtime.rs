@@ -1008,7 +1008,18 @@ async fn catch_up_once(
             Ok(Some(Ok(m))) => m,
         };
         let pending = m.info().map(|i| i.pending).unwrap_or(0);
-        if let Ok(e) = serde_json::from_slice::<super::SharedEvent>(&m.payload) {
+        // Larger than any event hbd shares (or not one): not imported, counted. A
+        // batch of imports is at most IMPORT_BATCH × EVENT_MAX_BYTES.
+        let parsed = (m.payload.len() <= EVENT_MAX_BYTES)
+            .then(|| serde_json::from_slice::<super::SharedEvent>(&m.payload).ok())
+            .flatten();
+        if parsed.is_none() {
+            shared
+                .counters
+                .events_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(e) = parsed {
             let ts = e.event.get("ts_ms").and_then(|t| t.as_u64()).unwrap_or(0);
             if ts >= until {
                 break;
