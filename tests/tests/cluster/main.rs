@@ -447,6 +447,63 @@ fn a_real_hbc_sending_to_every_node_is_mailed_once_across_a_leader_kill() {
     assert_eq!(mails.get("[hbd] real1 is UP again"), Some(&1), "{mails:?}");
 }
 
+/// Publishes `payload` on `subject` with NATS's plain text protocol (anything that can
+/// reach the engine can do this; JetStream stores it in the stream of that subject).
+fn raw_publish(url: &str, subject: &str, payload: &[u8]) {
+    use std::io::{BufRead, BufReader, Write};
+    let addr = url.trim_start_matches("nats://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to nats-server");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut line = String::new();
+    r.read_line(&mut line).expect("INFO");
+    assert!(line.starts_with("INFO"), "{line}");
+    write!(
+        s,
+        "CONNECT {{\"verbose\":false}}\r\nPUB {subject} {}\r\n",
+        payload.len()
+    )
+    .expect("pub");
+    s.write_all(payload).expect("payload");
+    s.write_all(b"\r\nPING\r\n").expect("ping");
+    loop {
+        line.clear();
+        r.read_line(&mut line).expect("PONG");
+        if line.starts_with("PONG") {
+            break;
+        }
+        assert!(!line.starts_with("-ERR"), "{line}");
+    }
+}
+
+/// Hostile messages in the notification queue (not JSON; a notification for a channel
+/// no node has): the leader ends each and counts it, and keeps sending the real ones.
+#[test]
+fn the_leader_ends_queue_messages_it_cannot_send_and_counts_them() {
+    let c = Cluster::start();
+    let url = c.nats.urls()[0].clone();
+    raw_publish(&url, "t1.outbox", b"\x1b[31mnot json at all");
+    let n = serde_json::json!({"channel": "nope", "n": {
+        "id": "x-1", "kind": "down", "host": "ghost", "state": "DOWN", "level": "CRITICAL",
+        "since_ms": 1, "ts_ms": 1}});
+    raw_publish(&url, "t1.outbox", n.to_string().as_bytes());
+    let leader = c.leader().expect("a leader");
+    eventually(Duration::from_secs(15), "both ended and counted", || {
+        let e = c.nodes[leader].cluster()?;
+        (e["engine"]["queue_ended"].as_u64()? == 2).then_some(())
+    });
+    assert!(
+        c.mails().is_empty(),
+        "nothing sent for them: {:?}",
+        c.mails()
+    );
+    c.beats.set("after1", true);
+    c.wait_status("after1", "UP");
+    c.beats.set("after1", false);
+    c.wait_mail("[hbd] after1 is DOWN");
+}
+
 /// With one NATS server dead, a silence made on a follower reaches the leader: the
 /// leader sends nothing for the silenced host, and the silence is listed on every node.
 #[test]
