@@ -469,6 +469,12 @@ impl Policy {
             });
             self.prune(&name);
         }
+        // A table grown for a burst (a fleet starting: every new host has state until its
+        // UP is confirmed) keeps its size after the burst's hosts are forgotten: give the
+        // room back once most of it is empty.
+        if self.hosts.capacity() > 4 * self.hosts.len().max(64) {
+            self.hosts.shrink_to(2 * self.hosts.len());
+        }
     }
 
     /// One accepted heartbeat of `host`: counts towards its UP confirmation, which the

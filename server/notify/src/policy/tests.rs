@@ -648,6 +648,10 @@ fn quiet_hosts_are_not_remembered() {
     assert_eq!(p.pending_hosts().len(), 1000);
     assert!(p.tick(200).is_empty());
     assert!(p.hosts.is_empty(), "{} hosts kept", p.hosts.len());
+    // The room the burst took is given back at the next sweep.
+    assert!(p.hosts.capacity() >= 1000);
+    p.tick(200 + SWEEP_MS);
+    assert!(p.hosts.capacity() < 1000, "capacity {}", p.hosts.capacity());
     // A host with history is kept until the history ages out of the flap window.
     down(&mut p, "x", 1000);
     up(&mut p, "x", 2000);
