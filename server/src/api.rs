@@ -116,7 +116,7 @@ struct HostDetail {
     grace: f64,
     deadline_ms: u64,
     addresses: Vec<crate::registry::SeenAddr>,
-    readings: Vec<crate::registry::Reading>,
+    readings: Vec<crate::registry::OwnedReading>,
     history: Vec<crate::registry::Sample>,
     recent_events: Vec<crate::event::Event>,
 }
@@ -139,7 +139,7 @@ async fn get_host(
         grace: h.grace,
         deadline_ms: h.deadline_ms,
         addresses: h.addrs.clone(),
-        readings: h.readings.clone(),
+        readings: h.readings.iter().map(|r| r.to_owned()).collect(),
         history: h.history.iter().collect(),
         recent_events: h.recent.events(&h.name).collect(),
     };

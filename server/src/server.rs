@@ -262,8 +262,29 @@ const HEALTH_EVERY: Duration = Duration::from_millis(500);
 /// (a scan of `/proc/net/udp*`).
 const PORT_CHECK_EVERY: Duration = Duration::from_secs(5);
 
+/// How often housekeeping gives the memory malloc holds free back to the system.
+const TRIM_EVERY: Duration = Duration::from_secs(60);
+
+/// Gives free heap memory back to the system (glibc keeps what bursts freed: a fleet
+/// starting, a snapshot, a large query; 20 MB of 220 at 100,000 hosts). Linux with glibc
+/// only; a no-op elsewhere.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let start = std::time::Instant::now();
+        // SAFETY: malloc_trim only walks and releases malloc's own free memory.
+        let released = unsafe { libc::malloc_trim(0) };
+        tracing::debug!(
+            released = released != 0,
+            ms = start.elapsed().as_secs_f64() * 1000.0,
+            "malloc_trim"
+        );
+    }
+}
+
 /// The housekeeping thread: reports the journal failing and recovering, a stranger on
-/// the heartbeat port, and saves the snapshot every `every`.
+/// the heartbeat port, saves the snapshot every `every` and gives free heap memory back
+/// to the system every [`TRIM_EVERY`].
 fn spawn_housekeeping(
     state: &Shared,
     data_dir: &Path,
@@ -278,6 +299,7 @@ fn spawn_housekeeping(
             let mut last = std::time::Instant::now();
             let mut journal_failing = false;
             let (mut port_checked, mut port_shared) = (std::time::Instant::now(), false);
+            let mut trimmed = std::time::Instant::now();
             // The journal's health is looked at every HEALTH_EVERY; the snapshot is saved
             // every `every`; the signal ends the wait at once.
             while !shutdown.wait_timeout(HEALTH_EVERY) {
@@ -294,6 +316,10 @@ fn spawn_housekeeping(
                             dir.display()
                         );
                     }
+                }
+                if trimmed.elapsed() >= TRIM_EVERY {
+                    trimmed = std::time::Instant::now();
+                    release_free_memory();
                 }
             }
         })?;

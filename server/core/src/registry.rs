@@ -6,13 +6,14 @@
 //! host; an entry that surfaces early (the host beat since) is pushed again with the
 //! host's current deadline, so a check costs O(log n) per due host, never a fleet scan.
 //!
-//! Memory per host (ARCHITECTURE.md; `tests/memory.rs` measures it): ~300 B of fixed
-//! fields, 32 B per reading (key and unit one interned pair, shared by all hosts),
+//! Memory per host (ARCHITECTURE.md; `tests/memory.rs` measures it): ~350 B of fixed
+//! fields, 9 B per reading (value, level and kind; the keys with their units and
+//! thresholds are a schema shared by every host with the same keys: `readings.rs`),
 //! `history_len` × 10 B of summary history (default 60 samples: 600 B), up to 8
 //! addresses and 8 compact recent events.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -21,6 +22,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind};
 use crate::text;
+
+mod readings;
+
+use readings::{Interner, Update};
+pub use readings::{OwnedReading, Reading, Readings};
 
 /// Liveness of a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,147 +66,6 @@ impl Val {
             Val::Bool(b) => Some(f64::from(u8::from(*b))),
             Val::Text(_) => None,
         }
-    }
-}
-
-/// What is stored of a reading besides its number: rare, so boxed (most readings carry
-/// neither a text value nor a message, and thresholds are shared).
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Extra {
-    text: Box<str>,
-    message: Box<str>,
-    threshold: Arc<str>,
-}
-
-/// The kind of a stored value (the number itself is in `Reading::bits`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    F64,
-    I64,
-    Bool,
-    Text,
-}
-
-/// A reading's key with its unit, interned: one thin pointer per reading, shared by every
-/// host that has the pair.
-#[derive(Debug)]
-pub struct KeyUnit {
-    key: Arc<str>,
-    unit: Arc<str>,
-}
-
-/// One stored reading: 32 bytes plus its rare texts (key and unit are one interned pair,
-/// shared by every host that has them; the number is stored as bits; texts live in a box
-/// that most readings do not have). Read through its methods; JSON as `{key, value,
-/// unit, level, message, threshold}`.
-#[derive(Debug, Clone)]
-pub struct Reading {
-    ku: Arc<KeyUnit>,
-    bits: u64,
-    extra: Option<Box<Extra>>,
-    /// The low 32 bits of the sequence number of the heartbeat that last carried it.
-    seen_seq: u32,
-    kind: Kind,
-    pub level: LevelName,
-}
-
-impl Reading {
-    pub fn key(&self) -> &str {
-        &self.ku.key
-    }
-
-    /// The interned key, shared by every host with this key.
-    pub fn key_arc(&self) -> &Arc<str> {
-        &self.ku.key
-    }
-
-    pub fn unit(&self) -> &str {
-        &self.ku.unit
-    }
-
-    pub fn value(&self) -> Val {
-        match self.kind {
-            Kind::F64 => Val::F64(f64::from_bits(self.bits)),
-            Kind::I64 => Val::I64(self.bits as i64),
-            Kind::Bool => Val::Bool(self.bits != 0),
-            Kind::Text => Val::Text(
-                self.extra
-                    .as_ref()
-                    .map_or_else(Box::default, |e| e.text.clone()),
-            ),
-        }
-    }
-
-    /// The value as a number, if it is one (text is not).
-    pub fn number(&self) -> Option<f64> {
-        match self.kind {
-            Kind::F64 => Some(f64::from_bits(self.bits)),
-            Kind::I64 => Some(self.bits as i64 as f64),
-            Kind::Bool => Some(f64::from(u8::from(self.bits != 0))),
-            Kind::Text => None,
-        }
-    }
-
-    pub fn message(&self) -> &str {
-        self.extra.as_ref().map_or("", |e| &e.message)
-    }
-
-    pub fn threshold(&self) -> &str {
-        self.extra.as_ref().map_or("", |e| &e.threshold)
-    }
-
-    fn text(&self) -> &str {
-        self.extra.as_ref().map_or("", |e| &e.text)
-    }
-
-    fn set_value(&mut self, v: ValueRef<'_>) {
-        let (kind, bits) = match v {
-            ValueRef::F64(x) => (Kind::F64, x.to_bits()),
-            ValueRef::I64(x) => (Kind::I64, x as u64),
-            ValueRef::Bool(b) => (Kind::Bool, u64::from(b)),
-            ValueRef::Text(t) => {
-                // Texts (OS name, kernel) rarely change: keep the allocation.
-                let t = text::clean(t);
-                if self.kind != Kind::Text || differs(self.text(), &t) {
-                    self.extra_mut().text = t.into();
-                }
-                (Kind::Text, 0)
-            }
-        };
-        if kind != Kind::Text && self.kind == Kind::Text {
-            self.extra_mut().text = Box::default();
-        }
-        self.kind = kind;
-        self.bits = bits;
-        self.drop_empty_extra();
-    }
-
-    fn extra_mut(&mut self) -> &mut Extra {
-        self.extra.get_or_insert_with(Box::default)
-    }
-
-    fn drop_empty_extra(&mut self) {
-        if self
-            .extra
-            .as_ref()
-            .is_some_and(|e| e.text.is_empty() && e.message.is_empty() && e.threshold.is_empty())
-        {
-            self.extra = None;
-        }
-    }
-}
-
-impl Serialize for Reading {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Reading", 6)?;
-        st.serialize_field("key", self.key())?;
-        st.serialize_field("value", &self.value())?;
-        st.serialize_field("unit", self.unit())?;
-        st.serialize_field("level", &self.level)?;
-        st.serialize_field("message", self.message())?;
-        st.serialize_field("threshold", self.threshold())?;
-        st.end()
     }
 }
 
@@ -271,65 +136,101 @@ pub struct Sample {
     pub load: f32,
 }
 
-/// A [`Sample`] as kept: 10 bytes instead of 20 (a host keeps `history_len` of them).
-/// The time as seconds after the sample before (the first one's time is kept once per
-/// history); percentages and the load in hundredths (0 to 655.34; higher loads are kept
-/// as 655.34), `u16::MAX` for absent.
+/// A [`Sample`] as kept: 7 bytes instead of 20 (a host keeps `history_len` of them), as
+/// 56 bits: the time as seconds after the sample before (12 bits; the first one's time is
+/// kept once per history), the three percentages in tenths (10 bits each, 0 to 102.2),
+/// the load in hundredths up to 81.91 and in tenths above, up to 900.9 (14 bits; higher
+/// loads are kept as 900.9); all ones for absent.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Packed {
-    dt: u16,
-    cpu: u16,
-    mem: u16,
-    fs: u16,
-    load: u16,
-}
+struct Packed([u8; 7]);
 
-const ABSENT: u16 = u16::MAX;
+/// The longest gap between two samples of one history (seconds); a longer one starts the
+/// history afresh.
+const MAX_GAP: u32 = (1 << 12) - 1;
+const PCT_ABSENT: u64 = (1 << 10) - 1;
+const LOAD_ABSENT: u64 = (1 << 14) - 1;
+/// Load codes from here on are tenths, the first one 81.9.
+const LOAD_FINE: u64 = 8_192;
+const LOAD_TENTHS_FROM: u64 = 819;
 
-fn pack(v: f32) -> u16 {
+fn pack_pct(v: f32) -> u64 {
     if v.is_finite() {
-        (v.max(0.0) * 100.0).round().min(f32::from(ABSENT - 1)) as u16
+        (v.max(0.0) * 10.0).round().min((PCT_ABSENT - 1) as f32) as u64
     } else {
-        ABSENT
+        PCT_ABSENT
     }
 }
 
-fn unpack(v: u16) -> f32 {
-    if v == ABSENT {
+fn unpack_pct(v: u64) -> f32 {
+    if v == PCT_ABSENT {
         f32::NAN
     } else {
-        f32::from(v) / 100.0
+        v as f32 / 10.0
+    }
+}
+
+fn pack_load(v: f32) -> u64 {
+    if !v.is_finite() {
+        return LOAD_ABSENT;
+    }
+    let hundredths = (v.max(0.0) * 100.0).round();
+    if hundredths < LOAD_FINE as f32 {
+        return hundredths as u64;
+    }
+    let tenths = (v * 10.0).round() - LOAD_TENTHS_FROM as f32;
+    LOAD_FINE + tenths.clamp(0.0, (LOAD_ABSENT - 1 - LOAD_FINE) as f32) as u64
+}
+
+fn unpack_load(v: u64) -> f32 {
+    match v {
+        LOAD_ABSENT => f32::NAN,
+        v if v < LOAD_FINE => v as f32 / 100.0,
+        v => (LOAD_TENTHS_FROM + v - LOAD_FINE) as f32 / 10.0,
     }
 }
 
 impl Packed {
-    fn of(s: Sample, dt: u16) -> Packed {
-        Packed {
-            dt,
-            cpu: pack(s.cpu),
-            mem: pack(s.mem),
-            fs: pack(s.fs),
-            load: pack(s.load),
-        }
+    fn of(s: Sample, dt: u32) -> Packed {
+        let bits = u64::from(dt.min(MAX_GAP))
+            | pack_pct(s.cpu) << 12
+            | pack_pct(s.mem) << 22
+            | pack_pct(s.fs) << 32
+            | pack_load(s.load) << 42;
+        let b = bits.to_le_bytes();
+        Packed([b[0], b[1], b[2], b[3], b[4], b[5], b[6]])
     }
-}
 
-impl Packed {
+    fn bits(self) -> u64 {
+        let b = self.0;
+        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], 0])
+    }
+
+    fn dt(self) -> u32 {
+        (self.bits() & u64::from(MAX_GAP)) as u32
+    }
+
+    fn clear_dt(&mut self) {
+        let bits = self.bits() & !u64::from(MAX_GAP);
+        let b = bits.to_le_bytes();
+        self.0 = [b[0], b[1], b[2], b[3], b[4], b[5], b[6]];
+    }
+
     fn sample(self, t: u32) -> Sample {
+        let bits = self.bits();
         Sample {
             t,
-            cpu: unpack(self.cpu),
-            mem: unpack(self.mem),
-            fs: unpack(self.fs),
-            load: unpack(self.load),
+            cpu: unpack_pct(bits >> 12 & PCT_ABSENT),
+            mem: unpack_pct(bits >> 22 & PCT_ABSENT),
+            fs: unpack_pct(bits >> 32 & PCT_ABSENT),
+            load: unpack_load(bits >> 42 & LOAD_ABSENT),
         }
     }
 }
 
 /// A host's summary history, oldest first, kept packed (see [`Packed`]); read as
-/// [`Sample`]s, serialized as a list of them. A gap of more than 18 hours between two
-/// samples (`u16::MAX` seconds) starts the history afresh: what came before is older than
-/// any sparkline shows.
+/// [`Sample`]s, serialized as a list of them. A gap of more than [`MAX_GAP`] seconds (68
+/// minutes) between two samples starts the history afresh: what came before is older
+/// than the sparkline of the default 60 samples at a 10 s interval shows.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     /// Time of the oldest and the newest sample (Unix seconds).
@@ -353,7 +254,7 @@ impl History {
             .samples
             .iter()
             .take(i + 1)
-            .fold(self.first_t, |t, p| t.wrapping_add(u32::from(p.dt)));
+            .fold(self.first_t, |t, p| t.wrapping_add(p.dt()));
         Some(p.sample(t))
     }
 
@@ -366,7 +267,7 @@ impl History {
         self.samples
             .iter()
             .map(|p| {
-                t = t.wrapping_add(u32::from(p.dt));
+                t = t.wrapping_add(p.dt());
                 p.sample(t)
             })
             .collect::<Vec<_>>()
@@ -376,7 +277,7 @@ impl History {
     /// Appends `s`, dropping the oldest beyond `len`.
     fn push(&mut self, s: Sample, len: usize) {
         let gap = s.t.saturating_sub(self.last_t);
-        if self.samples.is_empty() || gap > u32::from(u16::MAX) {
+        if self.samples.is_empty() || gap > MAX_GAP {
             self.samples.clear();
             self.first_t = s.t;
             self.last_t = s.t;
@@ -389,15 +290,15 @@ impl History {
         if self.samples.len() >= len {
             self.samples.pop_front();
             if let Some(front) = self.samples.front_mut() {
-                self.first_t = self.first_t.wrapping_add(u32::from(front.dt));
-                front.dt = 0;
+                self.first_t = self.first_t.wrapping_add(front.dt());
+                front.clear_dt();
             } else {
                 self.first_t = s.t;
             }
         }
         // A clock stepped back: the sample counts as taken with the one before.
         self.last_t = self.last_t.max(s.t);
-        self.samples.push_back(Packed::of(s, gap as u16));
+        self.samples.push_back(Packed::of(s, gap));
     }
 }
 
@@ -424,36 +325,78 @@ fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> 
     Option::<f32>::deserialize(d).map(|v| v.unwrap_or(f32::NAN))
 }
 
-/// An event as its host keeps it: the host is the one holding it, key and states are
-/// interned texts (88 bytes and the message, instead of 144 and five texts).
+/// Names an event's `from` and `to` usually are: kept as their index here (+1; 0 for
+/// none), anything else as an interned text in [`Kept::texts`].
+const STATES: [&str; 7] = [
+    "UP",
+    "DOWN",
+    "NEVER_SEEN",
+    "OK",
+    "WARNING",
+    "CRITICAL",
+    "UNKNOWN",
+];
+const STATE_OTHER: u8 = u8::MAX;
+
+/// An event as its host keeps it: the host is the one holding it, states are a byte each,
+/// and the rarer texts (a reading's key, states that are not state names, such as a DNS
+/// update's addresses) interned in a box most events do not have (48 bytes and the
+/// message, instead of 144 and five texts).
 #[derive(Debug, Clone)]
 struct Kept {
     id: u64,
     ts_ms: u64,
-    kind: EventKind,
-    key: Option<Arc<str>>,
-    from: Option<Arc<str>>,
-    to: Option<Arc<str>>,
     message: Box<str>,
+    /// `[key, from, to]`, when any of them is needed.
+    texts: Option<Box<[Option<Arc<str>>; 3]>>,
+    kind: EventKind,
+    from: u8,
+    to: u8,
+}
+
+fn state_code(s: Option<&str>) -> u8 {
+    match s {
+        None => 0,
+        Some(s) => STATES
+            .iter()
+            .position(|x| *x == s)
+            .map_or(STATE_OTHER, |i| i as u8 + 1),
+    }
 }
 
 impl Kept {
     fn of(e: &Event, interned: Option<&mut Interner>) -> Kept {
-        let text = |s: &Option<String>, i: &mut Option<&mut Interner>| {
-            s.as_deref().map(|s| match i {
-                Some(i) => i.text(s).0,
-                None => Arc::from(s),
-            })
-        };
-        let mut interned = interned;
+        let (from, to) = (state_code(e.from.as_deref()), state_code(e.to.as_deref()));
+        let texts = (e.key.is_some() || from == STATE_OTHER || to == STATE_OTHER).then(|| {
+            let mut interned = interned;
+            let mut text = |s: Option<&String>| {
+                s.map(|s| match interned.as_deref_mut() {
+                    Some(i) => i.text(s).0,
+                    None => Arc::from(s.as_str()),
+                })
+            };
+            Box::new([
+                text(e.key.as_ref()),
+                text(e.from.as_ref().filter(|_| from == STATE_OTHER)),
+                text(e.to.as_ref().filter(|_| to == STATE_OTHER)),
+            ])
+        });
         Kept {
             id: e.id,
             ts_ms: e.ts_ms,
-            kind: e.kind,
-            key: text(&e.key, &mut interned),
-            from: text(&e.from, &mut interned),
-            to: text(&e.to, &mut interned),
             message: e.message.as_str().into(),
+            texts,
+            kind: e.kind,
+            from,
+            to,
+        }
+    }
+
+    fn text(&self, i: usize, code: u8) -> Option<String> {
+        match code {
+            0 => None,
+            STATE_OTHER => self.texts.as_ref()?[i].as_deref().map(str::to_string),
+            c => STATES.get(usize::from(c) - 1).map(|s| (*s).to_string()),
         }
     }
 
@@ -463,9 +406,13 @@ impl Kept {
             ts_ms: self.ts_ms,
             host: host.to_string(),
             kind: self.kind,
-            key: self.key.as_deref().map(str::to_string),
-            from: self.from.as_deref().map(str::to_string),
-            to: self.to.as_deref().map(str::to_string),
+            key: self
+                .texts
+                .as_ref()
+                .and_then(|t| t[0].as_deref())
+                .map(str::to_string),
+            from: self.text(1, self.from),
+            to: self.text(2, self.to),
             message: self.message.to_string(),
         }
     }
@@ -562,18 +509,12 @@ pub struct Host {
     pub last_sent_ms: u64,
     pub addrs: Vec<SeenAddr>,
     #[serde(skip)]
-    pub readings: Vec<Reading>,
+    pub readings: Readings,
     pub history: History,
     pub recent: Recent,
     pub deadline_ms: u64,
     #[serde(skip)]
     in_heap: bool,
-    /// Position of each reading by key, once a host has more than [`INDEX_FROM`]
-    /// readings (below that a scan from the expected position is as fast).
-    #[serde(skip)]
-    // Boxed: 8 bytes in every host instead of 48, for the few hosts with an index.
-    #[allow(clippy::box_collection)]
-    index: Option<Box<HashMap<Arc<str>, u32>>>,
     /// Bytes its readings hold, as [`reading_bytes`] counts them.
     #[serde(skip)]
     bytes: usize,
@@ -587,19 +528,17 @@ pub struct Host {
 
 const MAX_ADDRS: usize = 8;
 const MAX_RECENT: usize = 8;
-const MAX_INTERNED: usize = 200_000;
 
 /// Most datagrams one heartbeat may have (`parts`). hbc's own limit is lower
 /// (docs/protocol.md); a datagram claiming more is dropped as `too_many_parts`, so one
 /// heartbeat costs at most this many datagrams of work.
 pub const MAX_PARTS: u8 = 64;
-/// A host's readings are indexed by key above this many.
-const INDEX_FROM: usize = 32;
-/// What one reading costs in [`Settings::max_host_bytes`] besides its texts: the stored
-/// struct, its index entry, and when its key is new to hbd the interned key and
-/// key+unit pair with their table entries (with the slack of a table that just grew):
-/// `tests/memory.rs` checks that readings of keys no other host has cost no more.
-pub const READING_OVERHEAD: usize = std::mem::size_of::<Reading>() + 256;
+/// What one reading costs in [`Settings::max_host_bytes`] besides its texts: its value
+/// and level (9 B), and when no other host has its key, its place in the host's own
+/// schema and the schema's index, and the interned key and description with their table
+/// entries (with the slack of a table that just grew): `tests/memory.rs` checks that
+/// readings of keys no other host has cost no more (306 B measured).
+pub const READING_OVERHEAD: usize = 296;
 
 /// The bytes a reading holds, for the per-host budget.
 fn reading_bytes(key: &str, unit: &str, message: &str, threshold: &str, text: usize) -> usize {
@@ -753,10 +692,78 @@ impl Default for Settings {
     }
 }
 
+/// Hosts by id, in chunks of [`Slots::CHUNK`]: the registry grows without copying its
+/// hosts and without the room a doubling vector keeps (up to as much again as it holds,
+/// and old and new copies side by side while it grows).
+#[derive(Debug, Default)]
+struct Slots {
+    chunks: Vec<Box<[Option<Host>]>>,
+    len: usize,
+}
+
+impl Slots {
+    const CHUNK: usize = 1_024;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, i: usize) -> Option<&Option<Host>> {
+        if i >= self.len {
+            return None;
+        }
+        self.chunks.get(i / Self::CHUNK)?.get(i % Self::CHUNK)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Option<Host>> {
+        if i >= self.len {
+            return None;
+        }
+        self.chunks
+            .get_mut(i / Self::CHUNK)?
+            .get_mut(i % Self::CHUNK)
+    }
+
+    fn push(&mut self, h: Option<Host>) {
+        if self.len == self.chunks.len() * Self::CHUNK {
+            self.chunks
+                .push((0..Self::CHUNK).map(|_| None).collect::<Vec<_>>().into());
+        }
+        let i = self.len;
+        self.len += 1;
+        if let Some(slot) = self.get_mut(i) {
+            *slot = h;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Option<Host>> {
+        self.chunks.iter().flat_map(|c| c.iter()).take(self.len)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Option<Host>> {
+        let len = self.len;
+        self.chunks.iter_mut().flat_map(|c| c.iter_mut()).take(len)
+    }
+}
+
+impl std::ops::Index<usize> for Slots {
+    type Output = Option<Host>;
+
+    fn index(&self, i: usize) -> &Option<Host> {
+        &self.chunks[i / Self::CHUNK][i % Self::CHUNK]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Slots {
+    fn index_mut(&mut self, i: usize) -> &mut Option<Host> {
+        &mut self.chunks[i / Self::CHUNK][i % Self::CHUNK]
+    }
+}
+
 /// All hosts.
 #[derive(Debug, Default)]
 pub struct Registry {
-    hosts: Vec<Option<Host>>,
+    hosts: Slots,
     free: Vec<u32>,
     by_name: HashMap<Arc<str>, u32>,
     heap: BinaryHeap<Reverse<(u64, u32)>>,
@@ -792,7 +799,7 @@ fn event(
 /// What one host with 30 readings and a full default history may cost in heap bytes
 /// (malloc's block overhead included), checked by `tests/memory.rs`; ARCHITECTURE.md
 /// breaks it down.
-pub const BYTES_PER_HOST_BUDGET: usize = 2_700;
+pub const BYTES_PER_HOST_BUDGET: usize = 1_450;
 
 impl Registry {
     pub fn new(settings: Settings) -> Registry {
@@ -824,21 +831,16 @@ impl Registry {
     /// capacities; heap blocks of malloc not included).
     pub fn memory_report(&self) -> String {
         let n = self.count.max(1);
-        let (mut readings, mut extra, mut history, mut recent, mut addrs, mut index) =
-            (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
+        let (mut readings, mut extra, mut history, mut recent, mut addrs) =
+            (0usize, 0usize, 0usize, 0usize, 0usize);
         for h in self.iter() {
-            readings += h.readings.capacity() * std::mem::size_of::<Reading>();
-            extra += h
-                .readings
-                .iter()
-                .filter_map(|r| r.extra.as_ref())
-                .map(|e| std::mem::size_of::<Extra>() + e.text.len() + e.message.len())
-                .sum::<usize>();
+            let (cols, extras) = h.readings.own_bytes();
+            readings += cols;
+            extra += extras;
             history += h.history.samples.capacity() * std::mem::size_of::<Packed>();
             recent += h.recent.0.capacity() * std::mem::size_of::<Kept>()
                 + h.recent.0.iter().map(|e| e.message.len()).sum::<usize>();
             addrs += h.addrs.capacity() * std::mem::size_of::<SeenAddr>();
-            index += h.index.as_ref().map_or(0, |i| i.capacity() * 24);
         }
         let fixed = std::mem::size_of::<Option<Host>>()
             + std::mem::size_of::<(Arc<str>, u32)>()
@@ -846,19 +848,18 @@ impl Registry {
             + std::mem::size_of::<Reverse<(u64, u32)>>();
         format!(
             "per host: fixed {fixed} B (Host {} B, name index, heap entry), name {} B, \
-             readings {} B (Reading {} B), reading texts {} B, history {} B (sample {} B), \
-             recent events {} B (kept event {} B), addresses {} B, key index {} B",
+             readings {} B (9 B each; keys in {} shared schemas), reading texts {} B, \
+             history {} B (sample {} B), recent events {} B (kept event {} B), addresses {} B",
             std::mem::size_of::<Host>(),
             self.iter().map(|h| h.name.len() + 16).sum::<usize>() / n,
             readings / n,
-            std::mem::size_of::<Reading>(),
+            self.interned.schemas(),
             extra / n,
             history / n,
             std::mem::size_of::<Packed>(),
             recent / n,
             std::mem::size_of::<Kept>(),
             addrs / n,
-            index / n,
         )
     }
 
@@ -883,12 +884,11 @@ impl Registry {
             refreshes: 0,
             last_sent_ms: 0,
             addrs: Vec::new(),
-            readings: Vec::new(),
+            readings: Readings::default(),
             history: History::default(),
             recent: Recent::default(),
             deadline_ms: 0,
             in_heap: false,
-            index: None,
             bytes: 0,
             budget: self.settings.host_reading_burst,
             budget_ms: now_ms,
@@ -1010,7 +1010,7 @@ impl Registry {
             return Err(Reject::HostRateLimited);
         }
         if new_seq {
-            start_heartbeat(h, p);
+            start_heartbeat(h, p, interned);
         }
         h.parts_seen |= 1u64 << p.part;
         h.last_sent_ms = h.last_sent_ms.max(p.sent_ms);
@@ -1304,7 +1304,7 @@ fn take_budget(h: &mut Host, s: &Settings, n: usize, now_ms: u64) -> bool {
 
 /// A new heartbeat begins: count lost ones from the sequence gap and forget readings
 /// the previous heartbeat did not carry.
-fn start_heartbeat(h: &mut Host, p: &Packet<'_>) {
+fn start_heartbeat(h: &mut Host, p: &Packet<'_>, interned: &mut Interner) {
     let mut gap = 0;
     if p.instance == h.instance && h.received > 0 && p.seq > h.last_seq + 1 {
         // Saturating: gaps of hostile (or restarted) senders add up across instances and
@@ -1316,18 +1316,9 @@ fn start_heartbeat(h: &mut Host, p: &Packet<'_>) {
     let keep = 1.0 - 1.0 / LOSS_WINDOW as f32;
     let lost = 1.0 - (1.0 - h.loss_recent) * keep.powi(gap.min(10_000) as i32);
     h.loss_recent = if h.received > 0 { lost * keep } else { 0.0 };
-    let prev = h.last_seq as u32;
-    if h.received > 0 && h.readings.iter().any(|r| r.seen_seq != prev) {
-        let mut freed = 0;
-        h.readings.retain(|r| {
-            let keep = r.seen_seq == prev;
-            if !keep {
-                freed += stored_bytes(r);
-            }
-            keep
-        });
+    if h.received > 0 {
+        let freed = h.readings.start_heartbeat(interned);
         h.bytes = h.bytes.saturating_sub(freed);
-        rebuild_index(h);
     }
     h.instance = p.instance;
     h.last_seq = p.seq;
@@ -1374,88 +1365,6 @@ fn note_liveness(h: &mut Host, p: &Packet<'_>, src: IpAddr, now_ms: u64, events:
     }
 }
 
-fn stored_bytes(r: &Reading) -> usize {
-    reading_bytes(
-        r.key(),
-        r.unit(),
-        r.message(),
-        r.threshold(),
-        r.text().len(),
-    )
-}
-
-fn rebuild_index(h: &mut Host) {
-    h.index = (h.readings.len() > INDEX_FROM).then(|| {
-        h.readings
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.key_arc().clone(), i as u32))
-            .collect::<HashMap<_, _>>()
-            .into()
-    });
-}
-
-/// Where the reading with `key` is: at `pos` (keys usually come in the same order as
-/// last time), else by the index, else by a short scan.
-fn find_reading(h: &Host, key: &str, pos: usize) -> Option<usize> {
-    if h.readings.get(pos).is_some_and(|x| x.key() == key) {
-        return Some(pos);
-    }
-    match &h.index {
-        Some(ix) => ix.get(key).map(|&i| i as usize),
-        None => h.readings.iter().position(|x| x.key() == key),
-    }
-}
-
-/// Interned texts (keys, units, thresholds) and key+unit pairs, each at most
-/// [`MAX_INTERNED`]; beyond that new ones are stored unshared.
-#[derive(Debug, Default)]
-struct Interner {
-    strings: HashSet<Arc<str>>,
-    /// By the addresses of the interned key and unit: an interned text is never freed
-    /// (the set holds it), so its address names it for the life of the registry.
-    pairs: HashMap<(usize, usize), Arc<KeyUnit>>,
-}
-
-impl Interner {
-    /// The shared copy of `s` (and whether it is shared).
-    fn text(&mut self, s: &str) -> (Arc<str>, bool) {
-        if let Some(a) = self.strings.get(s) {
-            return (a.clone(), true);
-        }
-        let a: Arc<str> = Arc::from(s);
-        if self.strings.len() < MAX_INTERNED {
-            self.strings.insert(a.clone());
-            return (a, true);
-        }
-        (a, false)
-    }
-
-    fn pair(&mut self, key: &str, unit: &str) -> Arc<KeyUnit> {
-        let (key, k_shared) = self.text(key);
-        let (unit, u_shared) = self.text(unit);
-        if !(k_shared && u_shared) {
-            return Arc::new(KeyUnit { key, unit });
-        }
-        let id = (
-            Arc::as_ptr(&key) as *const u8 as usize,
-            Arc::as_ptr(&unit) as *const u8 as usize,
-        );
-        if let Some(p) = self.pairs.get(&id) {
-            return p.clone();
-        }
-        let p = Arc::new(KeyUnit { key, unit });
-        if self.pairs.len() < MAX_INTERNED {
-            self.pairs.insert(id, p.clone());
-        }
-        p
-    }
-}
-
-fn intern(interned: &mut Interner, s: &str) -> Arc<str> {
-    interned.text(s).0
-}
-
 /// Stores the datagram's readings (cleaned: [`crate::text`]), within the host's caps;
 /// returns the summary sample (CPU, memory, fullest file system, load).
 fn apply_readings(
@@ -1475,39 +1384,39 @@ fn apply_readings(
         fs: f32::NAN,
         load: f32::NAN,
     };
+    // Whether the host's schema is its own in this datagram (a key was added or a unit
+    // or threshold changed): then it is shared again at the end.
+    let mut edited = false;
     for r in &p.readings {
         let lvl = LevelName::from(r.level);
-        match find_reading(h, r.key, pos) {
+        match h.readings.find(r.key, pos) {
             Some(i) => {
-                let x = &mut h.readings[i];
-                let before = stored_bytes(x);
-                if x.level != lvl {
+                let before_bytes = h.readings.get(i).map_or(0, |x| x.stored_bytes());
+                let message = text::clean(r.message);
+                let threshold = text::clean_line(r.threshold);
+                let unit = text::clean_line(r.unit);
+                let u = Update {
+                    value: r.value,
+                    level: lvl,
+                    message: &message,
+                    unit: &unit,
+                    threshold: &threshold,
+                };
+                let before = h.readings.update(i, &u, interned, &mut edited);
+                if before != lvl {
                     let mut e = event(
                         now_ms,
                         p.host,
                         EventKind::CheckLevel,
-                        Some(x.level.as_str()),
+                        Some(before.as_str()),
                         Some(lvl.as_str()),
-                        text::clean(r.message).into_owned(),
+                        message.into_owned(),
                     );
                     e.key = Some(r.key.to_string());
                     events.push(e);
-                    x.level = lvl;
                 }
-                x.set_value(r.value);
-                if differs(x.message(), r.message) {
-                    x.extra_mut().message = text::clean(r.message).into();
-                }
-                if differs(x.threshold(), r.threshold) {
-                    x.extra_mut().threshold = intern(interned, &text::clean_line(r.threshold));
-                }
-                if differs(x.unit(), r.unit) {
-                    x.ku = interned.pair(r.key, &text::clean_line(r.unit));
-                }
-                x.drop_empty_extra();
-                x.seen_seq = p.seq as u32;
-                let after = stored_bytes(x);
-                h.bytes = h.bytes.saturating_sub(before) + after;
+                let after_bytes = h.readings.get(i).map_or(0, |x| x.stored_bytes());
+                h.bytes = h.bytes.saturating_sub(before_bytes) + after_bytes;
                 pos = i + 1;
             }
             None => {
@@ -1531,30 +1440,15 @@ fn apply_readings(
                     drops.host_byte_budget += 1;
                     continue;
                 }
-                let ku = interned.pair(r.key, &unit);
-                if let Some(ix) = h.index.as_mut() {
-                    ix.insert(ku.key.clone(), h.readings.len() as u32);
-                }
-                let mut x = Reading {
-                    ku,
-                    bits: 0,
-                    extra: None,
-                    seen_seq: p.seq as u32,
-                    kind: Kind::F64,
+                let u = Update {
+                    value: r.value,
                     level: lvl,
+                    message: &message,
+                    unit: &unit,
+                    threshold: &threshold,
                 };
-                x.set_value(r.value);
-                if !message.is_empty() {
-                    x.extra_mut().message = message.into();
-                }
-                if !threshold.is_empty() {
-                    x.extra_mut().threshold = intern(interned, &threshold);
-                }
-                h.readings.push(x);
+                h.readings.push(r.key, &u, interned, &mut edited);
                 h.bytes += cost;
-                if h.index.is_none() && h.readings.len() > INDEX_FROM {
-                    rebuild_index(h);
-                }
                 pos = h.readings.len();
             }
         }
@@ -1573,9 +1467,8 @@ fn apply_readings(
             }
         }
     }
-    // No room kept for more keys: most hosts send the same ones every time.
-    if h.readings.capacity() > h.readings.len() {
-        h.readings.shrink_to_fit();
+    if edited {
+        h.readings.finish(interned);
     }
     summary
 }

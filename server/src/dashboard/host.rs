@@ -278,7 +278,7 @@ pub fn host_page(
     let mut groups: Vec<Group> = Vec::new();
     for r in &h.readings {
         let plugin = r.key().split('.').next().unwrap_or("").to_string();
-        let view = reading_view(r, &plugin);
+        let view = reading_view(&r, &plugin);
         match groups.iter_mut().find(|g| g.plugin == plugin) {
             Some(g) => g.readings.push(view),
             None => groups.push(Group {
@@ -323,7 +323,7 @@ pub fn host_page(
             {
                 duration = format::value(&p.value(), p.unit());
             } else if p.key().starts_with(&format!("{prefix}.")) && p.key() != r.key() {
-                perfdata.push(reading_view(p, &prefix));
+                perfdata.push(reading_view(&p, &prefix));
             }
         }
         nagios.push(NagiosCheck {

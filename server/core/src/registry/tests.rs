@@ -60,7 +60,10 @@ fn first_heartbeat_creates_the_host_and_brings_it_up() {
     let h = r.get("a").expect("host");
     assert_eq!(h.status, Status::Up);
     assert_eq!(h.readings.len(), 2);
-    assert_eq!(h.readings[0].key(), "cpu.usage_percent");
+    assert_eq!(
+        h.readings.get(0).expect("reading").key(),
+        "cpu.usage_percent"
+    );
     assert_eq!(h.deadline_ms, 1_000 + 25_000);
     assert_eq!(h.history.len(), 1);
     assert_eq!(h.history.get(0).map(|s| s.cpu), Some(10.0));
@@ -138,7 +141,7 @@ fn level_changes_of_host_and_checks_are_events() {
     assert_eq!(ev[0].to.as_deref(), Some("CRITICAL"));
     assert_eq!(ev[1].key.as_deref(), Some("cpu.usage_percent"));
     let h = r.get("a").expect("host");
-    assert_eq!(h.readings[0].value(), Val::F64(99.0));
+    assert_eq!(h.readings.get(0).expect("reading").value(), Val::F64(99.0));
     assert_eq!(h.recent.len(), 5);
 }
 
@@ -410,7 +413,7 @@ fn readings_out_of_order_are_found_by_the_index() {
     for d in many("a", 1, 0, 1_000, false) {
         apply(&mut r, &d, 1_000).expect("ok");
     }
-    assert!(r.get("a").expect("host").index.is_some());
+    assert!(r.get("a").expect("host").readings.indexed());
     for d in many("a", 2, 0, 1_000, true) {
         apply(&mut r, &d, 2_000).expect("ok");
     }
@@ -523,7 +526,7 @@ fn hostile_texts_are_cleaned_and_hostile_keys_refused() {
     let host = r.get("evil").expect("host");
     assert_eq!(host.readings.len(), 1, "the key with ESC is refused");
     assert_eq!(r.reading_drops.bad_key, 1);
-    let x = &host.readings[0];
+    let x = host.readings.get(0).expect("reading");
     assert!(x.message().len() <= crate::text::MAX_TEXT);
     assert!(
         x.message().starts_with("\u{FFFD}\u{FFFD}\u{FFFD}yyy"),
@@ -638,7 +641,7 @@ fn sample(t: u32, cpu: f32) -> Sample {
 
 #[test]
 fn history_keeps_exact_times_across_drops_and_restarts_after_a_long_gap() {
-    assert_eq!(std::mem::size_of::<Packed>(), 10);
+    assert_eq!(std::mem::size_of::<Packed>(), 7);
     let mut h = History::default();
     // Irregular gaps, more samples than kept.
     let times: Vec<u32> = (0..100u32)
@@ -656,14 +659,14 @@ fn history_keeps_exact_times_across_drops_and_restarts_after_a_long_gap() {
     let s = h.back().expect("newest");
     assert_eq!(s.cpu, 99.0);
     assert!(s.mem.is_nan());
-    assert_eq!(s.fs, 12.34);
-    assert_eq!(s.load, 655.34, "loads above 655.34 are kept as 655.34");
+    assert_eq!(s.fs, 12.3, "percentages are kept in tenths");
+    assert_eq!(s.load, 700.0, "loads above 81.91 are kept in tenths");
     assert_eq!(h.iter().next_back().map(|s| s.t), Some(times[99]));
     // A clock stepped back: the sample is kept, at the newest time so far.
     h.push(sample(times[99] - 5, 1.0), 60);
     assert_eq!(h.back().map(|s| s.t), Some(times[99]));
-    // More than 18 hours without a sample: the history starts again.
-    let later = times[99] + 70_000;
+    // More than 68 minutes without a sample: the history starts again.
+    let later = times[99] + 4_096;
     h.push(sample(later, 2.0), 60);
     assert_eq!(h.len(), 1);
     assert_eq!(h.iter().map(|s| s.t).collect::<Vec<_>>(), vec![later]);
@@ -696,5 +699,245 @@ fn recent_events_are_kept_compact_and_read_back_whole() {
     assert_eq!(
         serde_json::to_value(&again).ok(),
         serde_json::to_value(&ev).ok()
+    );
+}
+
+#[test]
+fn packed_samples_keep_tenths_of_percent_and_loads_up_to_900() {
+    let at = |cpu: f32, load: f32| {
+        let s = Sample {
+            t: 0,
+            cpu,
+            mem: f32::NAN,
+            fs: 100.0,
+            load,
+        };
+        Packed::of(s, MAX_GAP).sample(0)
+    };
+    for (cpu, kept) in [
+        (0.0, 0.0),
+        (41.34, 41.3),
+        (99.96, 100.0),
+        (150.0, 102.2),
+        (-5.0, 0.0),
+    ] {
+        assert_eq!(at(cpu, 0.0).cpu, kept, "cpu {cpu}");
+    }
+    for (load, kept) in [
+        (0.01, 0.01),
+        (81.91, 81.91),
+        (81.92, 81.9),
+        (82.0, 82.0),
+        (123.45, 123.5),
+        (900.9, 900.9),
+        (5_000.0, 900.9),
+    ] {
+        assert!(
+            (at(0.0, load).load - kept).abs() < 1e-3,
+            "load {load}: {}",
+            at(0.0, load).load
+        );
+    }
+    let s = at(f32::NAN, f32::NAN);
+    assert!(s.cpu.is_nan() && s.mem.is_nan() && s.load.is_nan());
+    assert_eq!(s.fs, 100.0);
+    // The longest gap still continues a history.
+    let mut h = History::default();
+    h.push(sample(1_000, 1.0), 60);
+    h.push(sample(1_000 + MAX_GAP, 2.0), 60);
+    assert_eq!(
+        h.iter().map(|s| s.t).collect::<Vec<_>>(),
+        [1_000, 1_000 + MAX_GAP]
+    );
+}
+
+#[test]
+fn kept_events_read_back_whole_whatever_their_texts() {
+    assert_eq!(std::mem::size_of::<Kept>(), 48);
+    let mut i = Interner::default();
+    let ev = |kind, key: Option<&str>, from: Option<&str>, to: Option<&str>| Event {
+        id: 7,
+        ts_ms: 1_000,
+        host: "h".into(),
+        kind,
+        key: key.map(Into::into),
+        from: from.map(Into::into),
+        to: to.map(Into::into),
+        message: "m".into(),
+    };
+    for e in [
+        ev(EventKind::HostUp, None, Some("NEVER_SEEN"), Some("UP")),
+        ev(
+            EventKind::CheckLevel,
+            Some("fs./.used_percent"),
+            Some("OK"),
+            Some("CRITICAL"),
+        ),
+        ev(
+            EventKind::DnsUpdate,
+            None,
+            Some("192.0.2.1"),
+            Some("2001:db8::1"),
+        ),
+        ev(EventKind::HostLevel, None, Some("ok"), None),
+        ev(EventKind::HostNew, None, None, None),
+    ] {
+        assert_eq!(Kept::of(&e, Some(&mut i)).event("h"), e);
+        assert_eq!(Kept::of(&e, None).event("h"), e);
+    }
+}
+
+/// Readings as a plain list, the way the registry is meant to keep them: a new heartbeat
+/// first drops what the previous one did not carry, then updates in place or appends.
+#[derive(Debug, Clone, PartialEq)]
+struct ModelReading {
+    key: String,
+    value: Val,
+    unit: String,
+    level: LevelName,
+    message: String,
+    threshold: String,
+    seen: bool,
+}
+
+fn model_apply(model: &mut Vec<ModelReading>, readings: &[Reading]) {
+    model.retain(|r| r.seen);
+    model.iter_mut().for_each(|r| r.seen = false);
+    for r in readings {
+        let value = match &r.value {
+            Value::F64(v) => Val::F64(*v),
+            Value::I64(v) => Val::I64(*v),
+            Value::Bool(b) => Val::Bool(*b),
+            Value::Text(t) => Val::Text(t.as_str().into()),
+        };
+        let new = ModelReading {
+            key: r.key.clone(),
+            value,
+            unit: r.unit.clone(),
+            level: LevelName::from(r.level),
+            message: r.message.clone(),
+            threshold: r.threshold.clone(),
+            seen: true,
+        };
+        match model.iter_mut().find(|m| m.key == r.key) {
+            Some(m) => *m = new,
+            None => model.push(new),
+        }
+    }
+}
+
+/// Many hosts drawing from a few key sets (so they share schemas, and leave them), with
+/// keys appearing and disappearing, units, thresholds, messages, text values and levels
+/// changing: every host's readings always read back as the plain model says, and the
+/// schemas no host holds any more are not kept for ever.
+#[test]
+fn readings_in_shared_schemas_match_a_plain_model() {
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut r = Registry::new(Settings {
+        host_reading_rate: 0.0,
+        ..Settings::default()
+    });
+    const HOSTS: usize = 12;
+    let mut models: Vec<Vec<ModelReading>> = vec![Vec::new(); HOSTS];
+    for round in 0..400u64 {
+        for (host, model) in models.iter_mut().enumerate() {
+            // Mostly the host's usual keys (one of 3 sets, 40 keys: above the index
+            // threshold), sometimes a few more or fewer.
+            let set = (host % 3) as u64;
+            let count = 30 + next(12);
+            let keys: Vec<u64> = (0..count).filter(|_| next(50) != 0).collect();
+            let mut readings: Vec<Reading> = keys
+                .into_iter()
+                .map(|k| {
+                    let key = format!("set{set}.k{k}");
+                    let value = match next(10) {
+                        0 => Value::Text(["Debian", "Alpine", ""][next(3) as usize].into()),
+                        1 => Value::I64(next(1_000) as i64),
+                        2 => Value::Bool(next(2) == 0),
+                        _ => Value::F64(next(10_000) as f64 / 7.0),
+                    };
+                    Reading {
+                        key,
+                        value,
+                        unit: ["%", "B", ""][(k % 3) as usize].into(),
+                        level: [
+                            Level::Ok,
+                            Level::Ok,
+                            Level::Ok,
+                            Level::Warning,
+                            Level::Critical,
+                        ][next(5) as usize],
+                        message: if next(8) == 0 {
+                            format!("m{}", next(4))
+                        } else {
+                            String::new()
+                        },
+                        threshold: if next(20) == 0 {
+                            "warn=1".into()
+                        } else {
+                            String::new()
+                        },
+                    }
+                })
+                .collect();
+            if next(4) == 0 {
+                readings.push(Reading {
+                    key: format!("own.h{host}.r{round}"),
+                    value: Value::F64(1.0),
+                    unit: String::new(),
+                    level: Level::Ok,
+                    message: String::new(),
+                    threshold: String::new(),
+                });
+            }
+            let h = Heartbeat {
+                host: format!("h{host}"),
+                instance: 1_000,
+                seq: round + 1,
+                sent_ms: 5_000,
+                interval_ms: 10_000,
+                level: Level::Ok,
+                readings: readings.clone(),
+            };
+            for d in encode(&h, None, 1_400).expect("encode") {
+                apply(&mut r, &d, 1_000 + round * 10_000).expect("applied");
+            }
+            model_apply(model, &readings);
+            let got: Vec<ModelReading> = r
+                .get(&h.host)
+                .expect("host")
+                .readings
+                .iter()
+                .map(|x| ModelReading {
+                    key: x.key().into(),
+                    value: x.value(),
+                    unit: x.unit().into(),
+                    level: x.level,
+                    message: x.message().into(),
+                    threshold: x.threshold().into(),
+                    seen: true,
+                })
+                .collect();
+            let want: Vec<ModelReading> = model
+                .iter()
+                .map(|m| ModelReading {
+                    seen: true,
+                    ..m.clone()
+                })
+                .collect();
+            assert_eq!(got, want, "host h{host}, round {round}");
+        }
+    }
+    // Every host holds one schema; the set keeps at most twice what is held (and 1,024).
+    assert!(
+        r.interned.schemas() <= 1_024,
+        "{} schemas kept",
+        r.interned.schemas()
     );
 }
