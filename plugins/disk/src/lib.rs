@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use hbc_plugin_api::{Options, Plugin, Reading};
-use hbc_plugin_support::{read_into, NameFilter};
+use hbc_plugin_support::{KeptFile, NameFilter};
 
 use crate::diskstats::{parse_diskstats, rates, DiskCounters, DiskRates};
 
@@ -60,6 +60,8 @@ pub struct DiskPlugin {
     known: HashSet<String>,
     /// Reused for every read, so a collect allocates little.
     buffer: String,
+    /// Kept open: a read is two system calls instead of six (`KeptFile`).
+    proc_diskstats: KeptFile,
     #[cfg(not(target_os = "linux"))]
     other: other::State,
 }
@@ -84,6 +86,7 @@ impl Plugin for DiskPlugin {
             whole_devices: HashSet::new(),
             known: HashSet::new(),
             buffer: String::new(),
+            proc_diskstats: KeptFile::new(PROC_DISKSTATS),
             #[cfg(not(target_os = "linux"))]
             other,
         };
@@ -122,7 +125,7 @@ impl DiskPlugin {
     }
 
     fn sample_from(&mut self, buffer: &mut String) -> Result<Vec<Reading>, String> {
-        read_into(Self::NAME, PROC_DISKSTATS, buffer)?;
+        self.proc_diskstats.read_into(Self::NAME, buffer)?;
         let at = Instant::now();
         let devices = parse_diskstats(buffer)
             .map_err(|e| format!("disk plugin: cannot parse {PROC_DISKSTATS}: {e}"))?;

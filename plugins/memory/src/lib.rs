@@ -34,6 +34,8 @@ struct MemoryOptions {}
 pub struct MemoryPlugin {
     /// Reused for every read, so a collect allocates little.
     buffer: String,
+    /// Kept open: a read is two system calls instead of six (`KeptFile`).
+    proc_meminfo: hbc_plugin_support::KeptFile,
     #[cfg(not(target_os = "linux"))]
     system: sysinfo::System,
 }
@@ -48,6 +50,7 @@ impl Plugin for MemoryPlugin {
             .map_err(|e| format!("memory plugin: {e}"))?;
         Ok(MemoryPlugin {
             buffer: String::new(),
+            proc_meminfo: hbc_plugin_support::KeptFile::new(PROC_MEMINFO),
             #[cfg(not(target_os = "linux"))]
             system: sysinfo::System::new(),
         })
@@ -55,7 +58,7 @@ impl Plugin for MemoryPlugin {
 
     #[cfg(target_os = "linux")]
     fn collect(&mut self) -> Result<Vec<Reading>, String> {
-        hbc_plugin_support::read_into(Self::NAME, PROC_MEMINFO, &mut self.buffer)?;
+        self.proc_meminfo.read_into(Self::NAME, &mut self.buffer)?;
         let info = parse_meminfo(&self.buffer)
             .map_err(|e| format!("memory plugin: cannot parse {PROC_MEMINFO}: {e}"))?;
         Ok(readings(&info))

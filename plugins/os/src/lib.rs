@@ -25,7 +25,7 @@ mod proc;
 
 use hbc_plugin_api::{Options, Plugin, Reading};
 #[cfg(target_os = "linux")]
-use hbc_plugin_support::read_into;
+use hbc_plugin_support::{read_into, KeptFile};
 
 const OS_RELEASE: &str = "/etc/os-release";
 const OS_RELEASE_FALLBACK: &str = "/usr/lib/os-release";
@@ -52,6 +52,9 @@ pub struct OsPlugin {
     info: Option<StaticInfo>,
     /// Reused for every read, so a collect allocates little.
     buffer: String,
+    /// Kept open: a read is two system calls instead of six (`KeptFile`).
+    proc_uptime: KeptFile,
+    proc_loadavg: KeptFile,
 }
 
 impl Plugin for OsPlugin {
@@ -67,6 +70,8 @@ impl Plugin for OsPlugin {
         let mut plugin = OsPlugin {
             info: None,
             buffer: String::new(),
+            proc_uptime: KeptFile::new(PROC_UPTIME),
+            proc_loadavg: KeptFile::new(PROC_LOADAVG),
         };
         #[cfg(target_os = "linux")]
         {
@@ -85,10 +90,10 @@ impl Plugin for OsPlugin {
             .nodename()
             .to_string_lossy()
             .into_owned();
-        read_into(Self::NAME, PROC_UPTIME, &mut self.buffer)?;
+        self.proc_uptime.read_into(Self::NAME, &mut self.buffer)?;
         let uptime = proc::parse_uptime(&self.buffer)
             .map_err(|e| format!("os plugin: cannot parse {PROC_UPTIME}: {e}"))?;
-        read_into(Self::NAME, PROC_LOADAVG, &mut self.buffer)?;
+        self.proc_loadavg.read_into(Self::NAME, &mut self.buffer)?;
         let tasks = proc::parse_task_count(&self.buffer)
             .map_err(|e| format!("os plugin: cannot parse {PROC_LOADAVG}: {e}"))?;
         let info = self
