@@ -16,7 +16,7 @@ use crate::fit::{rank, Draft, Rank};
 use crate::plugins::{PluginSet, Running};
 use crate::sample::{wire_level, wire_value};
 use crate::send::{Refreshes, Sender, Target};
-use crate::thresholds::Thresholds;
+use crate::thresholds::{Observed, Thresholds};
 
 /// Unix milliseconds now.
 pub fn unix_ms() -> u64 {
@@ -112,7 +112,14 @@ pub fn plugin_readings(
                 .filter(fits)
                 .take(MAX_READINGS)
                 .map(|s| {
-                    let e = r.tracker.evaluate(thresholds, &s.to_reading());
+                    let e = r.tracker.observe(
+                        thresholds,
+                        Observed {
+                            key: &s.key,
+                            number: s.value.as_f64(),
+                            state: s.state_level(),
+                        },
+                    );
                     let reading = Reading {
                         key: s.key.clone(),
                         value: wire_value(&s.value),

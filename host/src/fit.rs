@@ -45,7 +45,8 @@ pub fn rank(r: &Reading, status: bool) -> Rank {
         Level::Critical => Rank::Critical,
         Level::Unknown => Rank::Unknown,
         Level::Warning => Rank::Warning,
-        Level::Ok if status || r.key.split('.').count() <= 2 => Rank::Summary,
+        // At most one dot: `cpu.usage_percent`, not `cpu.0.usage_percent`.
+        Level::Ok if status || r.key.bytes().filter(|&b| b == b'.').count() <= 1 => Rank::Summary,
         Level::Ok => Rank::Detail,
     }
 }

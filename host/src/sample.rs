@@ -61,22 +61,6 @@ impl Sample {
     pub fn state_level(&self) -> Option<Level> {
         self.state.map(|c| Level::from_code(i64::from(c)))
     }
-
-    /// This sample as the plugin-api reading type (for threshold evaluation).
-    pub fn to_reading(&self) -> Reading {
-        let value = match &self.value {
-            SampleValue::F64(v) => Value::F64(*v),
-            SampleValue::I64(v) => Value::I64(*v),
-            SampleValue::Bool(v) => Value::Bool(*v),
-            SampleValue::Text(v) => Value::Text(v.as_str().into()),
-        };
-        let mut r = Reading::number(self.key.as_str(), 0.0, &self.unit);
-        r.value = value;
-        if let Some(l) = self.state_level() {
-            r = r.with_state(l);
-        }
-        r.with_message(self.message.as_str())
-    }
 }
 
 impl From<&Reading> for Sample {

@@ -10,7 +10,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hbc_plugin_api::abi_stable::std_types::ROption;
 use hbc_plugin_api::{Level, Reading};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -554,6 +553,25 @@ impl KeyState {
     }
 }
 
+/// What threshold evaluation looks at in a reading: its key, its value as a number (`None`
+/// for text; booleans are 0 and 1) and the level its plugin gave it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observed<'a> {
+    pub key: &'a str,
+    pub number: Option<f64>,
+    pub state: Option<Level>,
+}
+
+impl<'a> Observed<'a> {
+    pub fn of(reading: &'a Reading) -> Observed<'a> {
+        Observed {
+            key: reading.key.as_str(),
+            number: reading.value.as_f64(),
+            state: reading.state.into_option(),
+        }
+    }
+}
+
 /// Reported levels per reading key, with hysteresis against flapping.
 ///
 /// A key's reported level changes only once a different raw level has been seen for
@@ -578,16 +596,24 @@ impl LevelTracker {
 
     /// The level to report for `reading`, updating the key's history.
     pub fn evaluate(&mut self, thresholds: &Thresholds, reading: &Reading) -> Evaluated {
-        let key = reading.key.as_str();
-        let rule_index = match self.states.get(key) {
+        self.observe(thresholds, Observed::of(reading))
+    }
+
+    /// [`LevelTracker::evaluate`] for what it looks at of a reading (the heartbeat loop
+    /// has its own copy of each reading and does not build the plugin type for this).
+    pub fn observe(&mut self, thresholds: &Thresholds, reading: Observed<'_>) -> Evaluated {
+        let key = reading.key;
+        // One lookup: the rule cached with the key's history, if still current.
+        let state = self.states.get_mut(key);
+        let rule_index = match &state {
             Some(state) if state.rule_for == thresholds.id => state.rule,
             _ => thresholds.resolve_index(key),
         };
         let rule = rule_index.and_then(|i| thresholds.rules.get(i));
-        let (raw, message) = raw_level(rule, reading);
+        let (raw, message) = raw_level(rule, reading.number, reading.state);
         let samples = rule.map_or(thresholds.default_samples, |r| r.samples);
 
-        let level = match self.states.get_mut(key) {
+        let level = match state {
             Some(state) => {
                 state.rule = rule_index;
                 state.rule_for = thresholds.id;
@@ -654,18 +680,22 @@ impl LevelTracker {
 
 /// The level of one evaluation before the sample rule, with a message when it is UNKNOWN
 /// because the threshold could not be checked.
-fn raw_level(rule: Option<&Rule>, reading: &Reading) -> (Level, Option<String>) {
+fn raw_level(
+    rule: Option<&Rule>,
+    number: Option<f64>,
+    state: Option<Level>,
+) -> (Level, Option<String>) {
     let (level, message) = match rule {
-        Some(rule) if rule.has_ranges() => match reading.value.as_f64() {
+        Some(rule) if rule.has_ranges() => match number {
             Some(v) if v.is_nan() => (Level::Unknown, Some("threshold on NaN reading")),
             Some(v) => (rule.check(v), None),
             None => (Level::Unknown, Some("threshold on non-numeric reading")),
         },
         _ => (Level::Ok, None),
     };
-    let level = match reading.state {
-        ROption::RSome(state) => level.worst(state),
-        ROption::RNone => level,
+    let level = match state {
+        Some(state) => level.worst(state),
+        None => level,
     };
     (level, message.map(str::to_string))
 }
