@@ -105,7 +105,7 @@ EOF2
         echo "before: $BEFORE; after: $AFTER (libhbc_system.so + libhbc_nagios.so); collectd-core $collectd_version (${COLLECTD_PLUGINS[*]})"
         echo "all five at a 1 s interval at the same time, plugin_probe on; CPU over $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s after ${WARMUP} s warm-up"
         echo
-        printf '%-14s %9s %7s %8s %7s %8s %7s %8s %8s %7s\n' program "CPU ms/c" "x cd" "RSS MB" "x cd" "PSS MB" "x cd" "anon MB" "file MB" threads
+        printf '%-14s %9s %7s %8s %7s %8s %7s %8s %8s %7s %8s\n' program "CPU ms/c" "x cd" "RSS MB" "x cd" "PSS MB" "x cd" "anon MB" "file MB" threads mappings
         cd_cpu=$(awk -v a="${C0[collectd]}" -v b="${C1[collectd]}" -v s="$t0" -v e="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e6 / (e - s)}')
         cd_rss=$(awk '/^Rss:/ {print $2}' "/proc/${FP[collectd]}/smaps_rollup")
         cd_pss=$(awk '/^Pss:/ {print $2}' "/proc/${FP[collectd]}/smaps_rollup")
@@ -115,10 +115,12 @@ EOF2
             c=$(awk -v a="${C0[$n]}" -v b="${C1[$n]}" -v s="$t0" -v e="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e6 / (e - s)}')
             read -r rss pss an fi < <(awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} /^Anonymous:/ {a=$2} END {print r, p, a, r - a}' "/proc/$pid/smaps_rollup")
             th=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status")
-            printf '%-14s %9s %7s %8.2f %7s %8.2f %7s %8.2f %8.2f %7s\n' "$n" "$c" "$(ratio "$c" "$cd_cpu")" \
+            nm=$(wc -l <"/proc/$pid/maps")
+            printf '%-14s %9s %7s %8.2f %7s %8.2f %7s %8.2f %8.2f %7s %8s\n' "$n" "$c" "$(ratio "$c" "$cd_cpu")" \
                 "$(calc "$rss / 1024")" "$(ratio "$rss" "$cd_rss")" "$(calc "$pss / 1024")" "$(ratio "$pss" "$cd_pss")" \
-                "$(calc "$an / 1024")" "$(calc "$fi / 1024")" "$th"
+                "$(calc "$an / 1024")" "$(calc "$fi / 1024")" "$th" "$nm"
         done
+        echo "mappings: lines of /proc/PID/maps (hbc splits its code into one mapping per page after loading, host/src/resident.rs: ~200 bytes of kernel memory each, not in RSS or PSS)"
         echo
         echo "resident memory per mapping (smaps, KB: Rss / Pss / Anonymous; mappings of the same file summed, top 10):"
         for n in "${names[@]}"; do
