@@ -138,7 +138,7 @@ async fn get_host(
         received: h.received,
         grace: h.grace,
         deadline_ms: h.deadline_ms,
-        addresses: h.addrs.clone(),
+        addresses: h.addrs.to_vec(),
         readings: h.readings.iter().map(|r| r.to_owned()).collect(),
         history: h.history.iter().collect(),
         recent_events: h.recent.events(&h.name).collect(),

@@ -262,11 +262,12 @@ const HEALTH_EVERY: Duration = Duration::from_millis(500);
 /// (a scan of `/proc/net/udp*`).
 const PORT_CHECK_EVERY: Duration = Duration::from_secs(5);
 
-/// How often housekeeping gives the memory malloc holds free back to the system.
-const TRIM_EVERY: Duration = Duration::from_secs(60);
+/// How often housekeeping gives the memory malloc holds free back to the system (0.1 ms
+/// when there is nothing to give, 3.7 ms after a fleet of 100,000 hosts started).
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// Gives free heap memory back to the system (glibc keeps what bursts freed: a fleet
-/// starting, a snapshot, a large query; 20 MB of 220 at 100,000 hosts). Linux with glibc
+/// starting, a snapshot, a large query; 43 of 231 MB at 100,000 hosts). Linux with glibc
 /// only; a no-op elsewhere.
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

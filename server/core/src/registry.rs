@@ -421,7 +421,7 @@ impl Kept {
 /// A host's latest events (at most [`MAX_RECENT`]), oldest first, kept compact; read as
 /// [`Event`]s, serialized as a list of them (with an empty host: the host holding them).
 #[derive(Debug, Clone, Default)]
-pub struct Recent(VecDeque<Kept>);
+pub struct Recent(Vec<Kept>);
 
 impl Recent {
     pub fn len(&self) -> usize {
@@ -434,7 +434,7 @@ impl Recent {
 
     /// The kind of the oldest event kept.
     pub fn first_kind(&self) -> Option<EventKind> {
-        self.0.front().map(|k| k.kind)
+        self.0.first().map(|k| k.kind)
     }
 
     /// The events, oldest first, as events of `host`.
@@ -447,11 +447,12 @@ impl Recent {
 
     fn push(&mut self, e: &Event, interned: &mut Interner) {
         if self.0.len() >= MAX_RECENT {
-            self.0.pop_front();
+            // At most 8 events: shifting them is cheaper than a ring's bookkeeping.
+            self.0.remove(0);
         }
         // Room for one more at a time: most hosts keep two or three.
         self.0.reserve_exact(1);
-        self.0.push_back(Kept::of(e, Some(interned)));
+        self.0.push(Kept::of(e, Some(interned)));
     }
 }
 
@@ -507,7 +508,7 @@ pub struct Host {
     /// when it was sent later than anything before it.
     #[serde(default)]
     pub last_sent_ms: u64,
-    pub addrs: Vec<SeenAddr>,
+    pub addrs: smallvec::SmallVec<[SeenAddr; 1]>,
     #[serde(skip)]
     pub readings: Readings,
     pub history: History,
@@ -840,7 +841,9 @@ impl Registry {
             history += h.history.samples.capacity() * std::mem::size_of::<Packed>();
             recent += h.recent.0.capacity() * std::mem::size_of::<Kept>()
                 + h.recent.0.iter().map(|e| e.message.len()).sum::<usize>();
-            addrs += h.addrs.capacity() * std::mem::size_of::<SeenAddr>();
+            if h.addrs.spilled() {
+                addrs += h.addrs.capacity() * std::mem::size_of::<SeenAddr>();
+            }
         }
         let fixed = std::mem::size_of::<Option<Host>>()
             + std::mem::size_of::<(Arc<str>, u32)>()
@@ -849,7 +852,7 @@ impl Registry {
         format!(
             "per host: fixed {fixed} B (Host {} B, name index, heap entry), name {} B, \
              readings {} B (9 B each; keys in {} shared schemas), reading texts {} B, \
-             history {} B (sample {} B), recent events {} B (kept event {} B), addresses {} B",
+             history {} B (sample {} B), recent events {} B (kept event {} B), addresses beyond the first {} B",
             std::mem::size_of::<Host>(),
             self.iter().map(|h| h.name.len() + 16).sum::<usize>() / n,
             readings / n,
@@ -883,7 +886,7 @@ impl Registry {
             loss_recent: 0.0,
             refreshes: 0,
             last_sent_ms: 0,
-            addrs: Vec::new(),
+            addrs: smallvec::SmallVec::new(),
             readings: Readings::default(),
             history: History::default(),
             recent: Recent::default(),
@@ -1340,8 +1343,7 @@ fn note_liveness(h: &mut Host, p: &Packet<'_>, src: IpAddr, now_ms: u64, events:
                 h.addrs.sort_by_key(|a| Reverse(a.last_ms));
                 h.addrs.truncate(MAX_ADDRS - 1);
             }
-            // Most hosts have one address: no room kept for more.
-            h.addrs.reserve_exact(1);
+            // Most hosts have one address: kept inline; more spill to the heap.
             h.addrs.push(SeenAddr {
                 addr: src,
                 last_ms: now_ms,
