@@ -1393,18 +1393,14 @@ fn apply_readings(
         let lvl = LevelName::from(r.level);
         match h.readings.find(r.key, pos) {
             Some(i) => {
-                let before_bytes = h.readings.get(i).map_or(0, |x| x.stored_bytes());
-                let message = text::clean(r.message);
-                let threshold = text::clean_line(r.threshold);
-                let unit = text::clean_line(r.unit);
                 let u = Update {
                     value: r.value,
                     level: lvl,
-                    message: &message,
-                    unit: &unit,
-                    threshold: &threshold,
+                    message: r.message,
+                    unit: r.unit,
+                    threshold: r.threshold,
                 };
-                let before = h.readings.update(i, &u, interned, &mut edited);
+                let (before, bytes) = h.readings.update(i, &u, interned, &mut edited);
                 if before != lvl {
                     let mut e = event(
                         now_ms,
@@ -1412,13 +1408,12 @@ fn apply_readings(
                         EventKind::CheckLevel,
                         Some(before.as_str()),
                         Some(lvl.as_str()),
-                        message.into_owned(),
+                        text::clean(r.message).into_owned(),
                     );
                     e.key = Some(r.key.to_string());
                     events.push(e);
                 }
-                let after_bytes = h.readings.get(i).map_or(0, |x| x.stored_bytes());
-                h.bytes = h.bytes.saturating_sub(before_bytes) + after_bytes;
+                h.bytes = h.bytes.saturating_add_signed(bytes);
                 pos = i + 1;
             }
             None => {

@@ -383,7 +383,7 @@ impl Serialize for Reading<'_> {
 pub(super) struct Update<'p> {
     pub value: ValueRef<'p>,
     pub level: LevelName,
-    /// Cleaned already, as are `unit` and `threshold`.
+    /// Cleaned already, as are `unit` and `threshold`, except in [`Readings::update`].
     pub message: &'p str,
     pub unit: &'p str,
     pub threshold: &'p str,
@@ -477,31 +477,62 @@ impl Readings {
         }
     }
 
-    /// Sets reading `i` from `u` (marked as carried by the current heartbeat). Returns
-    /// its level before. `edited` says whether the host's schema is its own for this
-    /// datagram (it is made so when the unit or threshold changed).
+    /// Sets reading `i` from `u`, whose texts are as the datagram has them (cleaned here
+    /// when they differ from what is stored), and marks it carried by the current
+    /// heartbeat. Returns its level before and the change of its bytes in the host's
+    /// budget. `edited` says whether the host's schema is its own for this datagram (it
+    /// is made so when the unit or threshold changed).
     pub(super) fn update(
         &mut self,
         i: usize,
         u: &Update<'_>,
         interned: &mut Interner,
         edited: &mut bool,
-    ) -> LevelName {
+    ) -> (LevelName, isize) {
         let before = level_of(self.meta(i).unwrap_or(0));
-        let desc = &self.descs()[i];
-        if differs(&desc.unit, u.unit) || differs(&desc.threshold, u.threshold) {
-            let key = desc.key.clone();
-            let d = interned.desc(&key, u.unit, u.threshold);
-            if !*edited {
-                interned.own(&mut self.schema);
-                *edited = true;
-            }
-            if let Some(s) = self.schema.as_mut().and_then(Arc::get_mut) {
-                s.descs[i] = d;
+        let Some(desc) = self.descs().get(i) else {
+            return (before, 0);
+        };
+        let extra = self.extra(i);
+        let texts_may_change = differs(&desc.unit, u.unit)
+            || differs(&desc.threshold, u.threshold)
+            || differs(extra.map_or("", |e| &e.message), u.message)
+            || extra.is_some()
+            || matches!(u.value, ValueRef::Text(_));
+        if !texts_may_change {
+            // The common case: a number, no texts; nothing to clean, compare or count.
+            self.set(i, u, interned);
+            return (before, 0);
+        }
+        let bytes_before = self.get(i).map_or(0, |r| r.stored_bytes());
+        let (unit, threshold) = (
+            super::text::clean_line(u.unit),
+            super::text::clean_line(u.threshold),
+        );
+        let message = super::text::clean(u.message);
+        if let Some(desc) = self.descs().get(i) {
+            if differs(&desc.unit, &unit) || differs(&desc.threshold, &threshold) {
+                let key = desc.key.clone();
+                let d = interned.desc(&key, &unit, &threshold);
+                if !*edited {
+                    interned.own(&mut self.schema);
+                    *edited = true;
+                }
+                if let Some(s) = self.schema.as_mut().and_then(Arc::get_mut) {
+                    s.descs[i] = d;
+                }
             }
         }
-        self.set(i, u, interned);
-        before
+        let cleaned = Update {
+            value: u.value,
+            level: u.level,
+            message: &message,
+            unit: &unit,
+            threshold: &threshold,
+        };
+        self.set(i, &cleaned, interned);
+        let bytes_after = self.get(i).map_or(0, |r| r.stored_bytes());
+        (before, bytes_after as isize - bytes_before as isize)
     }
 
     /// Appends a reading of a key the host does not have.
