@@ -5,7 +5,9 @@
 //! whose last collect failed, contributes its last readings marked UNKNOWN (stale) and a
 //! `hbc.plugin.<name>` reading that says why.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use hb_proto::{Heartbeat, Level as WireLevel, Reading, Value};
@@ -223,6 +225,41 @@ pub enum Control {
     Stop,
     /// SIGHUP: read the config again.
     Reload,
+    /// The in-process plugins of the heartbeat's interval made the collects due at one
+    /// instant (`PluginSet::notify_collected`): the heartbeat may go now.
+    Collected,
+}
+
+/// How long after the plugins' collects are due the heartbeat waits for them at most:
+/// it goes as soon as they are made (`Control::Collected`, one wake-up for both) or at
+/// this deadline without them. A tenth of the interval, and never more than the plugin
+/// timeout.
+pub fn grace(config: &Config) -> Duration {
+    (config.interval / 10).min(config.plugin_timeout)
+}
+
+/// The heartbeat's next deadline after `after`: on the plugins' grid (`grid` plus whole
+/// intervals) plus `grace`, or one interval after `previous` (skipping missed ones)
+/// without in-process plugins.
+fn next_deadline(
+    previous: Instant,
+    after: Instant,
+    grid: Option<Instant>,
+    interval: Duration,
+    grace: Duration,
+) -> Instant {
+    let interval = interval.max(Duration::from_millis(1));
+    let Some(grid) = grid else {
+        let mut next = previous + interval;
+        while next <= after {
+            next += interval;
+        }
+        return next;
+    };
+    let start = grid + grace;
+    let from = after.max(previous);
+    let steps = from.saturating_duration_since(start).as_nanos() / interval.as_nanos() + 1;
+    start + interval * u32::try_from(steps).unwrap_or(u32::MAX)
 }
 
 /// Builds the list of servers to send to.
@@ -235,12 +272,15 @@ pub fn targets(specs: &[String], config: &Config) -> Result<Vec<Target>, String>
 
 /// Runs until [`Control::Stop`] arrives. On [`Control::Reload`], `reload` gives the new
 /// config and server list; if it fails, the error is logged and the old config stays.
+/// `wake` is the sending side of `control`: the plugins' thread says through it when
+/// their collects are made ([`Control::Collected`]).
 pub fn run(
     config: &mut Config,
     plugins: &mut PluginSet,
     specs: &mut Vec<String>,
     host: &str,
     control: &Receiver<Control>,
+    wake: &SyncSender<Control>,
     reload: &dyn Fn() -> Result<(Config, Vec<String>), String>,
 ) -> Result<Exit, String> {
     let mut thresholds = Thresholds::compile(&config.thresholds, config.samples)
@@ -255,16 +295,35 @@ pub fn run(
     let mut seq = 0u64;
     // Whether the last heartbeat left readings out (logged when it starts and ends).
     let mut trimming = false;
+    // At most one `Collected` waits in the channel, so it never fills up with them and
+    // a signal always finds room.
+    let collected_sent = Arc::new(AtomicBool::new(false));
+    let notify: crate::runner::Notify = {
+        let (flag, tx) = (collected_sent.clone(), wake.clone());
+        Arc::new(move || {
+            if !flag.swap(true, Ordering::AcqRel) && tx.try_send(Control::Collected).is_err() {
+                flag.store(false, Ordering::Release);
+            }
+        })
+    };
+    plugins.notify_collected(config.interval, notify.clone());
     // First heartbeat as soon as every plugin has answered once (bounded), then on a
-    // fixed schedule that does not drift with the time spent building heartbeats.
+    // fixed schedule that does not drift with the time spent building heartbeats: right
+    // after the collects due at each point of the plugins' grid, or `grace` after that
+    // point at the latest.
     plugins.wait_first_results(config.plugin_timeout.min(config.interval));
     let mut next = Instant::now();
     let mut refreshes = Refreshes::default();
     loop {
         let now = Instant::now();
         let wake = refreshes.next_due().map_or(next, |r| r.min(next));
+        let mut collected = false;
         if now < wake {
             match control.recv_timeout(wake - now) {
+                Ok(Control::Collected) => {
+                    collected_sent.store(false, Ordering::Release);
+                    collected = true;
+                }
                 Ok(Control::Stop) => return Ok(Exit::Signal),
                 Ok(Control::Reload) => {
                     match reload().and_then(|(new, new_specs)| {
@@ -291,6 +350,7 @@ pub fn run(
                             *config = new;
                             *specs = new_specs;
                             plugins.scan(config, false);
+                            plugins.notify_collected(config.interval, notify.clone());
                             tracing::info!("config reloaded");
                         }
                         Err(e) => {
@@ -303,8 +363,11 @@ pub fn run(
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }
+        plugins.watch();
         let now = Instant::now();
-        if now < next {
+        // The collects of this heartbeat's grid point are made: it goes now.
+        let early = collected && next.saturating_duration_since(now) <= grace(config);
+        if now < next && !early {
             if let Some(d) = refreshes.take_due(now) {
                 let again = hb_proto::resend(d, unix_ms(), secret.as_deref());
                 for t in targets.iter_mut() {
@@ -349,13 +412,43 @@ pub fn run(
             }
             Err(e) => tracing::error!("cannot encode heartbeat {seq}: {e}"),
         }
-        next += config.interval;
         let after = Instant::now();
-        while next <= after {
-            next += config.interval;
-        }
+        next = next_deadline(
+            next,
+            after,
+            plugins.collect_grid(config.interval),
+            config.interval,
+            grace(config),
+        );
         if after.duration_since(plugins.last_scan) >= config.plugin_rescan {
             plugins.scan(config, true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_deadlines_follow_the_plugins_grid_plus_grace() {
+        let ms = Duration::from_millis;
+        let (grid, interval, grace) = (Instant::now(), ms(1000), ms(100));
+        let d = |previous, after| next_deadline(previous, after, Some(grid), interval, grace);
+        // The first heartbeat went at once (after the first collects): the next deadline
+        // is the next grid point plus grace.
+        assert_eq!(d(grid + ms(300), grid + ms(301)), grid + ms(1100));
+        // Sent early, when the collects were made: the next deadline is one interval on.
+        assert_eq!(d(grid + ms(1100), grid + ms(1001)), grid + ms(2100));
+        // Sent at the deadline without them.
+        assert_eq!(d(grid + ms(2100), grid + ms(2100)), grid + ms(3100));
+        // Missed deadlines (hbc was stopped) are skipped.
+        assert_eq!(d(grid + ms(3100), grid + ms(5500)), grid + ms(6100));
+        // Without in-process plugins: one interval after the previous one.
+        let start = grid + ms(7);
+        let n = next_deadline(start, start + ms(1), None, interval, grace);
+        assert_eq!(n, start + interval);
+        let n = next_deadline(start, start + ms(2500), None, interval, grace);
+        assert_eq!(n, start + ms(3000));
     }
 }

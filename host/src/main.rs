@@ -213,7 +213,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // Signals first: a SIGTERM while plugins load must still stop cleanly (and remove
     // the private plugin copies).
     // (`--once` keeps the default handlers: Ctrl-C simply ends it.)
-    let (tx, rx) = std::sync::mpsc::sync_channel::<hbc::agent::Control>(4);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<hbc::agent::Control>(5);
+    // The plugins' thread wakes the heartbeat loop through the same channel (one message
+    // at most, so four signals still find room).
+    let wake = tx.clone();
     #[cfg(windows)]
     if !cli.once {
         console::stop_on_ctrl_events(tx).context("cannot install the console control handler")?;
@@ -304,8 +307,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // Tell systemd (Type=notify) that plugins are loaded and heartbeats start.
     #[cfg(unix)]
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    let exit = hbc::agent::run(&mut config, &mut set, &mut specs, &host, &rx, &reload)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let exit = hbc::agent::run(
+        &mut config,
+        &mut set,
+        &mut specs,
+        &host,
+        &rx,
+        &wake,
+        &reload,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(?exit, "hbc stopping");
     set.stop_all();
     Ok(ExitCode::SUCCESS)

@@ -29,7 +29,7 @@ use crate::fit::Rank;
 use crate::isolate::Isolated;
 use crate::loader::{self, Candidate, Info, PrivateDir, Rejection};
 use crate::quarantine::{self, Call, FileId, Marker, Quarantine};
-use crate::runner::{self, Collect, Handle, InProcess};
+use crate::runner::{self, Collect, Group, Handle, InProcess};
 use crate::sample::Sample;
 use crate::thresholds::LevelTracker;
 
@@ -107,9 +107,9 @@ pub struct Entry {
     pub status: String,
 }
 
-/// Builds the monitor on the plugin's own thread at its first collect, so a plugin whose
-/// constructor hangs blocks only itself. Every call into the plugin is marked, so a crash
-/// in it quarantines it (`quarantine.rs`).
+/// Builds the monitor on the plugin's thread at its first collect, so a plugin whose
+/// constructor hangs blocks only itself (`runner::Group` leaves it behind). Every call
+/// into the plugin is marked, so a crash in it quarantines it (`quarantine.rs`).
 struct Lazy {
     module: PluginMod_Ref,
     options: String,
@@ -153,6 +153,12 @@ fn can_isolate() -> Result<(), String> {
     }
 }
 
+/// Where a plugin runs: in a worker child, or in this process with its crash marker.
+enum Place {
+    Isolated,
+    InProcess(Option<Arc<Marker>>),
+}
+
 /// Starts a plugin's thread (in-process or isolated) with its settings. An in-process
 /// plugin needs its opened `module`.
 fn launch(
@@ -161,20 +167,29 @@ fn launch(
     copy: &Path,
     pc: &PluginConfig,
     config: &Config,
-    isolate: bool,
-    marker: Option<Arc<Marker>>,
-) -> Result<(Arc<Handle>, std::thread::JoinHandle<()>), Rejection> {
+    place: Place,
+    groups: &mut BTreeMap<Duration, Group>,
+) -> Result<(Arc<Handle>, std::thread::Thread), Rejection> {
     let interval = pc.interval.unwrap_or(config.interval);
     let timeout = pc.timeout.unwrap_or(config.plugin_timeout);
-    let collector: Box<dyn Collect> = match (isolate, module) {
-        (true, _) => Box::new(Isolated::new(name, copy, &pc.options, timeout)),
-        (false, Some(module)) => Box::new(Lazy {
-            module,
-            options: pc.options.to_string(),
-            monitor: None,
-            marker,
-        }),
-        (false, None) => {
+    let started = match (place, module) {
+        (Place::Isolated, _) => {
+            let collector = Box::new(Isolated::new(name, copy, &pc.options, timeout));
+            runner::spawn(name, collector, interval, timeout).map(|(h, t)| (h, t.thread().clone()))
+        }
+        (Place::InProcess(marker), Some(module)) => {
+            let collector = Box::new(Lazy {
+                module,
+                options: pc.options.to_string(),
+                monitor: None,
+                marker,
+            });
+            groups
+                .entry(interval)
+                .or_insert_with(|| Group::new(interval))
+                .join(name, collector, timeout)
+        }
+        (Place::InProcess(_), None) => {
             return Err(Rejection {
                 reason: "it was never opened in this process".into(),
                 remedy: "restart hbc",
@@ -182,7 +197,7 @@ fn launch(
             })
         }
     };
-    runner::spawn(name, collector, interval, timeout).map_err(|e| Rejection {
+    started.map_err(|e| Rejection {
         reason: format!("cannot start a thread for it: {e}"),
         remedy: "check the process limits of hbc's user",
         retry: false,
@@ -225,6 +240,10 @@ pub struct PluginSet {
     /// Libraries were loaded since the last scan: give back their unused pages
     /// (`resident.rs`).
     trim_due: bool,
+    /// The threads of in-process plugins, one per interval.
+    groups: BTreeMap<Duration, Group>,
+    /// Told when the group of this interval has made the collects of one instant.
+    on_collected: Option<(Duration, runner::Notify)>,
 }
 
 impl PluginSet {
@@ -233,6 +252,8 @@ impl PluginSet {
             quarantine,
             quarantine_disabled: Default::default(),
             trim_due: false,
+            groups: BTreeMap::new(),
+            on_collected: None,
             private: PrivateDir::create()?,
             dirs,
             running: BTreeMap::new(),
@@ -549,11 +570,23 @@ impl PluginSet {
         } else {
             self.quarantine.marker(&info.name, &id)
         };
-        let (handle, thread) = match launch(&info.name, module, &copy, &pc, config, isolate, marker)
-        {
+        let (handle, thread) = match launch(
+            &info.name,
+            module,
+            &copy,
+            &pc,
+            config,
+            if isolate {
+                Place::Isolated
+            } else {
+                Place::InProcess(marker)
+            },
+            &mut self.groups,
+        ) {
             Ok(x) => x,
             Err(why) => return self.reject(cand, Some(info.name), why),
         };
+        self.apply_notify();
         tracing::info!(
             plugin = %info.name,
             version = %info.version,
@@ -572,7 +605,7 @@ impl PluginSet {
             isolate,
             quarantined: quarantined.is_some(),
             handle,
-            thread: thread.thread().clone(),
+            thread,
             size: cand.size,
             modified: cand.modified,
             module,
@@ -652,12 +685,25 @@ impl PluginSet {
                     }
                 }
             }
-            match launch(&name, module, &copy, &pc, config, isolate, marker) {
+            match launch(
+                &name,
+                module,
+                &copy,
+                &pc,
+                config,
+                if isolate {
+                    Place::Isolated
+                } else {
+                    Place::InProcess(marker)
+                },
+                &mut self.groups,
+            ) {
                 Ok((handle, thread)) => {
+                    self.apply_notify();
                     if let Some(r) = self.running.get_mut(&name) {
                         r.stop();
                         r.handle = handle;
-                        r.thread = thread.thread().clone();
+                        r.thread = thread;
                         r.isolate = isolate;
                         r.quarantined = quarantined;
                         r.module = module;
@@ -676,10 +722,44 @@ impl PluginSet {
             .retain(|_, e| e.name.as_deref().is_some_and(|n| !config.plugin(n).enabled));
     }
 
+    /// Calls `notify` each time the in-process plugins collected every `interval` have
+    /// made the collects due at one instant (the heartbeat goes right after them).
+    pub fn notify_collected(&mut self, interval: Duration, notify: runner::Notify) {
+        self.on_collected = Some((interval, notify));
+        self.apply_notify();
+    }
+
+    fn apply_notify(&self) {
+        for (interval, g) in &self.groups {
+            g.set_notify(
+                self.on_collected
+                    .as_ref()
+                    .filter(|(i, _)| i == interval)
+                    .map(|(_, n)| n.clone()),
+            );
+        }
+    }
+
+    /// When the collects of the in-process plugins collected every `interval` are due:
+    /// this instant plus whole intervals (`None`: there are none).
+    pub fn collect_grid(&self, interval: Duration) -> Option<Instant> {
+        self.groups.get(&interval).map(Group::anchor)
+    }
+
+    /// Leaves behind any in-process plugin that is past its timeout, so the plugins
+    /// that share its thread go on (`runner::Group::watch`).
+    pub fn watch(&self) {
+        let now = Instant::now();
+        for g in self.groups.values() {
+            g.watch(now);
+        }
+    }
+
     /// Waits until every plugin has finished its first collect or its timeout passed.
     pub fn wait_first_results(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
+            self.watch();
             let all = self.running.values().all(|r| r.handle.state().runs > 0);
             if all {
                 return;
