@@ -159,6 +159,16 @@ enum Place {
     InProcess(Option<Arc<Marker>>),
 }
 
+impl Place {
+    fn of(isolate: bool, marker: Option<Arc<Marker>>) -> Place {
+        if isolate {
+            Place::Isolated
+        } else {
+            Place::InProcess(marker)
+        }
+    }
+}
+
 /// Starts a plugin's thread (in-process or isolated) with its settings. An in-process
 /// plugin needs its opened `module`.
 fn launch(
@@ -576,11 +586,7 @@ impl PluginSet {
             &copy,
             &pc,
             config,
-            if isolate {
-                Place::Isolated
-            } else {
-                Place::InProcess(marker)
-            },
+            Place::of(isolate, marker),
             &mut self.groups,
         ) {
             Ok(x) => x,
@@ -691,11 +697,7 @@ impl PluginSet {
                 &copy,
                 &pc,
                 config,
-                if isolate {
-                    Place::Isolated
-                } else {
-                    Place::InProcess(marker)
-                },
+                Place::of(isolate, marker),
                 &mut self.groups,
             ) {
                 Ok((handle, thread)) => {
