@@ -13,7 +13,8 @@
 # copies, so a concurrent build cannot replace them mid-run), SRC (the tree they were built
 # from, for the revision line; default this repository; or REV, the revision itself, when
 # they were built from an export such as `git archive`), FLEET_ROUNDS (default ROUNDS),
-# FLEET_ARGS (more options for `hb-loadgen fleet`, e.g. "--ws-observer false --metrics-per-host false" at 1,000,000 hosts).
+# FLEET_ARGS (more options for `hb-loadgen fleet`, e.g. "--ws-observer false --metrics-per-host false --flows 2" at 1,000,000 hosts:
+# --flows N sends from N sockets placed on distinct receiver sockets, as a fleet of many addresses reaches hbd).
 #
 # Runs the real hbd binary in its own process against `hb-loadgen` (bench/loadgen), which
 # also provides the same-run baselines: a minimal recvmmsg receiver for ingest and CPU, a

@@ -108,6 +108,32 @@ pub struct Opts {
     pub baseline_window: f64,
     #[arg(long, default_value_t = 0.3)]
     pub max_busy: f64,
+    /// Sender flows: threads with a socket each, placed on distinct receiver sockets
+    /// where they can be (for hbd and the raw-recv baseline alike). A real fleet comes
+    /// from many addresses, which the kernel spreads over hbd's sockets; one flow lands
+    /// on one socket and so on one ingest thread.
+    #[arg(long, default_value_t = 1)]
+    pub flows: usize,
+}
+
+/// One sender per part of `hosts`: a single plain one for one flow, else placed on
+/// distinct receiver threads named `<prefix>N` (as the ingest benchmark does). Returns
+/// the senders, a line saying where they went and what their placement probes sent
+/// (heartbeats too: counted as sent).
+fn flows(
+    p: &Proc,
+    prefix: &str,
+    tpl: &Template,
+    hosts: &mut [Hosts],
+) -> Result<(Vec<Sender>, String, Sent)> {
+    if hosts.len() <= 1 {
+        return Ok((
+            vec![Sender::new(p.udp, 32, tpl.len())?],
+            "one sender flow".into(),
+            Sent::default(),
+        ));
+    }
+    crate::ingest::place_senders(p, prefix, tpl, hosts, now_ms(), 32)
 }
 
 /// One client-side budget for every API request of a run: at most one per `gap`.
@@ -247,30 +273,40 @@ fn baseline(o: &Opts, tpl: &Template, rate: f64) -> Result<f64> {
         p.udp.port(),
         sys::udp_port_buffers(p.udp.port())
     );
-    let mut hosts = Hosts::split(o.hosts, 1);
-    let mut sender = Sender::new(p.udp, 32, tpl.len())?;
+    let mut hosts = Hosts::split(o.hosts, o.flows.max(1));
+    let (mut senders, placed, _) = flows(&p, "raw-recv-", tpl, &mut hosts)?;
+    println!("   raw-recv: {placed}");
     let pid = p.pid();
     let window = Duration::from_secs_f64(o.baseline_window);
+    let per_flow = rate / senders.len() as f64;
     let cores = std::thread::scope(|s| {
-        let h = s.spawn(|| {
-            sender.paced(
-                tpl,
-                &mut hosts[0],
-                now_ms(),
-                rate,
-                window + Duration::from_secs(3),
-                None,
-                |_| None,
-                |_| {},
-            )
-        });
+        let gens: Vec<_> = senders
+            .iter_mut()
+            .zip(hosts.iter_mut())
+            .map(|(sender, hosts)| {
+                s.spawn(move || {
+                    sender.paced(
+                        tpl,
+                        hosts,
+                        now_ms(),
+                        per_flow,
+                        window + Duration::from_secs(3),
+                        None,
+                        |_| None,
+                        |_| {},
+                    )
+                })
+            })
+            .collect();
         std::thread::sleep(Duration::from_secs(2));
         let c0 = sys::total_cpu(pid);
         let t0 = Instant::now();
         std::thread::sleep(window);
         let c1 = sys::total_cpu(pid);
         let cores = (c1 - c0) as f64 / t0.elapsed().as_nanos() as f64;
-        let _ = h.join();
+        for g in gens {
+            let _ = g.join();
+        }
         cores
     });
     p.stop(Duration::from_secs(5))?;
@@ -437,8 +473,10 @@ fn round(o: &Opts, tpl: &Template) -> Result<Round> {
     let stop_now = AtomicBool::new(false);
     let t_stop_ms = AtomicU64::new(0);
     let end_gen = AtomicBool::new(false);
-    let mut sender = Sender::new(p.udp, 32, tpl.len())?;
-    let mut hosts = Hosts::split(o.hosts, 1).remove(0);
+    let mut parts = Hosts::split(o.hosts, o.flows.max(1));
+    let (senders, placed, probes) = flows(&p, "udp-ingest-", tpl, &mut parts)?;
+    println!("   hbd: {placed}");
+    let stopped_set: std::collections::HashSet<usize> = stopped.iter().copied().collect();
     let k0 = sys::udp_port_drops(p.udp.port());
     // What the DOWN observers share with the main thread (outside the scope: its threads
     // borrow them).
@@ -447,39 +485,57 @@ fn round(o: &Opts, tpl: &Template) -> Result<Round> {
     let polled: Mutex<HashMap<String, u64>> = Mutex::default();
     let poll_ms: Mutex<Vec<f64>> = Mutex::default();
     let r = std::thread::scope(|s| -> Result<Round> {
-        let gen = s.spawn(|| {
-            let instance = now_ms();
-            let t0 = Instant::now();
-            let mut sent = Sent::default();
-            // Chunks of 5 s (each keeps the pacing; a partial batch at a chunk's end is
-            // < 0.3 % of it), so the main thread can stop hosts and end the run.
-            while !end_gen.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(3600) {
-                if stop_now.load(Ordering::Relaxed) && t_stop_ms.load(Ordering::Relaxed) == 0 {
-                    for &i in &stopped {
-                        hosts.stopped[i] = true;
+        let per_flow = rate / senders.len() as f64;
+        let instance = now_ms();
+        let gens: Vec<_> = senders
+            .into_iter()
+            .zip(parts)
+            .map(|(mut sender, mut hosts)| {
+                let (end_gen, stop_now, t_stop_ms, stopped_set) =
+                    (&end_gen, &stop_now, &t_stop_ms, &stopped_set);
+                s.spawn(move || {
+                    let t0 = Instant::now();
+                    let mut sent = Sent::default();
+                    let mut stopping = false;
+                    // Chunks of 5 s (each keeps the pacing; a partial batch at a chunk's
+                    // end is < 0.3 % of it), so the main thread can stop hosts and end
+                    // the run.
+                    while !end_gen.load(Ordering::Relaxed)
+                        && t0.elapsed() < Duration::from_secs(3600)
+                    {
+                        if stop_now.load(Ordering::Relaxed) && !stopping {
+                            stopping = true;
+                            for (j, id) in hosts.ids.iter().enumerate() {
+                                if stopped_set.contains(id) {
+                                    hosts.stopped[j] = true;
+                                }
+                            }
+                            // The first flow to stop its hosts stamps the time.
+                            let _ = t_stop_ms.compare_exchange(
+                                0,
+                                now_ms(),
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                            );
+                        }
+                        let chunk = if stopping { 1.0 } else { 5.0 };
+                        let more = sender.paced(
+                            tpl,
+                            &mut hosts,
+                            instance,
+                            per_flow,
+                            Duration::from_secs_f64(chunk),
+                            None,
+                            |_| None,
+                            |_| {},
+                        );
+                        sent.add(more);
                     }
-                    t_stop_ms.store(now_ms(), Ordering::Relaxed);
-                }
-                let chunk = if stop_now.load(Ordering::Relaxed) {
-                    1.0
-                } else {
-                    5.0
-                };
-                let more = sender.paced(
-                    tpl,
-                    &mut hosts,
-                    instance,
-                    rate,
-                    Duration::from_secs_f64(chunk),
-                    None,
-                    |_| None,
-                    |_| {},
-                );
-                sent.add(more);
-            }
-            sent.elapsed = t0.elapsed();
-            (sent, hosts)
-        });
+                    sent.elapsed = t0.elapsed();
+                    (sent, hosts)
+                })
+            })
+            .collect();
         let mut rss_max = 0u64;
         let t0 = Instant::now();
         // Ramp, then settle until hbd's CPU is steady.
@@ -637,9 +693,20 @@ fn round(o: &Opts, tpl: &Template) -> Result<Round> {
             _ => None,
         };
         end_gen.store(true, Ordering::Relaxed);
-        let (sent, hosts) = gen
-            .join()
-            .map_err(|_| anyhow::anyhow!("generator panicked"))?;
+        let mut sent = probes;
+        // Each host's last send, by its global index.
+        let mut last_sent_ms = vec![0u64; o.hosts];
+        for g in gens {
+            let (s, hosts) = g
+                .join()
+                .map_err(|_| anyhow::anyhow!("generator panicked"))?;
+            sent.add(s);
+            for (j, &id) in hosts.ids.iter().enumerate() {
+                if let (Some(slot), Some(&ms)) = (last_sent_ms.get_mut(id), hosts.last_ms.get(j)) {
+                    *slot = ms;
+                }
+            }
+        }
         // hbd's own clock: event ts_ms against the deadline from the host's JSON.
         let mut hbd_deadline = HashMap::new();
         for &i in stopped.iter().take(o.deadline_reads) {
@@ -672,7 +739,7 @@ fn round(o: &Opts, tpl: &Template) -> Result<Round> {
         let (mut poll_late_ms, mut poll_since_last_ms) = (Vec::new(), Vec::new());
         let mut missing_down = 0;
         for &i in &stopped {
-            let last = hosts.last_ms[i];
+            let last = last_sent_ms.get(i).copied().unwrap_or(0);
             let name = host_name(i);
             if let Some(&at) = ws_seen.get(&name) {
                 ws_late_ms.push(at as f64 - (last + span_ms) as f64);
@@ -767,8 +834,9 @@ pub fn run(o: &Opts) -> Result<()> {
         (o.interval * GRACE).max(o.interval + 1.0)
     );
     println!(
-        "   NOTE: {} cores; the generator (one sender thread) and hbd share them. CPU figures are hbd's own threads (schedstat).",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "   NOTE: {} cores; the generator ({} sender thread(s)) and hbd share them. CPU figures are hbd's own threads (schedstat).",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        o.flows.max(1)
     );
     let mut rounds = Vec::new();
     for i in 0..o.rounds {

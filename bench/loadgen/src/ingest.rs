@@ -179,15 +179,16 @@ struct Gen<'a> {
 /// the receiver then works with one thread, which made the loss-free rate jump between
 /// rounds). Each candidate sends a short burst; the receiving thread whose CPU time grew
 /// (`<prefix>N`) is its socket; a candidate landing on a taken one is replaced (up to 30
-/// times). Returns the senders and one line describing the placement.
-fn place_senders(
+/// times). Returns the senders, one line describing the placement and what the probes
+/// sent.
+pub(crate) fn place_senders(
     p: &Proc,
     prefix: &str,
     tpl: &Template,
     hosts: &mut [Hosts],
     instance: u64,
     batch: usize,
-) -> Result<(Vec<Sender>, String)> {
+) -> Result<(Vec<Sender>, String, Sent)> {
     let receivers = sys::threads_cpu_each(p.pid())
         .keys()
         .filter(|k| k.starts_with(prefix))
@@ -196,12 +197,13 @@ fn place_senders(
     let mut taken: Vec<String> = Vec::new();
     let mut senders = Vec::new();
     let mut tries = 0;
+    let mut probes = Sent::default();
     for h in hosts.iter_mut() {
         loop {
             tries += 1;
             let mut s = Sender::new(p.udp, batch, tpl.len())?;
             let a = sys::threads_cpu_each(p.pid());
-            s.paced(
+            probes.add(s.paced(
                 tpl,
                 h,
                 instance,
@@ -210,7 +212,7 @@ fn place_senders(
                 None,
                 |_| None,
                 |_| {},
-            );
+            ));
             std::thread::sleep(Duration::from_millis(150));
             let b = sys::threads_cpu_each(p.pid());
             let on = sys::cpu_delta(&a, &b)
@@ -232,6 +234,7 @@ fn place_senders(
             "sender flows on receiver threads {} ({tries} probes)",
             taken.join(", ")
         ),
+        probes,
     ))
 }
 
@@ -410,7 +413,7 @@ fn search(t: Target, o: &Opts, tpl: &Template) -> Result<Search> {
     } else {
         "raw-recv-"
     };
-    let (senders, placed) = place_senders(&p, prefix, tpl, &mut hosts, instance, o.batch)?;
+    let (senders, placed, _) = place_senders(&p, prefix, tpl, &mut hosts, instance, o.batch)?;
     println!("   {placed}");
     let mut g = Gen {
         tpl,
