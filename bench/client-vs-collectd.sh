@@ -102,7 +102,7 @@ EOF2
     {
         echo "# hbc footprint before/after vs collectd, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
         echo "machine: nproc $(nproc), kernel $(uname -r), CPU $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
-        echo "before: $BEFORE; after: $AFTER (libhbc_system.so + libhbc_nagios.so); collectd-core $collectd_version (${COLLECTD_PLUGINS[*]})"
+        echo "before: folder $(basename "$BEFORE"); after: folder $(basename "$AFTER") (only the folder names: no machine path in results) (libhbc_system.so + libhbc_nagios.so); collectd-core $collectd_version (${COLLECTD_PLUGINS[*]})"
         echo "all five at a 1 s interval at the same time, plugin_probe on; CPU over $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s after ${WARMUP} s warm-up"
         echo
         printf '%-14s %9s %7s %8s %7s %8s %7s %8s %8s %7s %8s\n' program "CPU ms/c" "x cd" "RSS MB" "x cd" "PSS MB" "x cd" "anon MB" "file MB" threads mappings
