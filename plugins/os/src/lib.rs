@@ -25,7 +25,8 @@ mod proc;
 
 use hbc_plugin_api::{Options, Plugin, Reading};
 #[cfg(target_os = "linux")]
-use hbc_plugin_support::{read_into, KeptFile};
+use hbc_plugin_support::read_into;
+use hbc_plugin_support::KeptFile;
 
 const OS_RELEASE: &str = "/etc/os-release";
 const OS_RELEASE_FALLBACK: &str = "/usr/lib/os-release";
