@@ -56,6 +56,7 @@ pub struct FilesystemPlugin {
     /// Reused for every read. Bytes, since a mount point need not be UTF-8.
     buffer: Vec<u8>,
     /// The mount table, kept open: a read is two system calls instead of six.
+    #[cfg(target_os = "linux")]
     mountinfo: hbc_plugin_support::KeptFile,
 }
 
@@ -79,14 +80,16 @@ impl Plugin for FilesystemPlugin {
             exclude_mounts: options.exclude_mounts,
         };
         // In a container the host's mount table is that of its init process.
-        let mountinfo = match hbc_plugin_support::host_root() {
+        #[cfg(target_os = "linux")]
+        let mountinfo = hbc_plugin_support::KeptFile::new(match hbc_plugin_support::host_root() {
             Some(_) => HOST_MOUNTINFO,
             None => PROC_MOUNTINFO,
-        };
+        });
         Ok(FilesystemPlugin {
             filter,
             buffer: Vec::new(),
-            mountinfo: hbc_plugin_support::KeptFile::new(mountinfo),
+            #[cfg(target_os = "linux")]
+            mountinfo,
         })
     }
 
