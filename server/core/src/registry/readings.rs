@@ -15,10 +15,13 @@ use std::sync::Arc;
 use hb_proto::ValueRef;
 use serde::Serialize;
 
-use super::{LevelName, Val};
+use super::{differs, LevelName, Val};
 
 /// Interned texts, descriptions and schemas beyond this many are stored unshared.
 pub(super) const MAX_INTERNED: usize = 200_000;
+/// Bytes of interned texts (never freed) beyond which new ones are stored unshared: a
+/// fleet's key names take a few MB; 200,000 hostile texts of 1 KiB would take 200.
+pub(super) const MAX_INTERNED_TEXT_BYTES: usize = 8 << 20;
 /// Keys of a schema above which it carries an index by key (below, a scan from the
 /// expected position is as fast).
 pub(super) const INDEX_FROM: usize = 32;
@@ -85,10 +88,13 @@ impl std::borrow::Borrow<[Arc<Desc>]> for Shared {
 }
 
 /// Interned texts (keys, units, thresholds, event texts), descriptions and schemas, each
-/// at most [`MAX_INTERNED`]; beyond that new ones are stored unshared.
+/// at most [`MAX_INTERNED`] (texts also at most [`MAX_INTERNED_TEXT_BYTES`]); beyond that
+/// new ones are stored unshared.
 #[derive(Debug)]
 pub(super) struct Interner {
     strings: HashSet<Arc<str>>,
+    /// Their bytes, at most [`MAX_INTERNED_TEXT_BYTES`].
+    string_bytes: usize,
     /// By the addresses of the interned key, unit and threshold: an interned text is never
     /// freed (the set holds it), so its address names it for the life of the registry.
     descs: HashMap<(usize, usize, usize), Arc<Desc>>,
@@ -106,6 +112,7 @@ impl Default for Interner {
     fn default() -> Self {
         Interner {
             strings: HashSet::new(),
+            string_bytes: 0,
             descs: HashMap::new(),
             schemas: HashSet::new(),
             sweep_at: 1_024,
@@ -122,7 +129,10 @@ impl Interner {
             return (a.clone(), true);
         }
         let a: Arc<str> = Arc::from(s);
-        if self.strings.len() < MAX_INTERNED {
+        if self.strings.len() < MAX_INTERNED
+            && self.string_bytes + s.len() <= MAX_INTERNED_TEXT_BYTES
+        {
+            self.string_bytes += s.len();
             self.strings.insert(a.clone());
             return (a, true);
         }
@@ -724,12 +734,6 @@ impl DoubleEndedIterator for Iter<'_> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
-
-/// `a != b`, without calling memcmp for two empty strings (see [`super::differs`]).
-#[inline]
-fn differs(a: &str, b: &str) -> bool {
-    super::differs(a, b)
-}
 
 impl<'a> IntoIterator for &'a Readings {
     type Item = Reading<'a>;

@@ -941,3 +941,30 @@ fn readings_in_shared_schemas_match_a_plain_model() {
         r.interned.schemas()
     );
 }
+
+/// The largest hostile form of interned texts: distinct texts of the longest length a
+/// heartbeat may carry. The table never frees them, so it stops sharing new ones at its
+/// byte cap: what it holds stays bounded, and texts beyond still work (unshared).
+#[test]
+fn interned_texts_stop_at_their_byte_cap() {
+    use readings::MAX_INTERNED_TEXT_BYTES;
+    let mut i = Interner::default();
+    let n = MAX_INTERNED_TEXT_BYTES / crate::text::MAX_TEXT + 100;
+    let mut shared = 0;
+    for k in 0..n {
+        let t = format!("{k:0width$}", width = crate::text::MAX_TEXT);
+        let (a, is_shared) = i.text(&t);
+        assert_eq!(&*a, t.as_str());
+        shared += usize::from(is_shared);
+    }
+    assert_eq!(shared, MAX_INTERNED_TEXT_BYTES / crate::text::MAX_TEXT);
+    assert!(
+        !i.text(&"x".repeat(crate::text::MAX_TEXT)).1,
+        "over the cap: unshared"
+    );
+    // Texts interned before the cap stay shared.
+    assert!(
+        i.text(&format!("{:0width$}", 0, width = crate::text::MAX_TEXT))
+            .1
+    );
+}
