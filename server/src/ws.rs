@@ -288,15 +288,16 @@ fn build(state: &State) -> ByteString {
             (chunk, end, reg.slots())
         };
         for s in &chunk {
-            match serde_json::to_vec(s) {
-                Ok(json) => {
-                    if !first {
-                        out.push(b',');
-                    }
-                    first = false;
-                    out.extend_from_slice(&json);
+            let mark = out.len();
+            if !first {
+                out.push(b',');
+            }
+            match serde_json::to_writer(&mut out, s) {
+                Ok(()) => first = false,
+                Err(e) => {
+                    out.truncate(mark);
+                    tracing::warn!(host = %s.name, "left out of the WebSocket snapshot: {e}");
                 }
-                Err(e) => tracing::warn!(host = %s.name, "left out of the WebSocket snapshot: {e}"),
             }
         }
         if end >= slots {
